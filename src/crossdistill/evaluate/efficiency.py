@@ -1,0 +1,53 @@
+"""What a model costs: parameters, FLOPs (``torch.utils.flop_counter``), CPU latency, size on disk."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def example_inputs(model: nn.Module, shapes: dict[str, tuple[int, ...]], batch: int) -> dict[str, Tensor]:
+    return {m: torch.randn(batch, *shapes[m]) for m in model.modalities}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> int:
+    """FLOPs of one forward pass on one sample (a multiply-add counts as 2)."""
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(example_inputs(model, shapes, 1))
+    return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, shapes: dict[str, tuple[int, ...]], batch: int, repeats: int) -> float:
+    """Median wall time (ms) of a CPU forward pass at ``batch``, after warm-up."""
+    model = model.cpu().eval()
+    inputs = example_inputs(model, shapes, batch)
+    for _ in range(3):
+        model(inputs)
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        model(inputs)
+        times.append((time.perf_counter() - tic) * 1000.0)
+    return statistics.median(times)
+
+
+def efficiency(model: nn.Module, shapes: dict[str, tuple[int, ...]], weights: Path, repeats: int) -> dict:
+    return {
+        "params": count_params(model),
+        "flops": count_flops(model, shapes),
+        "latency_ms": {"batch1": latency_ms(model, shapes, 1, repeats),
+                       "batch64": latency_ms(model, shapes, 64, max(3, repeats // 3))},
+        "size_bytes": weights.stat().st_size if weights.is_file() else None,
+    }

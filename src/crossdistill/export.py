@@ -1,0 +1,103 @@
+"""Export a trained model of a run directory: ONNX (checked against PyTorch with onnxruntime) and safetensors.
+
+Reads ``config.yaml``, ``data_info.json`` and the model's ``best.safetensors``; never imports training code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from crossdistill import config
+from crossdistill.checkpoint import load_weights
+from crossdistill.data.batch import DataInfo, ModalitySpec
+from crossdistill.models import build_model
+from crossdistill.models.fusion import MultiModalModel
+
+PARITY_TOLERANCE = 1e-4
+
+
+class ParityError(RuntimeError):
+    """onnxruntime's logits differ from PyTorch's by more than the tolerance."""
+
+
+class LogitsOnly(nn.Module):
+    """Positional modality tensors (in ``model.modalities`` order) -> logits: the deployable signature."""
+
+    def __init__(self, model: MultiModalModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.model(dict(zip(self.model.modalities, inputs, strict=True))).logits
+
+
+def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed: int | None = None) -> tuple:
+    """(model, DataInfo, weights path) of a trained model in ``run_dir``; ``seed`` None takes the first seed."""
+    exp = config.load(run_dir / "config.yaml")
+    raw = json.loads((run_dir / "data_info.json").read_text())
+    info = DataInfo(num_samples={}, num_classes=raw["num_classes"], class_names=raw["class_names"],
+                    modalities={m: ModalitySpec(tuple(s)) for m, s in raw["modalities"].items()})
+    runs = sorted((run_dir / "models" / model).glob(f"fold{fold}*"))
+    if seed is not None:
+        runs = [r for r in runs if r.name == f"fold{fold}-seed{seed}"]
+    if not runs:
+        known = ", ".join(sorted(p.name for p in (run_dir / "models").iterdir())) if (run_dir / "models").is_dir() \
+            else "none"
+        raise FileNotFoundError(f"no trained {model!r} (fold {fold}, seed {seed}) in {run_dir}; models: {known}")
+    spec = exp.teacher_spec(model) if (model == "teacher" or model in exp.extra_teachers) else exp.student
+    net = build_model(spec, info, role=model)
+    weights = runs[0] / "checkpoints" / "best.safetensors"
+    load_weights(net, weights)
+    return net.eval(), info, weights
+
+
+def onnx_parity(path: Path, model: MultiModalModel, inputs: list[Tensor]) -> float:
+    """Max absolute difference between onnxruntime's and PyTorch's logits on ``inputs``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {name: x.numpy() for name, x in zip(model.modalities, inputs, strict=True)}
+    (ours,) = session.run(["logits"], feed)
+    with torch.no_grad():
+        theirs = LogitsOnly(model)(*inputs).numpy()
+    return float(np.abs(ours - theirs).max())
+
+
+def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
+    """Write ``path`` with a dynamic batch axis; returns the parity error (raises above tolerance)."""
+    inputs = [torch.randn(4, *info.modalities[m].shape) for m in model.modalities]
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.onnx.export(LogitsOnly(model), tuple(inputs), str(path), input_names=list(model.modalities),
+                      output_names=["logits"], dynamic_shapes=[{0: batch} for _ in inputs],
+                      external_data=False, dynamo=True, verbose=False)
+    probe = [torch.randn(16, *info.modalities[m].shape) for m in model.modalities]
+    error = onnx_parity(path, model, probe)
+    if error > PARITY_TOLERANCE:
+        raise ParityError(f"{path}: onnxruntime differs from PyTorch by {error:.2e} > {PARITY_TOLERANCE}")
+    return error
+
+
+def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: int = 0,
+           seed: int | None = None) -> dict:
+    """Export into ``run_dir/export/``; returns what was written and the ONNX parity error."""
+    unknown = sorted(set(formats) - {"onnx", "safetensors"})
+    if unknown:
+        raise ValueError(f"unknown export format {', '.join(unknown)}; available: onnx, safetensors")
+    net, info, weights = load_run_model(Path(run_dir), model, fold, seed)
+    out = Path(run_dir) / "export"
+    out.mkdir(exist_ok=True)
+    written: dict = {"model": model, "modalities": net.modalities}
+    if "safetensors" in formats:
+        shutil.copy(weights, out / f"{model}.safetensors")
+        written["safetensors"] = str(out / f"{model}.safetensors")
+    if "onnx" in formats:
+        written["onnx_max_abs_diff"] = to_onnx(net, info, out / f"{model}.onnx")
+        written["onnx"] = str(out / f"{model}.onnx")
+    (out / f"{model}.json").write_text(json.dumps(written, indent=1))
+    return written

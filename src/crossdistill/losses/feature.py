@@ -1,0 +1,18 @@
+"""Feature-consistency losses."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from crossdistill.data.batch import Batch
+from crossdistill.losses.base import register_loss
+
+
+@register_loss("feature_mse", reads="embed", adapter=True)
+def feature_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    """Feature consistency 1/2 ||f^T - A(f^S)||^2, the student's feature mapped by a learned adapter A into the
+    teacher's space (the hint loss of FitNets, Romero et al. 2015, eq. 3; the original design's L_cons).
+
+    student: A(f^S), teacher: f^T, same shape (B, ...). Mean over the batch of the per-sample squared norm.
+    """
+    return 0.5 * (teacher - student).pow(2).flatten(1).sum(dim=1).mean()

@@ -1,0 +1,51 @@
+"""Encoders by name and ``build_model``: a ``ModelSpec`` + ``DataInfo`` -> ``MultiModalModel``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from crossdistill.config import ConfigError, ModelSpec
+from crossdistill.data.batch import DataInfo
+from crossdistill.models.conv import image_cnn, spec_cnn
+from crossdistill.models.fusion import MultiModalModel
+from crossdistill.models.outputs import Outputs
+from crossdistill.models.vector import mlp
+from crossdistill.registry import Registry
+
+ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
+ENCODERS.register("image_cnn")(image_cnn)
+ENCODERS.register("spec_cnn")(spec_cnn)
+ENCODERS.register("mlp")(mlp)
+
+
+def check_modalities(spec: ModelSpec, info: DataInfo, role: str) -> None:
+    """Stop before training when a model reads a modality the data set lacks."""
+    for modality in spec.modalities:
+        if modality not in info.modalities:
+            raise ConfigError(f"{role} reads modality {modality!r} but the dataset has: "
+                              f"{', '.join(sorted(info.modalities))}")
+
+
+def build_encoder(modality: str, spec: ModelSpec, info: DataInfo, role: str) -> nn.Module:
+    encoder_spec = spec.encoders[modality]
+    builder = ENCODERS.get(encoder_spec.name)
+    allowed = [p for p in inspect.signature(builder).parameters if p != "in_shape"]
+    unknown = sorted(set(encoder_spec.kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{role}.encoders.{modality}: encoder {encoder_spec.name!r} has no option "
+                          f"{', '.join(unknown)}; its options: {', '.join(allowed)}")
+    return builder(info.modalities[modality].shape, **encoder_spec.kwargs)
+
+
+def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> MultiModalModel:
+    """A randomly initialised model over ``spec``'s modalities; ``role`` ("teacher", "student") names it in
+    error messages."""
+    check_modalities(spec, info, role)
+    encoders = {m: build_encoder(m, spec, info, role) for m in spec.modalities}
+    return MultiModalModel(encoders, info.num_classes, spec.fusion, spec.embed_dim, spec.dropout)
+
+
+__all__ = ["ENCODERS", "MultiModalModel", "Outputs", "build_model", "check_modalities"]

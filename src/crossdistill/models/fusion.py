@@ -1,0 +1,60 @@
+"""A model over one or several modalities: per-modality encoders, a fusion, a classification head."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from crossdistill.data.batch import Batch
+from crossdistill.models.outputs import Outputs
+
+
+class ConcatFusion(nn.Module):
+    """Concatenate the encoders' embeddings, project to ``embed_dim``."""
+
+    def __init__(self, dims: list[int], embed_dim: int) -> None:
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(sum(dims), embed_dim), nn.ReLU())
+
+    def forward(self, embeds: list[Tensor]) -> Tensor:
+        return self.project(torch.cat(embeds, dim=1))  # (B, embed_dim)
+
+
+class GatedFusion(nn.Module):
+    """Project each embedding to ``embed_dim``, sum them weighted by softmax gates computed from all of them
+    (a gated multimodal unit in the spirit of Arevalo et al. 2017)."""
+
+    def __init__(self, dims: list[int], embed_dim: int) -> None:
+        super().__init__()
+        self.projections = nn.ModuleList(nn.Linear(d, embed_dim) for d in dims)
+        self.gate = nn.Linear(sum(dims), len(dims))
+
+    def forward(self, embeds: list[Tensor]) -> Tensor:
+        gates = torch.softmax(self.gate(torch.cat(embeds, dim=1)), dim=1)  # (B, M)
+        projected = torch.stack([p(e) for p, e in zip(self.projections, embeds, strict=True)], dim=1)  # (B,M,D)
+        return torch.relu((gates.unsqueeze(-1) * projected).sum(dim=1))  # (B, embed_dim)
+
+
+FUSIONS = {"concat": ConcatFusion, "gated": GatedFusion}
+
+
+class MultiModalModel(nn.Module):
+    """``Batch`` (or a dict of modality tensors) -> ``Outputs``. Reads exactly ``self.modalities``."""
+
+    def __init__(self, encoders: dict[str, nn.Module], num_classes: int, fusion: str = "concat",
+                 embed_dim: int = 64, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.modalities = list(encoders)
+        self.encoders = nn.ModuleDict(encoders)
+        self.fusion = FUSIONS[fusion]([e.out_dim for e in encoders.values()], embed_dim)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, num_classes))
+
+    def forward(self, batch: Batch | dict[str, Tensor]) -> Outputs:
+        inputs = batch.inputs if isinstance(batch, Batch) else batch
+        embeds, feats = [], {}
+        for name in self.modalities:
+            embed, encoder_feats = self.encoders[name](inputs[name])
+            embeds.append(embed)
+            feats.update({f"{name}.{k}": v for k, v in encoder_feats.items()})
+        fused = self.fusion(embeds)  # (B, embed_dim)
+        return Outputs(logits=self.head(fused), embed=fused, feats=feats)

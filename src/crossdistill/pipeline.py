@@ -1,0 +1,149 @@
+"""The whole run, in the mission's order: data -> teacher -> student -> knowledge transfer -> student
+optimisation -> evaluation -> report. Every stage writes into the run directory, the contract between them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from crossdistill.checkpoint import load_weights
+from crossdistill.config import ConfigError, Experiment, ModelSpec, TermSpec, dump
+from crossdistill.data import FoldData, open_dataset
+from crossdistill.data.loader import BatchLoader
+from crossdistill.data.sources import cache_root
+from crossdistill.data.splits import label_budget_mask
+from crossdistill.distill import CacheRefused, Distiller, TeacherCache, resolve_terms
+from crossdistill.evaluate import modality_ablation
+from crossdistill.evaluate.predict import predict_logits
+from crossdistill.models import build_model, check_modalities
+from crossdistill.models.fusion import MultiModalModel
+from crossdistill.plans import StudentPlan, student_plans
+from crossdistill.results import ResultsBook
+from crossdistill.runtime import resolve_device, seed_everything
+from crossdistill.train import fit
+
+log = logging.getLogger("crossdistill")
+
+
+def prepare_run_dir(exp: Experiment, out: Path) -> Path:
+    """``out/<name>/`` with ``config.yaml``. Finished fits are resumed only under an identical config; a
+    changed config starts the models afresh (the old config is kept as ``config.previous.yaml``)."""
+    run_dir = out / exp.name
+    text = dump(exp)
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file() and config_path.read_text() != text:
+        log.warning("config of %s changed: training its models afresh", run_dir)
+        shutil.copy(config_path, run_dir / "config.previous.yaml")
+        shutil.rmtree(run_dir / "models", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text)
+    return run_dir
+
+
+def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
+    """Everything that can be checked before training: modalities, encoders, checkpoints, loss outputs."""
+    info = fold.info
+    for name in ["teacher", *exp.extra_teachers]:
+        spec = exp.teacher_spec(name)
+        model = build_model(spec, info, role=name)
+        if spec.checkpoint:
+            load_weights(model, Path(spec.checkpoint))
+    check_modalities(exp.student, info, "student")
+    student = build_model(exp.student, info, "student")
+    outputs = student.eval()(fold["train"].batch(torch.arange(2)))
+    for plan in plans:
+        for term in plan.terms:
+            outputs.read(term.reads)  # a term reading an output the student lacks fails here
+
+
+def _loaders(exp: Experiment, fold: FoldData, spec_train: dict, labeled: Tensor | None, only_labeled: bool,
+             seed: int) -> tuple[BatchLoader, BatchLoader]:
+    cfg = exp.train_for(spec_train)
+    train = BatchLoader(fold["train"], cfg.batch_size, shuffle=True, seed=seed, labeled=labeled,
+                        augment=exp.data.augment, only_labeled=only_labeled)
+    return train, BatchLoader(fold["val"], 256)
+
+
+def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) -> MultiModalModel:
+    """Load ``checkpoint`` or train on every training label; frozen afterwards."""
+    spec: ModelSpec = exp.teacher_spec(name)
+    seed_everything(exp.seeds[0])
+    model = build_model(spec, fold.info, role=name)
+    if spec.checkpoint:
+        load_weights(model, Path(spec.checkpoint))
+        return model.eval()
+    train, val = _loaders(exp, fold, spec.train, None, False, exp.seeds[0])
+    distiller = Distiller(model, None, resolve_terms([TermSpec(loss="ce")]))
+    cfg = exp.train_for(spec.train)
+    fit(distiller, train, val, fold["val"].target, cfg, run_dir / "models" / name / f"fold{fold.fold}",
+        resolve_device(cfg.device), label=f"{name} fold {fold.fold}")
+    return model.cpu().eval()
+
+
+def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teacher: MultiModalModel | None,
+                  probe_rows: Tensor) -> Distiller:
+    student = build_model(exp.student, fold.info, role="student")
+    distiller = Distiller(student, teacher, plan.terms, probe=fold["train"].batch(probe_rows))
+    if teacher is not None and exp.distill.cache:
+        try:
+            distiller.use_teacher_source(TeacherCache.open(
+                teacher, fold["train"], split="train", data_fingerprint=fold.fingerprint,
+                reads=distiller.teacher_reads(), root=cache_root() / "teacher_outputs",
+                augmented=set(exp.data.augment)))
+        except CacheRefused as why:
+            log.info("%s: teacher runs online (%s)", plan.name, why)
+    return distiller
+
+
+def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teacher: MultiModalModel | None,
+                  selector: MultiModalModel, seed: int, model_dir: Path) -> MultiModalModel:
+    """Train one student. ``teacher`` feeds the distillation terms (None: trained alone, on its labelled
+    share only); ``selector`` labels the validation split when selection is by agreement with the teacher."""
+    seed_everything(seed)
+    labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, seed))
+    train, val = _loaders(exp, fold, plan.train, labeled, teacher is None, seed)
+    cfg = exp.train_for(plan.train)
+    if cfg.select_on == "teacher":
+        val_targets = predict_logits(selector, val).argmax(dim=1)
+    else:
+        val_targets = fold["val"].target
+    distiller = distiller_for(exp, plan, fold, teacher, torch.arange(min(8, len(fold["train"]))))
+    result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
+                 label=f"{plan.name} fold {fold.fold} seed {seed}")
+    summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum())}
+    (model_dir / "fit.json").write_text(json.dumps(summary))
+    return distiller.student.cpu().eval()
+
+
+def run(exp: Experiment, out: Path, full: bool = False) -> Path:
+    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
+    plans = student_plans(exp, full)
+    dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
+    if exp.data.folds > dataset.num_folds:
+        raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} speakers")
+    validate(exp, dataset.fold(0), plans)
+    run_dir = prepare_run_dir(exp, out)
+    book = ResultsBook(exp, run_dir)
+    for fold_id in range(exp.data.folds):
+        fold = dataset.fold(fold_id)
+        book.add_fold(fold)
+        needed = ["teacher", *sorted({p.teacher for p in plans if p.teacher and p.teacher != "teacher"})]
+        teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
+        for name, teacher in teachers.items():
+            ablation = (modality_ablation(teacher, fold["test"], fold.info.num_classes)
+                        if exp.evaluate.modality_ablation and len(teacher.modalities) > 1 else None)
+            book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
+        for plan in plans:
+            teacher = teachers[plan.teacher] if plan.teacher else None
+            for seed in plan.seeds:
+                model_dir = run_dir / "models" / plan.name / f"fold{fold_id}-seed{seed}"
+                student = train_student(exp, plan, fold, teacher, teacher or teachers["teacher"], seed, model_dir)
+                book.record(plan.name, exp.student, student, fold, seed, plan=plan)
+    book.write()
+    return run_dir

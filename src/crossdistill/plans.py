@@ -1,0 +1,52 @@
+"""The student runs of an experiment: the baseline, the distilled student and any named variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crossdistill.config import ConfigError, Experiment, TermSpec
+from crossdistill.distill.distiller import Term, resolve_terms
+
+
+@dataclass
+class StudentPlan:
+    name: str
+    labels: float  # share of training labels the student may use
+    terms: list[Term]
+    teacher: str | None  # None: trained alone
+    seeds: list[int]
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_teacher(self) -> bool:
+        return any(t.loss.needs_teacher for t in self.terms)
+
+
+def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
+    """Baseline (task loss only, same label budget), distilled, then the variants in config order.
+    ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list."""
+    plans = [StudentPlan("baseline", exp.student_labels, resolve_terms([TermSpec(loss="ce")]), None, exp.seeds),
+             StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", exp.seeds)]
+    for name, variant in exp.variants.items():
+        terms = resolve_terms(variant.terms) if variant.terms is not None else plans[1].terms
+        plan = StudentPlan(
+            name=name,
+            labels=exp.student_labels if variant.student_labels is None else variant.student_labels,
+            terms=terms, teacher=variant.teacher or "teacher",
+            seeds=exp.seeds if (full or variant.seeds is None) else variant.seeds,
+            train=variant.train,
+        )
+        if plan.teacher is not None:
+            exp.teacher_spec(plan.teacher)  # unknown teacher name -> ConfigError now
+        plans.append(plan)
+    for plan in plans:
+        if not plan.needs_teacher:
+            plan.teacher = None
+        uses_labels = any(t.name.startswith("ce") for t in plan.terms)
+        if plan.labels == 0 and uses_labels and not plan.needs_teacher:
+            raise ConfigError(f"student run {plan.name!r} has no labels (student_labels: 0) and no teacher "
+                              "term: it has nothing to learn from")
+    if exp.student_labels == 0:
+        plans = [p for p in plans if p.name != "baseline"]  # no labels: nothing to train alone
+    return plans

@@ -1,0 +1,71 @@
+"""Report of a run directory: ``report.md``, ``report.html`` (self-contained), ``results.csv``, plots.
+
+Reads ``results.json`` and ``models/*/*/metrics.jsonl`` only; never imports training code.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from crossdistill.report.plots import accuracy_vs_latency, confusion_matrices, training_curves
+from crossdistill.report.tables import csv_text, markdown, rows, verdicts
+
+
+def _header(results: dict) -> list[str]:
+    folds = "; ".join(f"fold {f['fold']}: {f['description']}" for f in results["folds"])
+    return [f"# crossdistill report: {results['name']}", "",
+            f"Dataset `{results['dataset']}` ({folds}). Test accuracy and macro-F1 in %, mean ± std over "
+            f"seeds {results['seeds']} x {len(results['folds'])} fold(s). Model selection on the validation "
+            f"split ({'labels' if results['select_on'] == 'labels' else 'agreement with the teacher'}); "
+            "the test split is used only for the numbers below.", ""]
+
+
+def _ablation(results: dict) -> list[str]:
+    lines = []
+    for name, m in results["models"].items():
+        for modality, score in m.get("modality_ablation", {}).items():
+            lines.append(f"- `{name}` without `{modality}` (zeroed): {score['accuracy'] * 100:.1f}% accuracy")
+    return ["## What each modality carries", "", *lines, ""] if lines else []
+
+
+def build(run_dir: Path) -> dict[str, Path]:
+    """Write the report of ``run_dir`` into ``run_dir/report/``; returns the paths written."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise FileNotFoundError(f"{results_path} not found: is {run_dir} a finished crossdistill run?")
+    results = json.loads(results_path.read_text())
+    out = run_dir / "report"
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    plots = {
+        "Training curves (validation)": training_curves(run_dir, results, out / "plots" / "curves.png"),
+        "Accuracy vs latency": accuracy_vs_latency(results, out / "plots" / "accuracy_latency.png"),
+        "Confusion matrices (summed over seeds and folds)": confusion_matrices(results,
+                                                                               out / "plots" / "confusion.png"),
+    }
+    notes = [f"- {line}" for line in verdicts(results)]
+    md = [*_header(results), markdown(results), "", "## Does distillation help?", "", *notes, "",
+          *_ablation(results), *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    (out / "results.csv").write_text(csv_text(results))
+    (out / "report.html").write_text(_html(results, notes, plots))
+    return {"markdown": out / "report.md", "html": out / "report.html", "csv": out / "results.csv"}
+
+
+def _html(results: dict, notes: list[str], plots: dict[str, Path]) -> str:
+    table = rows(results)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r.values()) + "</tr>" for r in table)
+    images = "".join(
+        f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
+        f"src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'/>" for title, p in plots.items())
+    intro = "".join(f"<p>{html.escape(line.lstrip('# '))}</p>" for line in _header(results) if line)
+    verdict = "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes)
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
+            f"<style>{style}</style></head><body>{intro}<table><tr>{head}</tr>{body}</table>"
+            f"<h2>Does distillation help?</h2><ul>{verdict}</ul>{images}</body></html>")

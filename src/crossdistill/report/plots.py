@@ -1,0 +1,66 @@
+"""Plots of a run directory: training curves, accuracy vs latency, confusion matrices (PNG, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _curves(run_dir: Path, name: str) -> list[list[dict]]:
+    files = sorted((run_dir / "models" / name).glob("*/metrics.jsonl"))
+    return [[json.loads(line) for line in f.read_text().splitlines() if line.strip()] for f in files]
+
+
+def training_curves(run_dir: Path, results: dict, path: Path) -> Path:
+    """Validation score per epoch, one line per (fold, seed), one panel per model."""
+    names = list(results["models"])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for history in _curves(run_dir, name):
+            ax.plot([r["epoch"] for r in history], [r["val_score"] for r in history], alpha=0.7)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+    axes[0][0].set_ylabel("validation score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_latency(results: dict, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, m in results["models"].items():
+        acc = m["metrics"]["accuracy"]
+        ax.errorbar(m["latency_ms"]["batch1"], acc["mean"] * 100, yerr=acc["std"] * 100, fmt="o", capsize=3)
+        ax.annotate(name, (m["latency_ms"]["batch1"], acc["mean"] * 100), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrices(results: dict, path: Path) -> Path:
+    names = list(results["models"])
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        matrix = np.array(results["models"][name]["confusion"], dtype=float)
+        ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(1), cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,70 @@
+"""``results.json`` -> tables (markdown, CSV) and plain-language verdicts. Reads files only."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+COLUMNS = ["model", "modalities", "teacher", "labels", "accuracy", "macro_f1", "params", "MFLOPs",
+           "latency b1 (ms)", "latency b64 (ms)"]
+
+
+def pm(stat: dict, scale: float = 100.0) -> str:
+    return f"{stat['mean'] * scale:.1f} ± {stat['std'] * scale:.1f}"
+
+
+def rows(results: dict) -> list[dict[str, str]]:
+    out = []
+    for name, m in results["models"].items():
+        out.append({
+            "model": name,
+            "modalities": "+".join(m["modalities"]),
+            "teacher": m.get("teacher") or "-",
+            "labels": "all" if m["role"] == "teacher" else f"{m['student_labels']:.0%}",
+            "accuracy": pm(m["metrics"]["accuracy"]),
+            "macro_f1": pm(m["metrics"]["macro_f1"]),
+            "params": f"{m['params']:,}",
+            "MFLOPs": f"{m['flops'] / 1e6:.2f}",
+            "latency b1 (ms)": f"{m['latency_ms']['batch1']:.2f}",
+            "latency b64 (ms)": f"{m['latency_ms']['batch64']:.2f}",
+        })
+    return out
+
+
+def markdown(results: dict) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows(results)]
+    return "\n".join(lines)
+
+
+def csv_text(results: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows(results))
+    return buffer.getvalue()
+
+
+def verdicts(results: dict) -> list[str]:
+    """For each distilled student, compared with the student trained alone on the same label budget: helps,
+    hurts, or no clear difference (the gap is within one pooled standard deviation)."""
+    models = results["models"]
+    alone = {m["student_labels"]: name for name, m in models.items()
+             if m["role"] == "student" and not m.get("teacher")}
+    lines = []
+    for name, m in models.items():
+        if m["role"] != "student" or not m.get("teacher"):
+            continue
+        reference = alone.get(m["student_labels"])
+        ours = m["metrics"]["accuracy"]
+        if reference is None:
+            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {pm(ours)} accuracy; no student trained "
+                         "alone on this budget to compare with.")
+            continue
+        theirs = models[reference]["metrics"]["accuracy"]
+        gap = (ours["mean"] - theirs["mean"]) * 100
+        spread = ((ours["std"] ** 2 + theirs["std"] ** 2) / 2) ** 0.5 * 100
+        word = "helps" if gap > spread else "hurts" if gap < -spread else "makes no clear difference"
+        lines.append(f"`{name}` vs `{reference}` ({m['student_labels']:.0%} labels): distillation {word} "
+                     f"({gap:+.1f} points; {pm(ours)} vs {pm(theirs)}).")
+    return lines

@@ -1,0 +1,95 @@
+"""Collects per-(fold, seed) evaluations into ``results.json``: mean ± std over seeds x folds per model."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from crossdistill.checkpoint import save_weights
+from crossdistill.config import Experiment, ModelSpec
+from crossdistill.data.batch import FoldData
+from crossdistill.evaluate import evaluate_split
+from crossdistill.evaluate.efficiency import efficiency
+from crossdistill.plans import StudentPlan
+
+
+def summarize(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value) and the values themselves."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "per_seed": values}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
+
+
+class ResultsBook:
+    def __init__(self, exp: Experiment, run_dir: Path) -> None:
+        self.exp, self.run_dir = exp, run_dir
+        self.folds: list[dict] = []
+        self.models: dict[str, dict] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def add_fold(self, fold: FoldData) -> None:
+        self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
+        self.shapes = {m: spec.shape for m, spec in fold.info.modalities.items()}
+        info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
+                "modalities": {m: list(s.shape) for m, s in fold.info.modalities.items()}}
+        write_json(self.run_dir / "data_info.json", info)
+
+    def record(self, name: str, spec: ModelSpec, model: nn.Module, fold: FoldData, seed: int | None,
+               plan: StudentPlan | None = None, ablation: dict | None = None) -> None:
+        """Evaluate ``model`` on the fold's test split and file the scores under ``name``."""
+        report = evaluate_split(model, fold["test"], fold.info.num_classes)
+        model_dir = self.run_dir / "models" / name / (f"fold{fold.fold}" if seed is None
+                                                      else f"fold{fold.fold}-seed{seed}")
+        weights = model_dir / "checkpoints" / "best.safetensors"
+        if not weights.is_file():  # a teacher loaded from a checkpoint
+            save_weights(model.state_dict(), weights)
+        write_json(model_dir / "eval.json", {**report, "ablation": ablation, "seed": seed, "fold": fold.fold})
+        entry = self.models.setdefault(name, {
+            "role": "student" if plan else "teacher", "modalities": list(spec.modalities),
+            "runs": [], "confusion": np.zeros((fold.info.num_classes,) * 2, dtype=int), "model": model,
+            "weights": weights, "ablation": [],
+            **({"teacher": plan.teacher, "student_labels": plan.labels,
+                "terms": [{"term": t.name, "weight": t.weight, **t.kwargs} for t in plan.terms]}
+               if plan else {}),
+        })
+        entry["runs"].append({"fold": fold.fold, "seed": seed, **report["metrics"]})
+        entry["confusion"] += np.array(report["confusion"])
+        if ablation:
+            entry["ablation"].append(ablation)
+
+    def _model_summary(self, entry: dict) -> dict:
+        metrics = {m: summarize([r[m] for r in entry["runs"]]) for m in ("accuracy", "macro_f1")}
+        by_fold: dict[int, list[float]] = {}
+        for r in entry["runs"]:
+            by_fold.setdefault(r["fold"], []).append(r["accuracy"])
+        cost = efficiency(entry["model"], self.shapes, entry["weights"], self.exp.evaluate.latency_repeats)
+        summary = {k: v for k, v in entry.items() if k not in ("runs", "model", "weights", "confusion", "ablation")}
+        summary |= {**cost, "metrics": metrics, "runs": entry["runs"], "confusion": entry["confusion"].tolist(),
+                    "accuracy_std_within_fold": {str(f): summarize(v)["std"] for f, v in by_fold.items()}}
+        if entry["ablation"]:
+            summary["modality_ablation"] = {
+                m: {"accuracy": statistics.fmean(a[m]["accuracy"] for a in entry["ablation"])}
+                for m in entry["ablation"][0]}
+        return summary
+
+    def write(self) -> dict:
+        models = {name: self._model_summary(entry) for name, entry in self.models.items()}
+        gain = {}
+        if "baseline" in models and "distilled" in models:
+            gain = {m: models["distilled"]["metrics"][m]["mean"] - models["baseline"]["metrics"][m]["mean"]
+                    for m in ("accuracy", "macro_f1")}
+        results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "folds": self.folds,
+                   "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
+                   "student_labels": self.exp.student_labels, "models": models, "gain": gain}
+        write_json(self.run_dir / "results.json", results)
+        return results

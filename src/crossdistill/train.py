@@ -1,0 +1,115 @@
+"""``fit()``: the one training loop. AdamW + warmup/cosine schedule, gradient clipping, model selection on
+validation (labels, or agreement with the teacher), early stopping, ``metrics.jsonl`` per epoch, a resumable
+``last.pt`` and the selected weights in ``best.safetensors``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+from torch import Tensor
+
+from crossdistill.checkpoint import load_state, save_state, save_weights
+from crossdistill.config import TrainConfig
+from crossdistill.data.loader import BatchLoader
+from crossdistill.distill.distiller import Distiller
+from crossdistill.evaluate.predict import predict_logits
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """LR multiplier: linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig,
+                 device: torch.device) -> dict[str, float]:
+    distiller.train()
+    sums: dict[str, float] = {}
+    for batch in loader:
+        losses = distiller(batch.to(device))
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(f"loss became {losses['loss'].item()}; lower train.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(list(distiller.trainable_parameters()), cfg.clip_grad)
+        optimizer.step()
+        scheduler.step()
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+    return {f"train_{k}": v / len(loader) for k, v in sums.items()}
+
+
+def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
+        run_dir: Path, device: torch.device, resume: bool = True, label: str = "") -> FitResult:
+    """Train ``distiller``'s student (+ adapters); keep the student weights of the best validation epoch.
+
+    ``val_targets`` (N_val,) are what validation accuracy is measured against: the labels of a labelled
+    validation split, or the teacher's predictions (selection without labels). No test data is seen here.
+    """
+    distiller.to(device)
+    params = list(distiller.trainable_parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * len(train)
+    schedule = lambda step: warmup_cosine(step, cfg.warmup_epochs * len(train), total)  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    ckpt_dir, metrics_path = run_dir / "checkpoints", run_dir / "metrics.jsonl"
+    start, best_score, best_epoch, best_state, history = 0, -1.0, -1, None, []
+    if resume and (ckpt_dir / "last.pt").is_file():
+        state = load_state(ckpt_dir / "last.pt")
+        distiller.student.load_state_dict(state["student"])
+        distiller.adapters.load_state_dict(state["adapters"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
+        best_state, history = state["best_student"], json.loads(state["history"])
+        torch.set_rng_state(state["rng"])
+        train.generator.set_state(state["loader_rng"])
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    with Progress(transient=True, disable=not cfg.progress) as bar:
+        task = bar.add_task(label or "fit", total=cfg.epochs, completed=start)
+        for epoch in range(start, cfg.epochs):
+            tic = time.perf_counter()
+            row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device)}
+            predictions = predict_logits(distiller.student, val, device).argmax(dim=1)
+            row |= {"val_score": float((predictions == val_targets).float().mean()),
+                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
+            if row["val_score"] > best_score:
+                best_score, best_epoch = row["val_score"], epoch
+                best_state = copy.deepcopy(distiller.student.state_dict())
+            history.append(row)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            save_state({"student": distiller.student.state_dict(), "adapters": distiller.adapters.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
+                        "best_student": best_state, "history": json.dumps(history),
+                        "rng": torch.get_rng_state(), "loader_rng": train.generator.get_state()},
+                       ckpt_dir / "last.pt")
+            bar.update(task, advance=1, description=f"{label} loss {row['train_loss']:.3f} "
+                                                    f"val {row['val_score']:.3f}")
+            if cfg.patience and epoch - best_epoch >= cfg.patience:
+                break
+    distiller.student.load_state_dict(best_state)
+    save_weights(best_state, ckpt_dir / "best.safetensors")
+    return FitResult(best_epoch, best_score, len(history), history)
