@@ -7,7 +7,8 @@ the file. Unknown keys are rejected with the list of valid ones, before anything
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -73,6 +74,8 @@ class TermSpec(Strict):
     loss: str
     weight: float = 1.0
     reads: str | None = Field(None, description="'logits', 'embed' or 'feats.<name>'; default: the loss's own")
+    teacher_reads: str | None = Field(None, description="the teacher's output, when it differs from `reads` "
+                                      "(e.g. feats.image.stage1 for a student reading feats.audio.stage1)")
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -84,6 +87,8 @@ class TrainConfig(Strict):
     warmup_epochs: int = Field(1, ge=0)
     clip_grad: float | None = Field(5.0, gt=0)
     patience: int | None = Field(12, ge=1, description="early stopping on the validation metric")
+    ema: float | None = Field(0.995, gt=0, lt=1, description="decay of an exponential moving average of the "
+                              "weights, which is what gets validated and kept (None: raw weights)")
     select_on: Literal["labels", "teacher"] = Field(
         "labels", description="model selection: validation labels, or agreement with the teacher"
     )
@@ -169,15 +174,31 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     return parsed
 
 
-def _format_error(error: ValidationError, where: str) -> str:
+def _model_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at ``path`` (descending through sub-models and dict values)."""
+    current: Any = model
+    for key in path:
+        if isinstance(current, type) and issubclass(current, BaseModel) and key in current.model_fields:
+            current = current.model_fields[key].annotation
+        elif isinstance(key, str | int) and get_origin(current) in (dict, list):
+            current = get_args(current)[-1]
+        else:
+            return None
+        while get_origin(current) in (Union, UnionType):  # Optional[X] -> X
+            current = next(a for a in get_args(current) if a is not type(None))
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _format_error(error: ValidationError, model: type[BaseModel]) -> str:
     lines = []
     for item in error.errors():
         path = ".".join(str(p) for p in item["loc"])
-        full = f"{where}.{path}" if where and path else (where or path)
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown config key {full!r}")
+            owner = _model_at(model, item["loc"][:-1])
+            valid = f" (valid keys here: {', '.join(owner.model_fields)})" if owner else ""
+            lines.append(f"unknown config key {path!r}{valid}")
         else:
-            lines.append(f"{full}: {item['msg']}")
+            lines.append(f"{path}: {item['msg']}")
     return "; ".join(lines)
 
 
@@ -185,12 +206,8 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], where: str = "") -> A
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        message = _format_error(error, where)
-        if "unknown config key" in message:
-            sub = model
-            fields = ", ".join(sub.model_fields)
-            message += f" (valid keys of {where or 'the experiment'}: {fields})"
-        raise ConfigError(message) from None
+        message = _format_error(error, model)
+        raise ConfigError(f"{where}: {message}" if where else message) from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:

@@ -8,12 +8,14 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from rich.progress import Progress
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel
 
 from crossdistill.checkpoint import load_state, save_state, save_weights
 from crossdistill.config import TrainConfig
@@ -38,9 +40,22 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) so that early averages are not
+    dominated by the random initialisation (the warm-up of TensorFlow's ExponentialMovingAverage)."""
+
+    def update(averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
+        rate = min(decay, (1.0 + float(num_averaged)) / (10.0 + float(num_averaged)))
+        if not averaged.is_floating_point():
+            return current  # e.g. BatchNorm's num_batches_tracked
+        return averaged * rate + current * (1.0 - rate)
+
+    return update
+
+
 def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig,
-                 device: torch.device) -> dict[str, float]:
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig, device: torch.device,
+                 ema: AveragedModel | None) -> dict[str, float]:
     distiller.train()
     sums: dict[str, float] = {}
     for batch in loader:
@@ -53,6 +68,8 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
             torch.nn.utils.clip_grad_norm_(list(distiller.trainable_parameters()), cfg.clip_grad)
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(distiller.student)
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
     return {f"train_{k}": v / len(loader) for k, v in sums.items()}
@@ -71,12 +88,18 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     total = cfg.epochs * len(train)
     schedule = lambda step: warmup_cosine(step, cfg.warmup_epochs * len(train), total)  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    # The moving average (Polyak averaging, as timm's ModelEmaV2) smooths the seed-to-seed noise of small data.
+    ema = (AveragedModel(distiller.student, avg_fn=ema_with_warmup(cfg.ema), use_buffers=True)
+           if cfg.ema else None)
+    evaluated = ema.module if ema is not None else distiller.student
     ckpt_dir, metrics_path = run_dir / "checkpoints", run_dir / "metrics.jsonl"
     start, best_score, best_epoch, best_state, history = 0, -1.0, -1, None, []
     if resume and (ckpt_dir / "last.pt").is_file():
         state = load_state(ckpt_dir / "last.pt")
         distiller.student.load_state_dict(state["student"])
         distiller.adapters.load_state_dict(state["adapters"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
@@ -89,18 +112,19 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         task = bar.add_task(label or "fit", total=cfg.epochs, completed=start)
         for epoch in range(start, cfg.epochs):
             tic = time.perf_counter()
-            row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device)}
-            predictions = predict_logits(distiller.student, val, device).argmax(dim=1)
+            row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema)}
+            predictions = predict_logits(evaluated, val, device).argmax(dim=1)
             row |= {"val_score": float((predictions == val_targets).float().mean()),
                     "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
             if row["val_score"] > best_score:
                 best_score, best_epoch = row["val_score"], epoch
-                best_state = copy.deepcopy(distiller.student.state_dict())
+                best_state = copy.deepcopy(evaluated.state_dict())
             history.append(row)
             run_dir.mkdir(parents=True, exist_ok=True)
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
             save_state({"student": distiller.student.state_dict(), "adapters": distiller.adapters.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else {},
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
                         "best_student": best_state, "history": json.dumps(history),

@@ -28,7 +28,8 @@ class Term:
     name: str
     loss: LossDef
     weight: float
-    reads: str
+    reads: str  # the student's output
+    teacher_reads: str  # the teacher's output
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,7 +45,8 @@ def resolve_terms(specs: list[TermSpec]) -> list[Term]:
         if unknown:
             raise ConfigError(f"loss {spec.loss!r} has no option {', '.join(unknown)}; "
                               f"its options: {', '.join(allowed) or 'none'}")
-        terms.append(Term(name, loss, spec.weight, spec.reads or loss.reads, dict(spec.kwargs)))
+        reads = spec.reads or loss.reads
+        terms.append(Term(name, loss, spec.weight, reads, spec.teacher_reads or reads, dict(spec.kwargs)))
     if not terms:
         raise ConfigError("no loss terms: give at least one (e.g. {loss: ce})")
     return terms
@@ -80,7 +82,7 @@ class Distiller(nn.Module):
         self.student.train(was_training)
         for term in self.terms:
             if term.loss.adapter:
-                self.adapters[term.name] = make_adapter(s_out.read(term.reads), t_out.read(term.reads))
+                self.adapters[term.name] = make_adapter(s_out.read(term.reads), t_out.read(term.teacher_reads))
 
     def use_teacher_source(self, source: TeacherSource) -> None:
         """Take teacher outputs from ``source`` (e.g. a ``TeacherCache``) instead of running the teacher."""
@@ -105,7 +107,8 @@ class Distiller(nn.Module):
             student_value = s_out.read(term.reads)
             if term.name in self.adapters:
                 student_value = self.adapters[term.name](student_value)
-            teacher_value = t_out.read(term.reads) if (t_out is not None and term.loss.needs_teacher) else None
+            needs = t_out is not None and term.loss.needs_teacher
+            teacher_value = t_out.read(term.teacher_reads) if needs else None
             value = term.loss.fn(student_value, teacher_value, batch, **term.kwargs)
             losses[term.name] = value
             total = total + term.weight * value
@@ -114,4 +117,4 @@ class Distiller(nn.Module):
 
     def teacher_reads(self) -> list[str]:
         """The teacher outputs the terms need (the cache stores these, plus logits)."""
-        return sorted({"logits"} | {t.reads for t in self.terms if t.loss.needs_teacher})
+        return sorted({"logits"} | {t.teacher_reads for t in self.terms if t.loss.needs_teacher})

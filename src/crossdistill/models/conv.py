@@ -11,7 +11,7 @@ class ConvEncoder(nn.Module):
     1), global average pooling. Each stage's map is exposed as a feature ``stage<i>``."""
 
     def __init__(self, in_shape: tuple[int, ...], channels: list[int], convs_per_stage: int = 1,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, pool: tuple[int, int] = (1, 1)) -> None:
         super().__init__()
         if len(in_shape) != 3:
             raise ValueError(f"ConvEncoder expects a (C, H, W) input, got shape {tuple(in_shape)}")
@@ -27,23 +27,27 @@ class ConvEncoder(nn.Module):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
-        self.out_dim = width
+        self.pool = tuple(pool)  # final adaptive average pooling grid; (1, 1) is global average pooling
+        self.out_dim = width * self.pool[0] * self.pool[1]
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         feats = {}
         for i, stage in enumerate(self.stages):
             x = stage(x)  # (B, C_i, H_i, W_i)
             feats[f"stage{i}"] = x
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.dropout(x), 1), 1), feats  # (B, C_last)
+        pooled = nn.functional.adaptive_avg_pool2d(self.dropout(x), self.pool)  # (B, C, ph, pw)
+        return torch.flatten(pooled, 1), feats  # (B, C * ph * pw)
 
 
 def image_cnn(in_shape: tuple[int, ...], channels: list[int] | None = None, convs_per_stage: int = 1,
-              dropout: float = 0.0) -> ConvEncoder:
-    """Small CNN for images (default 32-64-128 channels)."""
-    return ConvEncoder(in_shape, channels or [32, 64, 128], convs_per_stage, dropout)
+              dropout: float = 0.0, pool: tuple[int, int] = (1, 1)) -> ConvEncoder:
+    """Small CNN for images (default 32-64-128 channels, global average pooling)."""
+    return ConvEncoder(in_shape, channels or [32, 64, 128], convs_per_stage, dropout, pool)
 
 
 def spec_cnn(in_shape: tuple[int, ...], channels: list[int] | None = None, convs_per_stage: int = 1,
-             dropout: float = 0.0) -> ConvEncoder:
-    """CNN for (1, mels, frames) spectrograms (default 16-32-64 channels); pooling shrinks time and frequency."""
-    return ConvEncoder(in_shape, channels or [16, 32, 64], convs_per_stage, dropout)
+             dropout: float = 0.0, pool: tuple[int, int] = (2, 4)) -> ConvEncoder:
+    """CNN for (1, mels, frames) spectrograms (default 16-32-64 channels). The final map is pooled to a coarse
+    (2 bands x 4 time steps) grid rather than to one vector: a spoken digit is a sequence of sounds, and
+    global averaging would throw their order away."""
+    return ConvEncoder(in_shape, channels or [16, 32, 64], convs_per_stage, dropout, pool)

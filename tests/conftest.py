@@ -1,0 +1,79 @@
+"""Shared fixtures: the real data root (../shared/data), a per-session cache, tiny experiment configs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # deterministic and fast under load (before torch loads)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _data_root() -> Path:
+    root = Path(os.environ.get("CROSSDISTILL_DATA", SHARED_DATA))
+    if not (root / "fsdd" / "recordings").is_dir():
+        pytest.exit(f"tests need the real data sets: FSDD not found under {root} (set CROSSDISTILL_DATA)", 2)
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["CROSSDISTILL_DATA"] = str(_data_root())
+    os.environ["CROSSDISTILL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return _data_root()
+
+
+@pytest.fixture(scope="session")
+def av_fold():
+    """Fold 0 of the real av-digits data (test speaker george, validation speaker jackson)."""
+    from crossdistill.data import open_dataset
+
+    return open_dataset("av-digits", None, {}, 0).fold(0)
+
+
+TINY_CONFIG = """
+data:
+  dataset: av-digits
+  augment:
+    audio: {time_shift: 4, freq_masks: 1, freq_width: 3}
+student_labels: 0.1
+seeds: [0]
+teacher:
+  encoders:
+    image: {name: image_cnn, channels: [16, 32]}
+  embed_dim: 32
+  train: {epochs: 2}
+student:
+  encoders:
+    audio: {name: spec_cnn, channels: [4, 8]}
+  embed_dim: 16
+distill:
+  terms:
+    - {loss: ce}
+    - {loss: kd, kwargs: {temperature: 4.0}}
+train: {epochs: 2, batch_size: 128, progress: false}
+evaluate: {latency_repeats: 3}
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_CONFIG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_config_text() -> str:
+    return TINY_CONFIG

@@ -1,0 +1,97 @@
+"""End to end on the real FSDD files: `crossdistill run` on a tiny config, then report and export."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from crossdistill.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_config_text):
+    folder = tmp_path_factory.mktemp("e2e")
+    (folder / "tiny.yaml").write_text(tiny_config_text)
+    code, output = invoke("run", folder / "tiny.yaml", "--out", folder / "runs", "--set", "train.epochs=3")
+    assert code == 0, output
+    return folder / "runs" / "tiny", output
+
+
+def test_help_lists_the_commands():
+    code, output = invoke("--help")
+    assert code == 0
+    for command in ("run", "report", "export", "list", "fetch"):
+        assert command in output
+
+
+@pytest.mark.parametrize("what,expected", [("datasets", "av-mnist"), ("encoders", "spec_cnn"), ("losses", "soft_mse")])
+def test_list(what, expected):
+    code, output = invoke("list", what)
+    assert code == 0 and expected in output
+
+
+def test_list_unknown_kind():
+    code, output = invoke("list", "gizmos")
+    assert code == 2 and "choose datasets, encoders or losses" in output
+
+
+def test_run_writes_the_run_directory_contract(finished_run):
+    run_dir, output = finished_run
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["dataset"] == "av-digits"
+    assert set(results["models"]) == {"teacher", "baseline", "distilled"}
+    for name, model in results["models"].items():
+        accuracy = model["metrics"]["accuracy"]
+        assert set(accuracy) == {"mean", "std", "per_seed"} and 0.0 <= accuracy["mean"] <= 1.0, name
+        assert model["params"] > 0 and model["flops"] > 0
+        assert set(model["latency_ms"]) == {"batch1", "batch64"}
+        assert "macro_f1" in model["metrics"]
+    assert results["models"]["teacher"]["modalities"] == ["image"]
+    assert results["models"]["distilled"]["modalities"] == ["audio"]
+    assert results["gain"]["accuracy"] == pytest.approx(
+        results["models"]["distilled"]["metrics"]["accuracy"]["mean"]
+        - results["models"]["baseline"]["metrics"]["accuracy"]["mean"])
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").is_file()
+    assert (run_dir / "models" / "distilled" / "fold0-seed0" / "eval.json").is_file()
+    for part in ("report.md", "report.html", "results.csv", "plots/curves.png", "plots/confusion.png"):
+        assert (run_dir / "report" / part).stat().st_size > 0, part
+    assert "base64," in (run_dir / "report" / "report.html").read_text()  # self-contained
+    assert "distilled" in output and "report.html" in output
+
+
+def test_report_rebuilds_from_the_run_directory(finished_run):
+    run_dir, _ = finished_run
+    (run_dir / "report" / "report.md").unlink()
+    code, output = invoke("report", run_dir)
+    assert code == 0, output
+    assert "| distilled | audio | teacher | 10% |" in (run_dir / "report" / "report.md").read_text()
+
+
+def test_export_onnx_matches_pytorch(finished_run):
+    import numpy as np
+    import onnxruntime
+    from safetensors.torch import load_file
+
+    run_dir, _ = finished_run
+    code, output = invoke("export", run_dir, "--format", "onnx", "--format", "safetensors")
+    assert code == 0, output
+    written = json.loads((run_dir / "export" / "distilled.json").read_text())
+    assert written["onnx_max_abs_diff"] <= 1e-4
+    session = onnxruntime.InferenceSession(written["onnx"], providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["audio"]
+    (logits,) = session.run(None, {"audio": np.zeros((5, 1, 32, 63), np.float32)})  # another batch size
+    assert logits.shape == (5, 10)
+    assert load_file(written["safetensors"])
+
+
+def test_export_of_a_missing_model_names_what_exists(finished_run):
+    code, output = invoke("export", finished_run[0], "--model", "ghost")
+    assert code == 2 and "no trained 'ghost'" in output and "distilled" in output

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from crossdistill.config import ConfigError, ModelSpec, TermSpec
+from crossdistill.distill import Distiller, resolve_terms
+from crossdistill.models import build_model
+
+TEACHER = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}},
+                                    "embed_dim": 24})
+STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
+                                    "embed_dim": 6})
+
+
+@pytest.fixture
+def pair(av_fold):
+    torch.manual_seed(0)
+    return build_model(STUDENT, av_fold.info), build_model(TEACHER, av_fold.info)
+
+
+def terms(*specs):
+    return resolve_terms([TermSpec.model_validate(s) for s in specs])
+
+
+def test_returns_named_losses_and_their_weighted_sum(pair, av_fold):
+    student, teacher = pair
+    distiller = Distiller(student, teacher, terms({"loss": "ce", "weight": 0.5}, {"loss": "kd", "weight": 2.0},
+                                                  {"loss": "kd", "weight": 1.0, "kwargs": {"temperature": 1.0}}))
+    batch = av_fold["train"].batch(torch.arange(16))
+    losses = distiller(batch)
+    assert set(losses) == {"loss", "ce", "kd", "kd_2"}
+    expected = 0.5 * losses["ce"] + 2.0 * losses["kd"] + losses["kd_2"]
+    assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_adapter_is_sized_by_probing_and_trained_with_the_student(pair, av_fold):
+    student, teacher = pair
+    probe = av_fold["train"].batch(torch.arange(4))
+    distiller = Distiller(student, teacher, terms({"loss": "feature_mse"}), probe=probe)
+    adapter = distiller.adapters["feature_mse"]
+    assert (adapter.in_features, adapter.out_features) == (6, 24)  # student embed -> teacher embed
+    trainable = {id(p) for p in distiller.trainable_parameters()}
+    assert all(id(p) in trainable for p in adapter.parameters())
+    assert not any(id(p) in trainable for p in teacher.parameters())
+    distiller(av_fold["train"].batch(torch.arange(8)))["loss"].backward()
+    assert adapter.weight.grad is not None
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_feature_map_adapter_between_conv_stages_of_two_modalities(pair, av_fold):
+    student, teacher = pair
+    probe = av_fold["train"].batch(torch.arange(4))
+    maps = terms({"loss": "feature_mse", "reads": "feats.audio.stage1", "teacher_reads": "feats.image.stage1"})
+    distiller = Distiller(student, teacher, maps, probe=probe)
+    adapter = distiller.adapters["feature_mse"]
+    assert (adapter.conv.in_channels, adapter.conv.out_channels) == (8, 16)  # student map -> teacher map
+    assert distiller(probe)["feature_mse"].isfinite()
+    assert distiller.teacher_reads() == ["feats.image.stage1", "logits"]
+
+
+def test_reading_an_output_a_model_lacks_fails_when_built(pair, av_fold):
+    student, teacher = pair
+    probe = av_fold["train"].batch(torch.arange(4))
+    with pytest.raises(KeyError, match="no output 'feats.audio.stage1'; available: logits, embed, feats.image"):
+        Distiller(student, teacher, terms({"loss": "feature_mse", "reads": "feats.audio.stage1"}), probe=probe)
+
+
+def test_teacher_stays_frozen_in_eval_mode(pair):
+    student, teacher = pair
+    distiller = Distiller(student, teacher, terms({"loss": "kd"})).train()
+    assert distiller.student.training and not distiller.teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_terms_needing_a_teacher_without_one_are_refused(pair):
+    with pytest.raises(ConfigError, match="need a teacher"):
+        Distiller(pair[0], None, terms({"loss": "kd"}))
+
+
+def test_unknown_loss_and_loss_option_are_named():
+    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: ce, feature_mse, kd, soft_mse"):
+        terms({"loss": "kdd"})
+    with pytest.raises(ConfigError, match="loss 'kd' has no option temp; its options: temperature"):
+        terms({"loss": "kd", "kwargs": {"temp": 2}})

@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from crossdistill.config import ConfigError, ModelSpec
+from crossdistill.data.batch import Batch, DataInfo, ModalitySpec
+from crossdistill.models import ENCODERS, build_model
+
+INFO = DataInfo(num_samples={}, num_classes=7, modalities={
+    "audio": ModalitySpec((1, 32, 63)), "image": ModalitySpec((1, 8, 8)), "vector": ModalitySpec((20,))})
+INPUT_OF = {"image_cnn": "image", "spec_cnn": "audio", "mlp": "vector"}
+
+
+def batch(size=3):
+    return Batch({m: torch.randn(size, *s.shape) for m, s in INFO.modalities.items()}, torch.zeros(size).long(),
+                 torch.arange(size))
+
+
+@pytest.mark.parametrize("name", ENCODERS.names())
+def test_every_encoder_fits_the_output_contract(name):
+    modality = INPUT_OF[name]
+    model = build_model(ModelSpec.model_validate({"encoders": {modality: {"name": name}}, "embed_dim": 12}), INFO)
+    out = model(batch())
+    assert out.logits.shape == (3, 7) and out.embed.shape == (3, 12)
+    assert out.feats and all(k.startswith(f"{modality}.") for k in out.feats)
+    assert model.modalities == [modality]
+    out.logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("fusion", ["concat", "gated"])
+def test_fusion_of_several_modalities(fusion):
+    spec = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [4, 8]},
+                                                  "audio": {"name": "spec_cnn", "channels": [4]}},
+                                     "fusion": fusion, "embed_dim": 10})
+    model = build_model(spec, INFO).eval()
+    out = model(batch())
+    assert out.logits.shape == (3, 7)
+    assert {"image.stage1", "audio.stage0"} <= set(out.feats)
+    zeroed = batch()
+    zeroed.inputs["image"].zero_()
+    assert not torch.allclose(model(zeroed).logits, out.logits)  # both modalities matter
+
+
+def test_unknown_encoder_and_option_are_named():
+    with pytest.raises(KeyError, match="unknown encoder 'resnet9'; available: image_cnn, mlp, spec_cnn"):
+        build_model(ModelSpec.model_validate({"encoders": {"image": {"name": "resnet9"}}}), INFO)
+    with pytest.raises(ConfigError, match="encoder 'image_cnn' has no option widht; its options: channels"):
+        build_model(ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "widht": 3}}}), INFO)
+
+
+def test_model_reading_a_missing_modality_is_refused():
+    spec = ModelSpec.model_validate({"encoders": {"video": {"name": "image_cnn"}}})
+    with pytest.raises(ConfigError, match="teacher reads modality 'video' but the dataset has: audio, image, vector"):
+        build_model(spec, INFO, role="teacher")

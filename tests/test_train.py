@@ -1,0 +1,68 @@
+import json
+
+import pytest
+import torch
+
+from crossdistill.config import ModelSpec, TermSpec, TrainConfig
+from crossdistill.data.loader import BatchLoader
+from crossdistill.distill import Distiller, resolve_terms
+from crossdistill.models import build_model
+from crossdistill.train import fit, warmup_cosine
+
+STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
+                                    "embed_dim": 8})
+
+
+def small_fit(av_fold, run_dir, epochs, seed=0):
+    torch.manual_seed(seed)
+    subset = av_fold["train"].batch(torch.arange(0, 2000, 8))  # 250 clips
+    from crossdistill.data.batch import SplitData
+
+    data = SplitData(subset.inputs, subset.target, subset.index)
+    distiller = Distiller(build_model(STUDENT, av_fold.info), None, resolve_terms([TermSpec(loss="ce")]))
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=None)
+    train = BatchLoader(data, 16, shuffle=True, seed=seed)
+    val = BatchLoader(av_fold["val"], 256)
+    result = fit(distiller, train, val, av_fold["val"].target, cfg, run_dir, torch.device("cpu"))
+    return distiller, result
+
+
+def test_fit_learns_logs_and_keeps_the_best_validation_epoch(av_fold, tmp_path):
+    distiller, result = small_fit(av_fold, tmp_path, epochs=6)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(6))
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert result.best_score == max(r["val_score"] for r in rows) > 0.15  # better than chance (0.1)
+    assert rows[result.best_epoch]["val_score"] == result.best_score
+    assert (tmp_path / "checkpoints" / "best.safetensors").is_file()
+
+
+def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_path, monkeypatch):
+    import crossdistill.train as train_module
+
+    _, straight = small_fit(av_fold, tmp_path / "straight", epochs=3)
+    real, calls = train_module.predict_logits, []
+
+    def crash_on_third_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "predict_logits", crash_on_third_validation)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        small_fit(av_fold, tmp_path / "resumed", epochs=3)
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(train_module, "predict_logits", real)
+    _, resumed = small_fit(av_fold, tmp_path / "resumed", epochs=3)
+    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert [r["val_score"] for r in rows] == [r["val_score"] for r in straight.history]
+    assert resumed.best_score == straight.best_score
+
+
+def test_warmup_cosine_schedule():
+    assert warmup_cosine(0, 10, 100) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)
+    assert warmup_cosine(55, 10, 100) == pytest.approx(0.5)
+    assert warmup_cosine(100, 10, 100) == pytest.approx(0.0)
