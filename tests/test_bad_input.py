@@ -69,8 +69,8 @@ def test_missing_data_says_how_to_get_it(tiny_config, tmp_path, no_training):
 
 
 def test_teacher_checkpoint_that_does_not_fit(tiny_config, tmp_path, no_training):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     bad = tmp_path / "teacher.safetensors"
     save_file({"encoders.image.stages.0.0.weight": torch.zeros(3, 1, 3, 3)}, str(bad))

@@ -46,10 +46,10 @@ def load_weights(model: nn.Module, path: Path) -> None:
     except Exception as error:  # safetensors raises its own error types
         raise CheckpointMismatchError(f"{path}: not a readable safetensors file ({error})") from None
     expected = model.state_dict()
-    problems = [f"missing {k}" for k in expected if k not in state]
+    problems = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                for k, v in expected.items() if k in state and state[k].shape != v.shape]
     problems += [f"unexpected {k}" for k in state if k not in expected]
-    problems += [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems += [f"missing {k}" for k in expected if k not in state]
     if problems:
         shown = "; ".join(problems[:6]) + (f"; ... {len(problems) - 6} more" if len(problems) > 6 else "")
         raise CheckpointMismatchError(f"checkpoint {path} does not fit the model: {shown}")

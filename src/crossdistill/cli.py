@@ -134,7 +134,9 @@ def fetch(
     data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
 ) -> None:
     """Download a data source from its canonical public URL (sha256-checked) into the data root."""
-    from crossdistill.data.sources import SOURCES, data_root as resolve_root, fetch as fetch_source
+    from crossdistill.data.sources import SOURCES
+    from crossdistill.data.sources import data_root as resolve_root
+    from crossdistill.data.sources import fetch as fetch_source
 
     if name not in SOURCES:
         _fail(ValueError(f"unknown source {name!r}; available: {', '.join(SOURCES)}"))

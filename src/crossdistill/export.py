@@ -6,7 +6,9 @@ Reads ``config.yaml``, ``data_info.json`` and the model's ``best.safetensors``; 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +75,12 @@ def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
     """Write ``path`` with a dynamic batch axis; returns the parity error (raises above tolerance)."""
     inputs = [torch.randn(4, *info.modalities[m].shape) for m in model.modalities]
     batch = torch.export.Dim("batch", min=1, max=4096)
-    torch.onnx.export(LogitsOnly(model), tuple(inputs), str(path), input_names=list(model.modalities),
-                      output_names=["logits"], dynamic_shapes=[{0: batch} for _ in inputs],
-                      external_data=False, dynamo=True, verbose=False)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # it warns about every missing torchvision op
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(LogitsOnly(model).eval(), tuple(inputs), str(path), input_names=list(model.modalities),
+                          output_names=["logits"], dynamic_shapes=(tuple({0: batch} for _ in inputs),),
+                          external_data=False, dynamo=True, verbose=False)
     probe = [torch.randn(16, *info.modalities[m].shape) for m in model.modalities]
     error = onnx_parity(path, model, probe)
     if error > PARITY_TOLERANCE:

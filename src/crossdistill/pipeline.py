@@ -106,13 +106,13 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teacher: M
     """Train one student. ``teacher`` feeds the distillation terms (None: trained alone, on its labelled
     share only); ``selector`` labels the validation split when selection is by agreement with the teacher."""
     seed_everything(seed)
-    labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, seed))
+    # The labelled subset belongs to the data (seeded by data.seed, like the split), not to the training seed:
+    # every seed and every student of a fold sees the same labels, so the seed spread measures training alone.
+    labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, exp.data.seed))
     train, val = _loaders(exp, fold, plan.train, labeled, teacher is None, seed)
     cfg = exp.train_for(plan.train)
-    if cfg.select_on == "teacher":
-        val_targets = predict_logits(selector, val).argmax(dim=1)
-    else:
-        val_targets = fold["val"].target
+    by_teacher = cfg.select_on == "teacher"
+    val_targets = predict_logits(selector, val).argmax(dim=1) if by_teacher else fold["val"].target
     distiller = distiller_for(exp, plan, fold, teacher, torch.arange(min(8, len(fold["train"]))))
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
                  label=f"{plan.name} fold {fold.fold} seed {seed}")

@@ -17,6 +17,7 @@ class StudentPlan:
     teacher: str | None  # None: trained alone
     seeds: list[int]
     train: dict[str, Any] = field(default_factory=dict)
+    select_on: str = "labels"  # model selection: validation labels, or agreement with the teacher
 
     @property
     def needs_teacher(self) -> bool:
@@ -41,6 +42,7 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
             exp.teacher_spec(plan.teacher)  # unknown teacher name -> ConfigError now
         plans.append(plan)
     for plan in plans:
+        plan.select_on = exp.train_for(plan.train).select_on
         if not plan.needs_teacher:
             plan.teacher = None
         uses_labels = any(t.name.startswith("ce") for t in plan.terms)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from crossdistill.report.plots import accuracy_vs_latency, confusion_matrices, training_curves
-from crossdistill.report.tables import csv_text, markdown, rows, verdicts
+from crossdistill.report.tables import compression, csv_text, markdown, rows, spread_within_fold, verdicts
 
 
 def _header(results: dict) -> list[str]:
@@ -47,7 +47,9 @@ def build(run_dir: Path) -> dict[str, Path]:
                                                                                out / "plots" / "confusion.png"),
     }
     notes = [f"- {line}" for line in verdicts(results)]
-    md = [*_header(results), markdown(results), "", "## Does distillation help?", "", *notes, "",
+    spread = [f"- {line}" for line in spread_within_fold(results)]
+    md = [*_header(results), markdown(results), "", compression(results), "", "## Does distillation help?", "",
+          *notes, "", *(["## Seed-to-seed spread on a fixed fold (accuracy std)", "", *spread, ""] if spread else []),
           *_ablation(results), *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "results.csv").write_text(csv_text(results))
@@ -64,8 +66,10 @@ def _html(results: dict, notes: list[str], plots: dict[str, Path]) -> str:
         f"src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'/>" for title, p in plots.items())
     intro = "".join(f"<p>{html.escape(line.lstrip('# '))}</p>" for line in _header(results) if line)
     verdict = "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes)
+    verdict += "".join(f"<li>seed spread, {html.escape(n)}</li>" for n in spread_within_fold(results))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
             f"<style>{style}</style></head><body>{intro}<table><tr>{head}</tr>{body}</table>"
+            f"<p>{html.escape(compression(results))}</p>"
             f"<h2>Does distillation help?</h2><ul>{verdict}</ul>{images}</body></html>")

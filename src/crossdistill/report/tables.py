@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-COLUMNS = ["model", "modalities", "teacher", "labels", "accuracy", "macro_f1", "params", "MFLOPs",
-           "latency b1 (ms)", "latency b64 (ms)"]
+COLUMNS = ["model", "modalities", "teacher", "labels", "selection", "accuracy", "macro_f1", "params", "MFLOPs",
+           "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
 
 
 def pm(stat: dict, scale: float = 100.0) -> str:
@@ -21,12 +21,14 @@ def rows(results: dict) -> list[dict[str, str]]:
             "modalities": "+".join(m["modalities"]),
             "teacher": m.get("teacher") or "-",
             "labels": "all" if m["role"] == "teacher" else f"{m['student_labels']:.0%}",
+            "selection": {"labels": "val labels", "teacher": "teacher agr."}.get(m.get("select_on", "labels")),
             "accuracy": pm(m["metrics"]["accuracy"]),
             "macro_f1": pm(m["metrics"]["macro_f1"]),
             "params": f"{m['params']:,}",
             "MFLOPs": f"{m['flops'] / 1e6:.2f}",
             "latency b1 (ms)": f"{m['latency_ms']['batch1']:.2f}",
             "latency b64 (ms)": f"{m['latency_ms']['batch64']:.2f}",
+            "size (kB)": f"{(m.get('size_bytes') or 0) / 1024:.0f}",
         })
     return out
 
@@ -43,6 +45,30 @@ def csv_text(results: dict) -> str:
     writer.writeheader()
     writer.writerows(rows(results))
     return buffer.getvalue()
+
+
+def compression(results: dict) -> str:
+    """How much smaller and cheaper the student is than the teacher."""
+    models = results["models"]
+    students = [m for m in models.values() if m["role"] == "student"]
+    if "teacher" not in models or not students:
+        return ""
+    teacher, student = models["teacher"], students[0]
+    return (f"The student has {teacher['params'] / student['params']:.0f}x fewer parameters and "
+            f"{teacher['flops'] / student['flops']:.1f}x fewer FLOPs than the teacher "
+            f"({student['params']:,} vs {teacher['params']:,} parameters; "
+            f"{student['flops'] / 1e6:.2f} vs {teacher['flops'] / 1e6:.2f} MFLOPs per sample).")
+
+
+def spread_within_fold(results: dict) -> list[str]:
+    """Seed-to-seed standard deviation of accuracy on each fixed fold (the stability of training itself)."""
+    lines = []
+    for name, m in results["models"].items():
+        stds = m.get("accuracy_std_within_fold", {})
+        if m["role"] == "student" and len(m["runs"]) > len(stds):
+            shown = ", ".join(f"fold {f}: {v * 100:.1f}" for f, v in stds.items())
+            lines.append(f"`{name}`: {shown} points")
+    return lines
 
 
 def verdicts(results: dict) -> list[str]:
