@@ -35,7 +35,8 @@ def no_training(monkeypatch):
     ("teacher.encoders={video: {name: image_cnn}}", "teacher reads modality 'video' but the dataset has: audio, image"),
     ("data.options.n_mel=40", "n_mel"),
     ("variants={extra: {teacher: fused}}", "unknown teacher 'fused'; available: teacher"),
-    ("data.folds=9", "data.folds=9 but av-digits has 6 speakers"),
+    ("data.folds=9", "data.folds=9 but av-digits has 6 folds"),
+    ("data.folds=[1, 7]", "data.folds=[1, 7] but av-digits has 6 folds"),
 ])
 def test_bad_config_stops_before_training(tiny_config, tmp_path, no_training, setting, message):
     code, output = run_cli(tiny_config, tmp_path, setting)

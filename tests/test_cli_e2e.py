@@ -95,3 +95,22 @@ def test_export_onnx_matches_pytorch(finished_run):
 def test_export_of_a_missing_model_names_what_exists(finished_run):
     code, output = invoke("export", finished_run[0], "--model", "ghost")
     assert code == 2 and "no trained 'ghost'" in output and "distilled" in output
+
+
+def test_a_second_run_resumes_finished_models_and_a_changed_config_retrains(finished_run):
+    import time
+
+    run_dir, _ = finished_run
+    config_path = run_dir / "config.yaml"
+    best = run_dir / "models" / "distilled" / "fold0-seed0" / "checkpoints" / "best.safetensors"
+    before = best.stat().st_mtime_ns
+    time.sleep(0.01)
+    code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "name=tiny")
+    assert code == 0, output
+    rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 3  # nothing retrained: the finished fit was resumed at its end
+    assert best.stat().st_mtime_ns >= before
+    code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "train.epochs=1")
+    assert code == 0, output
+    rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1 and (run_dir / "config.previous.yaml").is_file()

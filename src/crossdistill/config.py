@@ -38,10 +38,22 @@ class SpecAugment(Strict):
 class DataConfig(Strict):
     dataset: str = "av-digits"
     root: str | None = None
-    folds: int = Field(1, ge=1, description="leave-speakers-out folds: k different test speakers")
+    folds: int | list[int] = Field(1, description="leave-speakers-out folds: k (the first k) or a list of fold ids")
     seed: int = Field(0, description="seed of the data split and of the audio-image pairing")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options")
     augment: dict[str, SpecAugment] = Field(default_factory=dict, description="per-modality augmentation")
+
+
+    @field_validator("folds")
+    @classmethod
+    def _folds_valid(cls, folds: int | list[int]) -> int | list[int]:
+        if isinstance(folds, int) and folds < 1 or isinstance(folds, list) and (not folds or min(folds) < 0):
+            raise ValueError("folds must be a positive count or a non-empty list of fold ids (0, 1, ...)")
+        return folds
+
+    @property
+    def fold_ids(self) -> list[int]:
+        return list(range(self.folds)) if isinstance(self.folds, int) else list(self.folds)
 
 
 class EncoderSpec(BaseModel):

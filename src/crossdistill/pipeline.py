@@ -125,12 +125,13 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
     """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
     plans = student_plans(exp, full)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
-    if exp.data.folds > dataset.num_folds:
-        raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} speakers")
-    validate(exp, dataset.fold(0), plans)
+    if max(exp.data.fold_ids) >= dataset.num_folds:
+        raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
+                          f"(one per speaker: ids 0..{dataset.num_folds - 1})")
+    validate(exp, dataset.fold(exp.data.fold_ids[0]), plans)
     run_dir = prepare_run_dir(exp, out)
     book = ResultsBook(exp, run_dir)
-    for fold_id in range(exp.data.folds):
+    for fold_id in exp.data.fold_ids:
         fold = dataset.fold(fold_id)
         book.add_fold(fold)
         needed = ["teacher", *sorted({p.teacher for p in plans if p.teacher and p.teacher != "teacher"})]

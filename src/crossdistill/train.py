@@ -41,11 +41,13 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 
 def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) so that early averages are not
-    dominated by the random initialisation (the warm-up of TensorFlow's ExponentialMovingAverage)."""
+    """EMA update with decay min(decay, n / (n + 1)) after n updates: an exact running mean of the weights until
+    the EMA's horizon 1 / (1 - decay) is reached, then an exponential average. The running mean start keeps the
+    random initialisation from lingering (the bias problem Adam corrects for its moments)."""
 
     def update(averaged: Tensor, current: Tensor, num_averaged: Tensor) -> Tensor:
-        rate = min(decay, (1.0 + float(num_averaged)) / (10.0 + float(num_averaged)))
+        count = float(num_averaged)
+        rate = min(decay, count / (count + 1.0))
         if not averaged.is_floating_point():
             return current  # e.g. BatchNorm's num_batches_tracked
         return averaged * rate + current * (1.0 - rate)

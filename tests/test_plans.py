@@ -1,0 +1,23 @@
+from crossdistill import config
+from crossdistill.plans import student_plans
+
+VARIANTS = ("variants={none: {student_labels: 0, terms: [{loss: kd}], seeds: [0], train: {select_on: teacher}}, "
+            "alone_all: {student_labels: 1.0, terms: [{loss: ce}], seeds: [0]}}")
+
+
+def test_baseline_distilled_and_variants(tiny_config):
+    exp = config.load(tiny_config, ["seeds=[0, 1, 2]", VARIANTS])
+    plans = {p.name: p for p in student_plans(exp)}
+    assert list(plans) == ["baseline", "distilled", "none", "alone_all"]
+    assert plans["baseline"].teacher is None and [t.name for t in plans["baseline"].terms] == ["ce"]
+    assert plans["baseline"].labels == plans["distilled"].labels == 0.1
+    assert plans["distilled"].teacher == "teacher" and plans["distilled"].seeds == [0, 1, 2]
+    assert plans["none"].labels == 0.0 and plans["none"].select_on == "teacher" and plans["none"].seeds == [0]
+    assert plans["alone_all"].teacher is None  # no distillation term: trained alone
+    full = {p.name: p for p in student_plans(exp, full=True)}
+    assert full["none"].seeds == [0, 1, 2]  # --full: every row on every seed
+
+
+def test_no_baseline_when_the_budget_is_zero(tiny_config):
+    exp = config.load(tiny_config, ["student_labels=0", "distill.terms=[{loss: kd}]"])
+    assert [p.name for p in student_plans(exp)] == ["distilled"]
