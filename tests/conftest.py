@@ -77,3 +77,15 @@ def tiny_config(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_config_text() -> str:
     return TINY_CONFIG
+
+
+@pytest.fixture(scope="session")
+def small_specs():
+    """(teacher, student) specs small enough for unit tests: an image CNN teaching an audio CNN."""
+    from crossdistill.config import ModelSpec
+
+    teacher = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}},
+                                        "embed_dim": 16})
+    student = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
+                                        "embed_dim": 8})
+    return teacher, student

@@ -2,21 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from crossdistill.config import ModelSpec, TermSpec
+from crossdistill.config import TermSpec
 from crossdistill.distill import CacheRefused, Distiller, TeacherCache, resolve_terms
 from crossdistill.distill import cache as cache_module
 from crossdistill.models import build_model
 
-TEACHER = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}},
-                                    "embed_dim": 16})
-STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
-                                    "embed_dim": 8})
-
 
 @pytest.fixture
-def teacher(av_fold):
+def teacher(av_fold, small_specs):
     torch.manual_seed(1)
-    return build_model(TEACHER, av_fold.info).eval()
+    return build_model(small_specs[0], av_fold.info).eval()
 
 
 def open_cache(teacher, fold, root, reads=("logits",), augmented=()):
@@ -64,9 +59,9 @@ def test_corrupt_cache_is_detected_and_rebuilt(teacher, av_fold, tmp_path, build
     assert np.allclose(rebuilt.arrays["logits"][-1], expected.logits[0].detach().numpy(), atol=1e-5)
 
 
-def test_cached_and_online_distillation_give_the_same_losses(teacher, av_fold, tmp_path):
+def test_cached_and_online_distillation_give_the_same_losses(teacher, av_fold, tmp_path, small_specs):
     torch.manual_seed(0)
-    student = build_model(STUDENT, av_fold.info)
+    student = build_model(small_specs[1], av_fold.info)
     probe = av_fold["train"].batch(torch.arange(4))
     terms = resolve_terms([TermSpec(loss="ce"), TermSpec(loss="kd"), TermSpec(loss="feature_mse")])
     distiller = Distiller(student, teacher, terms, probe=probe).eval()

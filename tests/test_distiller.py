@@ -1,20 +1,16 @@
 import pytest
 import torch
 
-from crossdistill.config import ConfigError, ModelSpec, TermSpec
+from crossdistill.config import ConfigError, TermSpec
 from crossdistill.distill import Distiller, resolve_terms
 from crossdistill.models import build_model
 
-TEACHER = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}},
-                                    "embed_dim": 24})
-STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
-                                    "embed_dim": 6})
-
 
 @pytest.fixture
-def pair(av_fold):
+def pair(av_fold, small_specs):
     torch.manual_seed(0)
-    return build_model(STUDENT, av_fold.info), build_model(TEACHER, av_fold.info)
+    teacher, student = small_specs
+    return build_model(student, av_fold.info), build_model(teacher, av_fold.info)
 
 
 def terms(*specs):
@@ -37,7 +33,7 @@ def test_adapter_is_sized_by_probing_and_trained_with_the_student(pair, av_fold)
     probe = av_fold["train"].batch(torch.arange(4))
     distiller = Distiller(student, teacher, terms({"loss": "feature_mse"}), probe=probe)
     adapter = distiller.adapters["feature_mse"]
-    assert (adapter.in_features, adapter.out_features) == (6, 24)  # student embed -> teacher embed
+    assert (adapter.in_features, adapter.out_features) == (8, 16)  # student embed -> teacher embed
     trainable = {id(p) for p in distiller.trainable_parameters()}
     assert all(id(p) in trainable for p in adapter.parameters())
     assert not any(id(p) in trainable for p in teacher.parameters())

@@ -2,7 +2,8 @@ from crossdistill import config
 from crossdistill.plans import student_plans
 
 VARIANTS = ("variants={none: {student_labels: 0, terms: [{loss: kd}], seeds: [0], train: {select_on: teacher}}, "
-            "alone_all: {student_labels: 1.0, terms: [{loss: ce}], seeds: [0]}}")
+            "alone_all: {student_labels: 1.0, terms: [{loss: ce}], seeds: [0]}, "
+            "slow: {student_labels: 0.5, full_only: true}}")
 
 
 def test_baseline_distilled_and_variants(tiny_config):
@@ -15,7 +16,8 @@ def test_baseline_distilled_and_variants(tiny_config):
     assert plans["none"].labels == 0.0 and plans["none"].select_on == "teacher" and plans["none"].seeds == [0]
     assert plans["alone_all"].teacher is None  # no distillation term: trained alone
     full = {p.name: p for p in student_plans(exp, full=True)}
-    assert full["none"].seeds == [0, 1, 2]  # --full: every row on every seed
+    assert full["none"].seeds == [0, 1, 2]  # --full: every row on every seed ...
+    assert "slow" in full and "slow" not in plans  # ... and the rows kept for --full
 
 
 def test_no_baseline_when_the_budget_is_zero(tiny_config):

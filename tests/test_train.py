@@ -7,20 +7,20 @@ from crossdistill.config import ModelSpec, TermSpec, TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill import Distiller, resolve_terms
 from crossdistill.models import build_model
-from crossdistill.train import fit, warmup_cosine
+from crossdistill.train import ema_with_warmup, fit, warmup_cosine
 
 STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
                                     "embed_dim": 8})
 
 
-def small_fit(av_fold, run_dir, epochs, seed=0):
+def small_fit(av_fold, run_dir, epochs, seed=0, ema=None):
     torch.manual_seed(seed)
     subset = av_fold["train"].batch(torch.arange(0, 2000, 8))  # 250 clips
     from crossdistill.data.batch import SplitData
 
     data = SplitData(subset.inputs, subset.target, subset.index)
     distiller = Distiller(build_model(STUDENT, av_fold.info), None, resolve_terms([TermSpec(loss="ce")]))
-    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=None)
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=None, ema=ema)
     train = BatchLoader(data, 16, shuffle=True, seed=seed)
     val = BatchLoader(av_fold["val"], 256)
     result = fit(distiller, train, val, av_fold["val"].target, cfg, run_dir, torch.device("cpu"))
@@ -66,3 +66,23 @@ def test_warmup_cosine_schedule():
     assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)
     assert warmup_cosine(55, 10, 100) == pytest.approx(0.5)
     assert warmup_cosine(100, 10, 100) == pytest.approx(0.0)
+
+
+def test_ema_is_a_running_mean_until_its_horizon_then_exponential():
+    update = ema_with_warmup(0.9)
+    average = torch.tensor([3.0])  # AveragedModel copies the first value; avg_fn gets the count so far
+    for count, value in enumerate([6.0, 9.0], start=1):
+        average = update(average, torch.tensor([value]), torch.tensor(count))
+    assert average.item() == pytest.approx(6.0)  # (3 + 6 + 9) / 3
+    assert update(torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor(1000)).item() == pytest.approx(0.9)
+
+
+def test_fit_keeps_the_moving_average_weights(av_fold, tmp_path):
+    from safetensors.torch import load_file
+
+    distiller, _ = small_fit(av_fold, tmp_path, epochs=2, ema=0.99)
+    saved = load_file(str(tmp_path / "checkpoints" / "best.safetensors"))
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    raw = last["student"]
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved if saved[k].is_floating_point())
+    assert all(torch.equal(saved[k], v) for k, v in distiller.student.state_dict().items())

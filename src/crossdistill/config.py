@@ -99,7 +99,7 @@ class TrainConfig(Strict):
     warmup_epochs: int = Field(1, ge=0)
     clip_grad: float | None = Field(5.0, gt=0)
     patience: int | None = Field(12, ge=1, description="early stopping on the validation metric")
-    ema: float | None = Field(0.995, gt=0, lt=1, description="decay of an exponential moving average of the "
+    ema: float | None = Field(0.998, gt=0, lt=1, description="decay of an exponential moving average of the "
                               "weights, which is what gets validated and kept (None: raw weights)")
     select_on: Literal["labels", "teacher"] = Field(
         "labels", description="model selection: validation labels, or agreement with the teacher"
@@ -122,6 +122,7 @@ class VariantSpec(Strict):
     terms: list[TermSpec] | None = None
     teacher: str | None = Field(None, description="name of a teacher in extra_teachers, or 'teacher'")
     seeds: list[int] | None = None
+    full_only: bool = Field(False, description="run only under --full (keeps the quick run short)")
     train: dict[str, Any] = Field(default_factory=dict)
 
 

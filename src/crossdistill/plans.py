@@ -26,10 +26,13 @@ class StudentPlan:
 
 def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
     """Baseline (task loss only, same label budget), distilled, then the variants in config order.
-    ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list."""
+    ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list, and the variants
+    marked ``full_only``."""
     plans = [StudentPlan("baseline", exp.student_labels, resolve_terms([TermSpec(loss="ce")]), None, exp.seeds),
              StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", exp.seeds)]
     for name, variant in exp.variants.items():
+        if variant.full_only and not full:
+            continue
         terms = resolve_terms(variant.terms) if variant.terms is not None else plans[1].terms
         plan = StudentPlan(
             name=name,
@@ -41,6 +44,8 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
         if plan.teacher is not None:
             exp.teacher_spec(plan.teacher)  # unknown teacher name -> ConfigError now
         plans.append(plan)
+    if exp.student_labels == 0:
+        plans = [p for p in plans if p.name != "baseline"]  # no labels: nothing to train alone
     for plan in plans:
         plan.select_on = exp.train_for(plan.train).select_on
         if not plan.needs_teacher:
@@ -49,6 +54,4 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
         if plan.labels == 0 and uses_labels and not plan.needs_teacher:
             raise ConfigError(f"student run {plan.name!r} has no labels (student_labels: 0) and no teacher "
                               "term: it has nothing to learn from")
-    if exp.student_labels == 0:
-        plans = [p for p in plans if p.name != "baseline"]  # no labels: nothing to train alone
     return plans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 from pathlib import Path
@@ -16,6 +17,8 @@ from crossdistill.data.batch import FoldData
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
 from crossdistill.plans import StudentPlan
+
+log = logging.getLogger("crossdistill")
 
 
 def summarize(values: list[float]) -> dict:
@@ -63,6 +66,8 @@ class ResultsBook:
                if plan else {}),
         })
         entry["runs"].append({"fold": fold.fold, "seed": seed, **report["metrics"]})
+        where = f"fold {fold.fold}" + ("" if seed is None else f" seed {seed}")
+        log.info("%-24s %-16s test accuracy %.1f%%", name, where, 100 * report["metrics"]["accuracy"])
         entry["confusion"] += np.array(report["confusion"])
         if ablation:
             entry["ablation"].append(ablation)
