@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -41,6 +42,10 @@ def accuracy_vs_latency(results: dict, path: Path) -> Path:
         ax.annotate(name, (m["latency_ms"]["batch1"], acc["mean"] * 100), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.margins(x=0.25)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
