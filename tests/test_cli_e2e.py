@@ -114,3 +114,8 @@ def test_a_second_run_resumes_finished_models_and_a_changed_config_retrains(fini
     assert code == 0, output
     rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1 and (run_dir / "config.previous.yaml").is_file()
+
+
+def test_export_rejects_an_unknown_format(finished_run):
+    code, output = invoke("export", finished_run[0], "--format", "tflite")
+    assert code == 2 and "unknown export format tflite; available: onnx, safetensors" in output

@@ -18,7 +18,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 app = typer.Typer(help="Cross-modal knowledge distillation: teach a small model with a big one from another "
                        "modality.", no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(width=None if Console().is_terminal else 150)  # logs and CI: do not squeeze the table
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by what the user gave (config, data, checkpoints): reported in one line, exit code 2.
+    Anything else is a bug and keeps its traceback."""
+    from crossdistill.checkpoint import CheckpointMismatchError
+    from crossdistill.config import ConfigError
+    from crossdistill.data.audio import AudioFileError
+    from crossdistill.models.outputs import MissingOutputError
+    from crossdistill.registry import UnknownNameError
+
+    return (ConfigError, UnknownNameError, AudioFileError, CheckpointMismatchError, MissingOutputError,
+            FileNotFoundError)
 
 
 def _fail(error: Exception) -> None:
@@ -56,7 +68,7 @@ def run(
         overrides = list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
         exp = config.load(config_path, overrides)
         run_dir = pipeline.run(exp, out, full=full)
-    except USER_ERRORS as error:
+    except _user_errors() as error:
         _fail(error)
     paths = report.build(run_dir)
     print_results(json.loads((run_dir / "results.json").read_text()))
@@ -73,7 +85,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory")])
 
     try:
         paths = report.build(run_dir)
-    except USER_ERRORS as error:
+    except _user_errors() as error:
         _fail(error)
     print_results(json.loads((run_dir / "results.json").read_text()))
     console.print(f"report: {paths['html']}", highlight=False)
@@ -92,7 +104,7 @@ def export_cmd(
 
     try:
         written = export(run_dir, format_ or ["onnx", "safetensors"], model, fold, seed)
-    except (*USER_ERRORS, ParityError) as error:
+    except (*_user_errors(), ParityError) as error:
         _fail(error)
     for kind in ("onnx", "safetensors"):
         if kind in written:
@@ -116,7 +128,7 @@ def list_cmd(
             try:
                 desc = open_dataset(name, str(data_root) if data_root else None, {}, 0).describe()
                 console.print_json(json.dumps(desc))
-            except USER_ERRORS as error:
+            except _user_errors() as error:
                 console.print(f"{name}: not available ({error})", highlight=False)
     elif what == "encoders":
         for name in ENCODERS.names():

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from crossdistill import config
 from crossdistill.checkpoint import load_weights
+from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, ModalitySpec
 from crossdistill.models import build_model
 from crossdistill.models.fusion import MultiModalModel
@@ -93,7 +94,7 @@ def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: in
     """Export into ``run_dir/export/``; returns what was written and the ONNX parity error."""
     unknown = sorted(set(formats) - {"onnx", "safetensors"})
     if unknown:
-        raise ValueError(f"unknown export format {', '.join(unknown)}; available: onnx, safetensors")
+        raise ConfigError(f"unknown export format {', '.join(unknown)}; available: onnx, safetensors")
     net, info, weights = load_run_model(Path(run_dir), model, fold, seed)
     out = Path(run_dir) / "export"
     out.mkdir(exist_ok=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+from crossdistill.config import ConfigError
 from crossdistill.data.av_digits import AudioVisualDigits, AVDigits, AVMnist
 from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.sources import data_root
@@ -14,7 +17,14 @@ DATASETS.register("av-mnist")(AVMnist)
 
 def open_dataset(name: str, root: str | None, options: dict, seed: int) -> AudioVisualDigits:
     """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache)."""
-    return DATASETS.get(name)(data_root(root), options, seed)
+    dataset = DATASETS.get(name)
+    try:
+        dataset.Options.model_validate(options)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"data.options of {name}: {problems} (valid options: "
+                          f"{', '.join(dataset.Options.model_fields)})") from None
+    return dataset(data_root(root), options, seed)
 
 
 __all__ = ["DATASETS", "Batch", "DataInfo", "FoldData", "ModalitySpec", "SplitData", "open_dataset"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from crossdistill.config import ConfigError
+
 
 class MapAdapter(nn.Module):
     """(B, C_s, H_s, W_s) -> (B, C_t, H_t, W_t): 1x1 convolution, then adaptive average pooling to the
@@ -26,5 +28,5 @@ def make_adapter(student: Tensor, teacher: Tensor) -> nn.Module:
         return nn.Linear(student.shape[1], teacher.shape[1])  # (B, D_s) -> (B, D_t)
     if student.dim() == 4 and teacher.dim() == 4:
         return MapAdapter(student.shape[1], teacher.shape[1], tuple(teacher.shape[2:]))
-    raise ValueError(f"no adapter from a student feature of shape {tuple(student.shape[1:])} "
+    raise ConfigError(f"no adapter from a student feature of shape {tuple(student.shape[1:])} "
                      f"to a teacher feature of shape {tuple(teacher.shape[1:])}")

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 
+class MissingOutputError(KeyError):
+    """A loss term reads an output the model does not produce."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 @dataclass
 class Outputs:
     logits: Tensor  # (B, num_classes)
@@ -20,4 +27,4 @@ class Outputs:
         if name.startswith("feats.") and name[6:] in self.feats:
             return self.feats[name[6:]]
         known = ", ".join(["logits", "embed", *(f"feats.{k}" for k in self.feats)])
-        raise KeyError(f"model has no output {name!r}; available: {known}")
+        raise MissingOutputError(f"model has no output {name!r}; available: {known}")
