@@ -7,7 +7,7 @@ from crossdistill.config import ModelSpec, TermSpec, TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill import Distiller, resolve_terms
 from crossdistill.models import build_model
-from crossdistill.train import ema_with_warmup, fit, warmup_cosine
+from crossdistill.train import ema_decay, ema_with_warmup, fit, warmup_cosine
 
 STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
                                     "embed_dim": 8})
@@ -20,7 +20,7 @@ def small_fit(av_fold, run_dir, epochs, seed=0, ema=None):
 
     data = SplitData(subset.inputs, subset.target, subset.index)
     distiller = Distiller(build_model(STUDENT, av_fold.info), None, resolve_terms([TermSpec(loss="ce")]))
-    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=None, ema=ema)
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=None, ema_horizon=ema)
     train = BatchLoader(data, 16, shuffle=True, seed=seed)
     val = BatchLoader(av_fold["val"], 256)
     result = fit(distiller, train, val, av_fold["val"].target, cfg, run_dir, torch.device("cpu"))
@@ -80,9 +80,15 @@ def test_ema_is_a_running_mean_until_its_horizon_then_exponential():
 def test_fit_keeps_the_moving_average_weights(av_fold, tmp_path):
     from safetensors.torch import load_file
 
-    distiller, _ = small_fit(av_fold, tmp_path, epochs=2, ema=0.99)
+    distiller, _ = small_fit(av_fold, tmp_path, epochs=2, ema=0.2)
     saved = load_file(str(tmp_path / "checkpoints" / "best.safetensors"))
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     raw = last["student"]
     assert any(not torch.equal(saved[k], raw[k]) for k in saved if saved[k].is_floating_point())
     assert all(torch.equal(saved[k], v) for k, v in distiller.student.state_dict().items())
+
+
+def test_ema_decay_scales_with_the_run():
+    assert ema_decay(0.2, 500) == pytest.approx(0.99)  # time constant 100 steps
+    assert ema_decay(0.2, 5000) == pytest.approx(0.999)
+    assert ema_decay(0.5, 1) == 0.0  # a one-step run keeps its weights

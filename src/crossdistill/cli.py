@@ -122,20 +122,25 @@ def list_cmd(
     from crossdistill.data import DATASETS, open_dataset
     from crossdistill.losses import LOSSES
     from crossdistill.models import ENCODERS
+    from crossdistill.registry import summary
 
     if what == "datasets":
+        table = Table("dataset", "modalities (shape)", "train / val / test (fold 0)", "folds", "licence")
         for name in DATASETS.names():
             try:
                 desc = open_dataset(name, str(data_root) if data_root else None, {}, 0).describe()
-                console.print_json(json.dumps(desc))
             except _user_errors() as error:
-                console.print(f"{name}: not available ({error})", highlight=False)
-    elif what == "encoders":
-        for name in ENCODERS.names():
-            console.print(f"{name}: {(ENCODERS.get(name).__doc__ or '').strip().splitlines()[0]}", highlight=False)
-    elif what == "losses":
-        for name in LOSSES.names():
-            console.print(f"{name}: {LOSSES.get(name).summary}", highlight=False)
+                table.add_row(name, "not available", str(error), "", "")
+                continue
+            shapes = ", ".join(f"{m} {tuple(s)}" for m, s in desc["modalities"].items())
+            sizes = " / ".join(str(v) for v in desc["sizes (fold 0)"].values())
+            table.add_row(name, shapes, sizes, str(desc["folds"]), desc["licence"])
+        console.print(table)
+    elif what in ("encoders", "losses"):
+        registry = ENCODERS if what == "encoders" else LOSSES
+        for name in registry.names():
+            entry = registry.get(name)
+            console.print(f"{name}: {entry.summary if what == 'losses' else summary(entry)}", highlight=False)
     else:
         _fail(ValueError(f"cannot list {what!r}; choose datasets, encoders or losses"))
 

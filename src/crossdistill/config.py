@@ -99,8 +99,9 @@ class TrainConfig(Strict):
     warmup_epochs: int = Field(1, ge=0)
     clip_grad: float | None = Field(5.0, gt=0)
     patience: int | None = Field(12, ge=1, description="early stopping on the validation metric")
-    ema: float | None = Field(0.998, gt=0, lt=1, description="decay of an exponential moving average of the "
-                              "weights, which is what gets validated and kept (None: raw weights)")
+    ema_horizon: float | None = Field(
+        0.2, gt=0, le=1, description="time constant of an exponential moving average of the weights, as a share "
+        "of all training steps; the average is what gets validated and kept (None: the raw weights)")
     select_on: Literal["labels", "teacher"] = Field(
         "labels", description="model selection: validation labels, or agreement with the teacher"
     )

@@ -41,3 +41,9 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+def summary(obj: object) -> str:
+    """The first paragraph of an object's docstring, on one line (for ``crossdistill list``)."""
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())

@@ -40,6 +40,13 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def ema_decay(horizon: float, total_steps: int) -> float:
+    """Decay of an EMA whose time constant is ``horizon`` of the run: the average forgets the early weights
+    whatever the run's length (a fixed decay such as 0.998 would still be averaging the initialisation at the
+    end of a 500-step run)."""
+    return 1.0 - 1.0 / max(1.0, horizon * total_steps)
+
+
 def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """EMA update with decay min(decay, n / (n + 1)) after n updates: an exact running mean of the weights until
     the EMA's horizon 1 / (1 - decay) is reached, then an exponential average. The running mean start keeps the
@@ -91,8 +98,8 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     schedule = lambda step: warmup_cosine(step, cfg.warmup_epochs * len(train), total)  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     # The moving average (Polyak averaging, as timm's ModelEmaV2) smooths the seed-to-seed noise of small data.
-    ema = (AveragedModel(distiller.student, avg_fn=ema_with_warmup(cfg.ema), use_buffers=True)
-           if cfg.ema else None)
+    ema = (AveragedModel(distiller.student, avg_fn=ema_with_warmup(ema_decay(cfg.ema_horizon, total)),
+                         use_buffers=True) if cfg.ema_horizon else None)
     evaluated = ema.module if ema is not None else distiller.student
     ckpt_dir, metrics_path = run_dir / "checkpoints", run_dir / "metrics.jsonl"
     start, best_score, best_epoch, best_state, history = 0, -1.0, -1, None, []

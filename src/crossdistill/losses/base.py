@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from crossdistill.registry import Registry
+from crossdistill.registry import Registry, summary
 
 LossFn = Callable[..., Tensor]  # (student: Tensor, teacher: Tensor | None, batch: Batch, **kwargs) -> scalar
 
@@ -27,8 +27,7 @@ LOSSES: Registry[LossDef] = Registry("loss")
 def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = True,
                   adapter: bool = False) -> Callable[[LossFn], LossFn]:
     def add(fn: LossFn) -> LossFn:
-        summary = (fn.__doc__ or "").strip().splitlines()[0]
-        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary))
+        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn)))
         return fn
 
     return add
