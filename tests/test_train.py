@@ -13,14 +13,14 @@ STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "
                                     "embed_dim": 8})
 
 
-def small_fit(av_fold, run_dir, epochs, seed=0, ema=None):
+def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None):
     torch.manual_seed(seed)
     subset = av_fold["train"].batch(torch.arange(0, 2000, 8))  # 250 clips
     from crossdistill.data.batch import SplitData
 
     data = SplitData(subset.inputs, subset.target, subset.index)
     distiller = Distiller(build_model(STUDENT, av_fold.info), None, resolve_terms([TermSpec(loss="ce")]))
-    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=None, ema_horizon=ema)
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=patience, ema_horizon=ema)
     train = BatchLoader(data, 16, shuffle=True, seed=seed)
     val = BatchLoader(av_fold["val"], 256)
     result = fit(distiller, train, val, av_fold["val"].target, cfg, run_dir, torch.device("cpu"))
@@ -92,3 +92,10 @@ def test_ema_decay_scales_with_the_run():
     assert ema_decay(0.2, 500) == pytest.approx(0.99)  # time constant 100 steps
     assert ema_decay(0.2, 5000) == pytest.approx(0.999)
     assert ema_decay(0.5, 1) == 0.0  # a one-step run keeps its weights
+
+
+def test_an_early_stopped_fit_stays_stopped_when_run_again(av_fold, tmp_path):
+    _, first = small_fit(av_fold, tmp_path, epochs=40, patience=1)
+    assert first.epochs_run < 40  # stopped early
+    _, again = small_fit(av_fold, tmp_path, epochs=40, patience=1)
+    assert again.epochs_run == first.epochs_run and again.best_score == first.best_score

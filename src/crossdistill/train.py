@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,16 +85,23 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
     return {f"train_{k}": v / len(loader) for k, v in sums.items()}
 
 
+def _write_history(path: Path, history: list[dict]) -> None:
+    """``metrics.jsonl`` rewritten whole and atomically, so it always matches the checkpoint after a crash."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    os.replace(tmp, path)
+
+
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
         run_dir: Path, device: torch.device, resume: bool = True, label: str = "") -> FitResult:
     """Train ``distiller``'s student (+ adapters); keep the student weights of the best validation epoch.
 
     ``val_targets`` (N_val,) are what validation accuracy is measured against: the labels of a labelled
     validation split, or the teacher's predictions (selection without labels). No test data is seen here.
+    A ``last.pt`` in ``run_dir`` (a crash, or a finished run) is resumed from when ``resume``.
     """
     distiller.to(device)
-    params = list(distiller.trainable_parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(list(distiller.trainable_parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * len(train)
     schedule = lambda step: warmup_cosine(step, cfg.warmup_epochs * len(train), total)  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -101,48 +109,42 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     ema = (AveragedModel(distiller.student, avg_fn=ema_with_warmup(ema_decay(cfg.ema_horizon, total)),
                          use_buffers=True) if cfg.ema_horizon else None)
     evaluated = ema.module if ema is not None else distiller.student
-    ckpt_dir, metrics_path = run_dir / "checkpoints", run_dir / "metrics.jsonl"
-    start, best_score, best_epoch, best_state, history = 0, -1.0, -1, None, []
-    if resume and (ckpt_dir / "last.pt").is_file():
-        state = load_state(ckpt_dir / "last.pt")
-        distiller.student.load_state_dict(state["student"])
-        distiller.adapters.load_state_dict(state["adapters"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
-        best_state, history = state["best_student"], json.loads(state["history"])
+    stateful = {"student": distiller.student, "adapters": distiller.adapters, "optimizer": optimizer,
+                "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
+    last_path = run_dir / "checkpoints" / "last.pt"
+    progress = {"epoch": -1, "best_score": -1.0, "best_epoch": -1, "best_student": None, "stopped": False}
+    history: list[dict] = []
+    if resume and last_path.is_file():
+        state = load_state(last_path)
+        for name, obj in stateful.items():
+            obj.load_state_dict(state[name])
+        progress = {k: state[k] for k in progress}
+        history = json.loads(state["history"])
         torch.set_rng_state(state["rng"])
         train.generator.set_state(state["loader_rng"])
-    elif metrics_path.exists():
-        metrics_path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True, disable=not cfg.progress) as bar:
-        task = bar.add_task(label or "fit", total=cfg.epochs, completed=start)
-        for epoch in range(start, cfg.epochs):
+        task = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
+        for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
             tic = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema)}
             predictions = predict_logits(evaluated, val, device).argmax(dim=1)
             row |= {"val_score": float((predictions == val_targets).float().mean()),
                     "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
-            if row["val_score"] > best_score:
-                best_score, best_epoch = row["val_score"], epoch
-                best_state = copy.deepcopy(evaluated.state_dict())
+            progress["epoch"] = epoch
+            if row["val_score"] > progress["best_score"]:
+                progress |= {"best_score": row["val_score"], "best_epoch": epoch,
+                             "best_student": copy.deepcopy(evaluated.state_dict())}
+            progress["stopped"] = bool(cfg.patience and epoch - progress["best_epoch"] >= cfg.patience)
             history.append(row)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with metrics_path.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            save_state({"student": distiller.student.state_dict(), "adapters": distiller.adapters.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else {},
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
-                        "best_student": best_state, "history": json.dumps(history),
-                        "rng": torch.get_rng_state(), "loader_rng": train.generator.get_state()},
-                       ckpt_dir / "last.pt")
+            save_state({**{k: v.state_dict() for k, v in stateful.items()}, **progress,
+                        "history": json.dumps(history), "rng": torch.get_rng_state(),
+                        "loader_rng": train.generator.get_state()}, last_path)
+            _write_history(run_dir / "metrics.jsonl", history)
             bar.update(task, advance=1, description=f"{label} loss {row['train_loss']:.3f} "
                                                     f"val {row['val_score']:.3f}")
-            if cfg.patience and epoch - best_epoch >= cfg.patience:
+            if progress["stopped"]:
                 break
-    distiller.student.load_state_dict(best_state)
-    save_weights(best_state, ckpt_dir / "best.safetensors")
-    return FitResult(best_epoch, best_score, len(history), history)
+    distiller.student.load_state_dict(progress["best_student"])
+    save_weights(progress["best_student"], run_dir / "checkpoints" / "best.safetensors")
+    return FitResult(progress["best_epoch"], progress["best_score"], len(history), history)
