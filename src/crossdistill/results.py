@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from crossdistill.checkpoint import save_weights
@@ -95,6 +96,7 @@ class ResultsBook:
                     for m in ("accuracy", "macro_f1")}
         results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "folds": self.folds,
                    "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
-                   "student_labels": self.exp.student_labels, "models": models, "gain": gain}
+                   "student_labels": self.exp.student_labels, "latency_threads": torch.get_num_threads(),
+                   "models": models, "gain": gain}
         write_json(self.run_dir / "results.json", results)
         return results

@@ -20,7 +20,8 @@ def _header(results: dict) -> list[str]:
             f"Dataset `{results['dataset']}` ({folds}). Test accuracy and macro-F1 in %, mean ± std over "
             f"seeds {results['seeds']} x {len(results['folds'])} fold(s). Model selection on the validation "
             f"split ({'labels' if results['select_on'] == 'labels' else 'agreement with the teacher'}); "
-            "the test split is used only for the numbers below.", ""]
+            "the test split is used only for the numbers below. CPU latency: median forward time with "
+            f"{results.get('latency_threads', '?')} thread(s).", ""]
 
 
 def _ablation(results: dict) -> list[str]:

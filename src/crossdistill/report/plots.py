@@ -13,6 +13,17 @@ import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _grid(count: int, width: float, height: float, **kwargs) -> tuple:
+    """A figure with ``count`` panels, at most four per row; unused panels hidden."""
+    cols = min(4, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, **kwargs)
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
+
+
 def _curves(run_dir: Path, name: str) -> list[list[dict]]:
     files = sorted((run_dir / "models" / name).glob("*/metrics.jsonl"))
     return [[json.loads(line) for line in f.read_text().splitlines() if line.strip()] for f in files]
@@ -21,13 +32,13 @@ def _curves(run_dir: Path, name: str) -> list[list[dict]]:
 def training_curves(run_dir: Path, results: dict, path: Path) -> Path:
     """Validation score per epoch, one line per (fold, seed), one panel per model."""
     names = list(results["models"])
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    fig, axes = _grid(len(names), 3.2, 2.6, sharey=True)
+    for ax, name in zip(axes, names, strict=True):
         for history in _curves(run_dir, name):
             ax.plot([r["epoch"] for r in history], [r["val_score"] for r in history], alpha=0.7)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("epoch")
-    axes[0][0].set_ylabel("validation score")
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("validation score", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -57,8 +68,8 @@ def accuracy_vs_latency(results: dict, path: Path) -> Path:
 
 def confusion_matrices(results: dict, path: Path) -> Path:
     names = list(results["models"])
-    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    fig, axes = _grid(len(names), 2.6, 2.8)
+    for ax, name in zip(axes, names, strict=True):
         matrix = np.array(results["models"][name]["confusion"], dtype=float)
         ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(1), cmap="Blues", vmin=0, vmax=1)
         ax.set_title(name, fontsize=9)
