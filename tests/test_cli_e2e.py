@@ -54,6 +54,7 @@ def test_run_writes_the_run_directory_contract(finished_run):
         assert set(model["latency_ms"]) == {"batch1", "batch64"}
         assert "macro_f1" in model["metrics"]
     assert results["models"]["teacher"]["modalities"] == ["image"]
+    assert set(results["models"]["teacher"]["modality_ablation"]) == {"image"}  # the teacher without its image
     assert results["models"]["distilled"]["modalities"] == ["audio"]
     assert results["gain"]["accuracy"] == pytest.approx(
         results["models"]["distilled"]["metrics"]["accuracy"]["mean"]

@@ -138,7 +138,7 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
         teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
         for name, teacher in teachers.items():
             ablation = (modality_ablation(teacher, fold["test"], fold.info.num_classes)
-                        if exp.evaluate.modality_ablation and len(teacher.modalities) > 1 else None)
+                        if exp.evaluate.modality_ablation else None)
             book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
         for plan in plans:
             teacher = teachers[plan.teacher] if plan.teacher else None

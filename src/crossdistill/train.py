@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from rich.progress import Progress
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
@@ -123,7 +124,8 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         torch.set_rng_state(state["rng"])
         train.generator.set_state(state["loader_rng"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    with Progress(transient=True, disable=not cfg.progress) as bar:
+    console = Console(stderr=True)
+    with Progress(transient=True, console=console, disable=not (cfg.progress and console.is_terminal)) as bar:
         task = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
         for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
             tic = time.perf_counter()

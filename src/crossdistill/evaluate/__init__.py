@@ -24,7 +24,8 @@ def evaluate_split(model: nn.Module, data: SplitData, num_classes: int, batch_si
 
 
 def modality_ablation(model: nn.Module, data: SplitData, num_classes: int) -> dict[str, dict]:
-    """Scores with each modality the model reads zeroed in turn (only meaningful for 2+ modalities)."""
+    """Scores with each modality the model reads zeroed in turn: what each modality carries (with a single
+    modality, the floor the model falls to without its input)."""
     return {m: evaluate_split(model, data, num_classes, zero=m)["metrics"] for m in model.modalities}
 
 
