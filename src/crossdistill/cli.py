@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(help="Cross-modal knowledge distillation: teach a small model with a big one from another "
                        "modality.", no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(width=None if Console().is_terminal else 150)  # logs and CI: do not squeeze the table
+console = Console(width=None if Console().is_terminal else 200)  # logs and CI: do not squeeze the table
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

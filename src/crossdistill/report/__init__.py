@@ -54,7 +54,7 @@ def build(run_dir: Path) -> dict[str, Path]:
           *_ablation(results), *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "results.csv").write_text(csv_text(results))
-    (out / "report.html").write_text(_html(results, notes, plots))
+    (out / "report.html").write_text(_html(results, notes + _ablation(results)[2:-1], plots))
     return {"markdown": out / "report.md", "html": out / "report.html", "csv": out / "results.csv"}
 
 
