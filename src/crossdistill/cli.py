@@ -63,7 +63,8 @@ def run(
     from crossdistill import config, pipeline, report
     from crossdistill.export import export
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: warnings only
+    logging.getLogger("crossdistill").setLevel(logging.INFO)
     try:
         overrides = list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
         exp = config.load(config_path, overrides)
