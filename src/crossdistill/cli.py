@@ -40,7 +40,7 @@ def _fail(error: Exception) -> None:
 
 
 def print_results(results: dict) -> None:
-    from crossdistill.report.tables import COLUMNS, rows
+    from crossdistill.report.tables import COLUMNS, compression, rows, verdicts
 
     table = Table(title=f"{results['name']} ({results['dataset']}): test accuracy / macro-F1 in %, mean ± std")
     for column in COLUMNS:
@@ -48,6 +48,8 @@ def print_results(results: dict) -> None:
     for row in rows(results):
         table.add_row(*row.values())
     console.print(table)
+    for line in [compression(results), *verdicts(results)]:
+        console.print(line.replace("`", ""), highlight=False)
 
 
 @app.command()

@@ -92,7 +92,7 @@ def verdicts(results: dict) -> list[str]:
         spread = ((ours["std"] ** 2 + theirs["std"] ** 2) / 2) ** 0.5 * 100
         word = "helps" if gap > spread else "hurts" if gap < -spread else "makes no clear difference"
         runs = min(len(ours["per_seed"]), len(theirs["per_seed"]))
-        caveat = " Single run: indicative only, rerun with --full for seeds." if runs < 2 else ""
+        caveat = " Single run: indicative only (more seeds, or --full, give a spread)." if runs < 2 else ""
         lines.append(f"`{name}` vs `{reference}` ({m['student_labels']:.0%} labels): distillation {word} "
                      f"({gap:+.1f} points; {pm(ours)} vs {pm(theirs)}).{caveat}")
     return lines
