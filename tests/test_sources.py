@@ -2,6 +2,7 @@
 
 import dataclasses
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -49,4 +50,4 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     assert data_root(tmp_path / "flag") == tmp_path / "flag"
     assert data_root(None) == tmp_path / "env"
     monkeypatch.delenv("CROSSDISTILL_DATA")
-    assert data_root(None).name == "data"
+    assert data_root(None) == Path.home() / ".cache" / "crossdistill"

@@ -1,6 +1,6 @@
 """Where data lives: the data root, the preprocessing cache, and each source's files, checksum and download.
 
-Data root: ``--data-root``, else ``$CROSSDISTILL_DATA``, else ``~/.cache/crossdistill/data``. A source that is
+Data root: ``--data-root``, else ``$CROSSDISTILL_DATA``, else ``~/.cache/crossdistill``. A source that is
 missing gives an error saying what is missing and how to get it; ``fetch`` downloads it from its canonical
 public source and checks sha256 before anything is moved into place.
 """
@@ -26,7 +26,7 @@ def data_root(explicit: str | Path | None = None) -> Path:
         return Path(explicit).expanduser()
     if os.environ.get("CROSSDISTILL_DATA"):
         return Path(os.environ["CROSSDISTILL_DATA"]).expanduser()
-    return Path.home() / ".cache" / "crossdistill" / "data"
+    return Path.home() / ".cache" / "crossdistill"
 
 
 def cache_root() -> Path:
