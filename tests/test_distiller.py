@@ -3,6 +3,7 @@ import torch
 
 from crossdistill.config import ConfigError, TermSpec
 from crossdistill.distill import Distiller, resolve_terms
+from crossdistill.losses import LOSSES
 from crossdistill.models import build_model
 
 
@@ -73,7 +74,18 @@ def test_terms_needing_a_teacher_without_one_are_refused(pair):
 
 
 def test_unknown_loss_and_loss_option_are_named():
-    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: ce, feature_mse, kd, soft_mse"):
+    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: ce, dist, dkd, feature_mse, kd"):
         terms({"loss": "kdd"})
     with pytest.raises(ConfigError, match="loss 'kd' has no option temp; its options: temperature"):
         terms({"loss": "kd", "kwargs": {"temp": 2}})
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES.names() if LOSSES.get(n).needs_teacher])
+def test_every_distillation_loss_trains_an_audio_student_from_an_image_teacher(pair, av_fold, name):
+    student, teacher = pair
+    probe = av_fold["train"].batch(torch.arange(4))
+    distiller = Distiller(student, teacher, terms({"loss": "ce"}, {"loss": name}), probe=probe).train()
+    losses = distiller(av_fold["train"].batch(torch.arange(16)))
+    losses["loss"].backward()
+    assert torch.isfinite(losses[name])
+    assert all(p.grad is not None for p in distiller.student.parameters() if p.requires_grad)

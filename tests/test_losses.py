@@ -61,3 +61,70 @@ def test_every_loss_is_finite_differentiable_and_minimal_at_the_teacher(name):
     assert loss.summary, f"loss {name} needs a docstring"
     if loss.needs_teacher:  # distillation losses reach their minimum (0) when the student equals the teacher
         assert loss.fn(teacher.clone(), teacher, batch).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dkd_matches_its_two_hand_computed_parts():
+    student, teacher, t = torch.tensor([[2.0, 1.0, 0.0]]), torch.tensor([[1.0, 2.0, 0.5]]), 2.0
+    batch = batch_of([0])  # target class 0
+    p_s, p_t = torch.softmax(student / t, 1)[0], torch.softmax(teacher / t, 1)[0]
+    b_s, b_t = [p_s[0], 1 - p_s[0]], [p_t[0], 1 - p_t[0]]
+    tckd = sum(b_t[i] * math.log(b_t[i] / b_s[i]) for i in range(2))
+    q_s, q_t = p_s[1:] / p_s[1:].sum(), p_t[1:] / p_t[1:].sum()  # distributions over the non-target classes
+    nckd = sum(q_t[i] * math.log(q_t[i] / q_s[i]) for i in range(2))
+    value = LOSSES.get("dkd").fn(student, teacher, batch, alpha=1.0, beta=8.0, temperature=t)
+    assert value.item() == pytest.approx(float(tckd + 8.0 * nckd) * t * t, rel=1e-4)
+
+
+def test_dkd_uses_the_teacher_class_for_unlabelled_samples():
+    student, teacher = torch.randn(4, 5), torch.randn(4, 5)
+    unlabeled = batch_of([0, 1, 2, 3], [False] * 4)
+    by_teacher = batch_of(teacher.argmax(1).tolist())
+    dkd = LOSSES.get("dkd").fn
+    assert dkd(student, teacher, unlabeled).item() == pytest.approx(dkd(student, teacher, by_teacher).item())
+
+
+def test_dist_matches_numpy_pearson():
+    import numpy as np
+
+    torch.manual_seed(3)
+    student, teacher = torch.randn(5, 4), torch.randn(5, 4)
+    y_s, y_t = torch.softmax(student, 1).numpy(), torch.softmax(teacher, 1).numpy()
+    inter = 1 - np.mean([np.corrcoef(y_s[i], y_t[i])[0, 1] for i in range(5)])
+    intra = 1 - np.mean([np.corrcoef(y_s[:, j], y_t[:, j])[0, 1] for j in range(4)])
+    value = LOSSES.get("dist").fn(student, teacher, batch_of([0] * 5))
+    assert value.item() == pytest.approx(inter + intra, rel=1e-4)
+
+
+def test_ls_kd_ignores_logit_shift_and_scale():
+    torch.manual_seed(4)
+    student, teacher = torch.randn(6, 5), torch.randn(6, 5)
+    ls_kd = LOSSES.get("ls_kd").fn
+    batch = batch_of([0] * 6)
+    assert ls_kd(3.0 * student + 7.0, teacher, batch).item() == pytest.approx(ls_kd(student, teacher, batch).item(),
+                                                                              rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["sp", "pkt", "rkd"])
+def test_relational_losses_compare_batches_of_different_widths_and_ignore_scale(name):
+    torch.manual_seed(5)
+    student, teacher = torch.randn(8, 6), torch.randn(8, 32)  # e.g. an audio and an image embedding
+    loss = LOSSES.get(name).fn
+    batch = batch_of([0] * 8)
+    assert loss(student, teacher, batch).item() > 0
+    assert loss(4.0 * student, teacher, batch).item() == pytest.approx(loss(student, teacher, batch).item(), rel=1e-4)
+
+
+def test_sp_by_hand_for_two_samples():
+    student = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # Gram = I -> rows already unit
+    teacher = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # Gram = all ones -> rows (1/sqrt2, 1/sqrt2)
+    r = 1 / math.sqrt(2)
+    expected = ((1 - r) ** 2 * 2 + r**2 * 2) / 4
+    assert LOSSES.get("sp").fn(student, teacher, batch_of([0, 0])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_rkd_ignores_translation_of_the_student():
+    torch.manual_seed(6)
+    student, teacher = torch.randn(6, 4), torch.randn(6, 10)
+    rkd = LOSSES.get("rkd").fn
+    batch = batch_of([0] * 6)
+    assert rkd(student + 5.0, teacher, batch).item() == pytest.approx(rkd(student, teacher, batch).item(), rel=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -32,3 +33,70 @@ def soft_label_mse(student: Tensor, teacher: Tensor, batch: Batch, temperature: 
     k_student = F.softmax(student / temperature, dim=1)  # (B, K)
     k_teacher = F.softmax(teacher / temperature, dim=1)  # (B, K)
     return (k_teacher - k_student).pow(2).sum(dim=1).mean()
+
+
+def _target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
+    """Each sample's class: its label where the student may use it, else the teacher's prediction (paired data
+    without a label has no other ground truth)."""
+    guess = teacher.argmax(dim=1)
+    if batch.target is None:
+        return guess
+    if batch.labeled is None:
+        return batch.target
+    return torch.where(batch.labeled, batch.target, guess)
+
+
+@register_loss("dkd")
+def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch, alpha: float = 1.0, beta: float = 8.0,
+                 temperature: float = 4.0) -> Tensor:
+    """Decoupled KD: alpha * TCKD + beta * NCKD, both scaled by T^2 (Zhao et al., "Decoupled Knowledge
+    Distillation", CVPR 2022, eq. 7). TCKD is the KL between the binary (target, rest) probabilities, NCKD the
+    KL between the distributions over the non-target classes.
+
+    student, teacher: (B, K) logits. The target is the label where the budget allows, else the teacher's argmax.
+    """
+    target = _target_or_teacher(batch, teacher)  # (B,)
+    gt = F.one_hot(target, student.shape[1]).bool()  # (B, K)
+    p_s = F.softmax(student / temperature, dim=1)
+    p_t = F.softmax(teacher / temperature, dim=1)
+    binary_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], dim=1)  # (B, 2)
+    binary_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], dim=1)
+    tckd = F.kl_div(torch.log(binary_s.clamp_min(1e-12)), binary_t, reduction="batchmean")
+    masked = lambda z: z / temperature - 1000.0 * gt  # noqa: E731  (drop the target class)
+    nckd = F.kl_div(F.log_softmax(masked(student), dim=1), F.softmax(masked(teacher), dim=1), reduction="batchmean")
+    return (alpha * tckd + beta * nckd) * temperature**2
+
+
+def _pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    a, b = a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+@register_loss("dist")
+def dist_kd(student: Tensor, teacher: Tensor, batch: Batch, beta: float = 1.0, gamma: float = 1.0,
+            temperature: float = 1.0) -> Tensor:
+    """DIST: T^2 * (beta * (1 - mean inter-class Pearson) + gamma * (1 - mean intra-class Pearson)) of the
+    probabilities at temperature T (Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS 2022,
+    eqs. 5-7): the student matches the teacher's ranking of classes per sample and of samples per class.
+
+    student, teacher: (B, K) logits.
+    """
+    y_s = F.softmax(student / temperature, dim=1)  # (B, K)
+    y_t = F.softmax(teacher / temperature, dim=1)
+    inter = 1.0 - _pearson_rows(y_s, y_t).mean()  # over classes, per sample
+    intra = 1.0 - _pearson_rows(y_s.t(), y_t.t()).mean()  # over samples, per class
+    return temperature**2 * (beta * inter + gamma * intra)
+
+
+def _standardize(logits: Tensor) -> Tensor:
+    return (logits - logits.mean(dim=1, keepdim=True)) / (logits.std(dim=1, keepdim=True) + 1e-7)
+
+
+@register_loss("ls_kd")
+def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 2.0) -> Tensor:
+    """KD on Z-score standardised logits, so the student matches the teacher's logit relations rather than their
+    magnitude (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024, eq. 8 / Algorithm 1).
+
+    student, teacher: (B, K) logits.
+    """
+    return hinton_kd(_standardize(student), _standardize(teacher), batch, temperature)
