@@ -74,7 +74,7 @@ def test_terms_needing_a_teacher_without_one_are_refused(pair):
 
 
 def test_unknown_loss_and_loss_option_are_named():
-    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: ce, dist, dkd, feature_mse, kd"):
+    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: ce, cosine, dist, dkd, feature_mse, kd"):
         terms({"loss": "kdd"})
     with pytest.raises(ConfigError, match="loss 'kd' has no option temp; its options: temperature"):
         terms({"loss": "kd", "kwargs": {"temp": 2}})

@@ -128,3 +128,10 @@ def test_rkd_ignores_translation_of_the_student():
     rkd = LOSSES.get("rkd").fn
     batch = batch_of([0] * 6)
     assert rkd(student + 5.0, teacher, batch).item() == pytest.approx(rkd(student, teacher, batch).item(), rel=1e-3)
+
+
+def test_cosine_is_one_minus_cosine_and_ignores_the_norm():
+    student, teacher = torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 2.0], [3.0, 3.0]])
+    cosine = LOSSES.get("cosine").fn
+    assert cosine(student, teacher, batch_of([0, 0])).item() == pytest.approx((1.0 + 0.0) / 2)
+    assert cosine(5 * student, teacher, batch_of([0, 0])).item() == pytest.approx(0.5)
