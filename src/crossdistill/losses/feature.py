@@ -23,7 +23,7 @@ def feature_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
 def cosine_embedding(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     """1 - cos(A(f^S), f^T), batch mean: aligns the direction of the adapted student embedding with the
     teacher's and ignores its norm. Half the squared distance of the L2-normalised embeddings, the form of the
-    feature distillation term of CLIP-KD (Yang et al., "CLIP-KD", CVPR 2024, eq. 3).
+    feature distillation term of CLIP-KD (Yang et al., "CLIP-KD", CVPR 2024).
 
     student: A(f^S), teacher: f^T, same shape (B, D).
     """

@@ -13,7 +13,7 @@ from crossdistill.losses.base import register_loss
 @register_loss("kd")
 def hinton_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 4.0) -> Tensor:
     """Hinton KD: T^2 * KL(p^T || p^S), p = softmax(z / T) (Hinton, Vinyals & Dean 2015, "Distilling the
-    Knowledge in a Neural Network", eq. 2 with the T^2 gradient scaling of section 2).
+    Knowledge in a Neural Network": the softened softmax of eq. 1, with the T^2 scaling of section 2.1).
 
     student, teacher: (B, K) logits. Mean over the batch of the per-sample KL divergence.
     """
@@ -50,8 +50,8 @@ def _target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
 def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch, alpha: float = 1.0, beta: float = 8.0,
                  temperature: float = 4.0) -> Tensor:
     """Decoupled KD: alpha * TCKD + beta * NCKD, both scaled by T^2 (Zhao et al., "Decoupled Knowledge
-    Distillation", CVPR 2022, eq. 7). TCKD is the KL between the binary (target, rest) probabilities, NCKD the
-    KL between the distributions over the non-target classes.
+    Distillation", CVPR 2022). TCKD is the KL between the binary (target, rest) probabilities, NCKD the KL
+    between the distributions over the non-target classes.
 
     student, teacher: (B, K) logits. The target is the label where the budget allows, else the teacher's argmax.
     """
@@ -76,8 +76,8 @@ def _pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
 def dist_kd(student: Tensor, teacher: Tensor, batch: Batch, beta: float = 1.0, gamma: float = 1.0,
             temperature: float = 1.0) -> Tensor:
     """DIST: T^2 * (beta * (1 - mean inter-class Pearson) + gamma * (1 - mean intra-class Pearson)) of the
-    probabilities at temperature T (Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS 2022,
-    eqs. 5-7): the student matches the teacher's ranking of classes per sample and of samples per class.
+    probabilities at temperature T (Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS
+    2022): the student matches the teacher's ranking of classes per sample and of samples per class.
 
     student, teacher: (B, K) logits.
     """
@@ -95,7 +95,7 @@ def _standardize(logits: Tensor) -> Tensor:
 @register_loss("ls_kd")
 def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 2.0) -> Tensor:
     """KD on Z-score standardised logits, so the student matches the teacher's logit relations rather than their
-    magnitude (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024, eq. 8 / Algorithm 1).
+    magnitude (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024, Algorithm 1).
 
     student, teacher: (B, K) logits.
     """

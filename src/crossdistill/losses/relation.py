@@ -14,7 +14,7 @@ from crossdistill.losses.base import register_loss
 @register_loss("sp", reads="embed")
 def similarity_preserving(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     """Similarity-preserving KD: ||G_T - G_S||_F^2 / B^2, G = row-L2-normalised batch Gram matrix f f^T
-    (Tung & Mori, "Similarity-Preserving Knowledge Distillation", ICCV 2019, eqs. 2-4).
+    (Tung & Mori, "Similarity-Preserving Knowledge Distillation", ICCV 2019, the SP loss).
 
     student: (B, ...), teacher: (B, ...) features, flattened per sample.
     """
@@ -27,7 +27,7 @@ def similarity_preserving(student: Tensor, teacher: Tensor, batch: Batch) -> Ten
 def probabilistic_kt(student: Tensor, teacher: Tensor, batch: Batch, eps: float = 1e-7) -> Tensor:
     """Probabilistic knowledge transfer: KL between the teacher's and the student's conditional distributions
     of sample similarity, from cosine kernels mapped to [0, 1] and normalised per row (Passalis & Tefas,
-    "Learning Deep Representations with Probabilistic Knowledge Transfer", ECCV 2018, eqs. 3, 9, 10).
+    "Learning Deep Representations with Probabilistic Knowledge Transfer", ECCV 2018, with the cosine kernel).
 
     student: (B, D_s), teacher: (B, D_t). Mean over the B x B entries.
     """
@@ -55,7 +55,7 @@ def _angles(f: Tensor) -> Tensor:
 def relational_kd(student: Tensor, teacher: Tensor, batch: Batch, distance_weight: float = 25.0,
                   angle_weight: float = 50.0) -> Tensor:
     """Relational KD: w_d * Huber(distance potentials) + w_a * Huber(angle potentials), distances normalised by
-    their mean over the batch (Park et al., "Relational Knowledge Distillation", CVPR 2019, eqs. 4-7).
+    their mean over the batch (Park et al., "Relational Knowledge Distillation", CVPR 2019, RKD-D + RKD-A).
 
     student: (B, D_s), teacher: (B, D_t); teacher potentials carry no gradient.
     """
