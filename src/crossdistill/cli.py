@@ -160,4 +160,8 @@ def fetch(
 
     if name not in SOURCES:
         _fail(ValueError(f"unknown source {name!r}; available: {', '.join(SOURCES)}"))
-    console.print(f"fetched into {fetch_source(SOURCES[name], resolve_root(data_root))}")
+    try:
+        target = fetch_source(SOURCES[name], resolve_root(data_root))
+    except (OSError, ValueError) as error:  # no network, or a download whose checksum does not match
+        _fail(error)
+    console.print(f"fetched into {target}")
