@@ -74,7 +74,7 @@ def test_terms_needing_a_teacher_without_one_are_refused(pair):
 
 
 def test_unknown_loss_and_loss_option_are_named():
-    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: ce, cosine, dist, dkd, feature_mse, kd"):
+    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: at, ce, cosine, dist, dkd"):
         terms({"loss": "kdd"})
     with pytest.raises(ConfigError, match="loss 'kd' has no option temp; its options: temperature"):
         terms({"loss": "kd", "kwargs": {"temp": 2}})
@@ -84,8 +84,15 @@ def test_unknown_loss_and_loss_option_are_named():
 def test_every_distillation_loss_trains_an_audio_student_from_an_image_teacher(pair, av_fold, name):
     student, teacher = pair
     probe = av_fold["train"].batch(torch.arange(4))
-    distiller = Distiller(student, teacher, terms({"loss": "ce"}, {"loss": name}), probe=probe).train()
+    maps = {"reads": "feats.audio.stage1", "teacher_reads": "feats.image.stage1"}
+    spec = {"loss": name, **(maps if LOSSES.get(name).reads == "feats" else {})}
+    distiller = Distiller(student, teacher, terms({"loss": "ce"}, spec), probe=probe).train()
     losses = distiller(av_fold["train"].batch(torch.arange(16)))
     losses["loss"].backward()
     assert torch.isfinite(losses[name])
     assert all(p.grad is not None for p in distiller.student.parameters() if p.requires_grad)
+
+
+def test_a_feature_map_loss_without_a_named_map_is_refused():
+    with pytest.raises(ConfigError, match="loss 'at' reads an intermediate feature map: set reads"):
+        terms({"loss": "at"})

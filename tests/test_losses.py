@@ -52,8 +52,9 @@ def test_feature_mse_is_half_squared_norm_averaged_over_samples():
 def test_every_loss_is_finite_differentiable_and_minimal_at_the_teacher(name):
     loss = LOSSES.get(name)
     torch.manual_seed(0)
-    student = torch.randn(6, 5, requires_grad=True)
-    teacher = torch.randn(6, 5)
+    shape = (6, 4, 5, 5) if loss.reads == "feats" else (6, 5)  # feature-map losses get (B, C, H, W)
+    student = torch.randn(*shape, requires_grad=True)
+    teacher = torch.randn(*shape)
     batch = batch_of([0, 1, 2, 3, 4, 0])
     value = loss.fn(student, teacher if loss.needs_teacher else None, batch)
     value.backward()
@@ -135,3 +136,15 @@ def test_cosine_is_one_minus_cosine_and_ignores_the_norm():
     cosine = LOSSES.get("cosine").fn
     assert cosine(student, teacher, batch_of([0, 0])).item() == pytest.approx((1.0 + 0.0) / 2)
     assert cosine(5 * student, teacher, batch_of([0, 0])).item() == pytest.approx(0.5)
+
+
+def test_attention_transfer_by_hand_and_across_map_sizes():
+    at = LOSSES.get("at").fn
+    student = torch.zeros(1, 2, 2, 2)
+    student[0, :, 0, 0] = 1.0  # attention all on the top-left cell
+    teacher = torch.ones(1, 3, 2, 2)  # uniform attention: 1/2 per cell after L2 normalisation
+    expected = ((1 - 0.5) ** 2 + 3 * 0.5**2) / 4
+    assert at(student, teacher, batch_of([0])).item() == pytest.approx(expected)
+    assert at(torch.randn(2, 4, 8, 16), torch.randn(2, 6, 2, 4), batch_of([0, 0])).isfinite()
+    with pytest.raises(Exception, match="needs spatial feature maps"):
+        at(torch.randn(2, 4), torch.randn(2, 4), batch_of([0, 0]))

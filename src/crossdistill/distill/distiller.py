@@ -46,6 +46,9 @@ def resolve_terms(specs: list[TermSpec]) -> list[Term]:
             raise ConfigError(f"loss {spec.loss!r} has no option {', '.join(unknown)}; "
                               f"its options: {', '.join(allowed) or 'none'}")
         reads = spec.reads or loss.reads
+        if reads == "feats":  # the loss reads a feature map, which only the config can name
+            raise ConfigError(f"loss {spec.loss!r} reads an intermediate feature map: set reads: "
+                              "feats.<modality>.stage<i> (and teacher_reads when the teacher's differs)")
         terms.append(Term(name, loss, spec.weight, reads, spec.teacher_reads or reads, dict(spec.kwargs)))
     if not terms:
         raise ConfigError("no loss terms: give at least one (e.g. {loss: ce})")

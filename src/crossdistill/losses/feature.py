@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch
 from crossdistill.losses.base import register_loss
 
@@ -28,3 +29,26 @@ def cosine_embedding(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     student: A(f^S), teacher: f^T, same shape (B, D).
     """
     return (1.0 - F.cosine_similarity(student.flatten(1), teacher.flatten(1), dim=1)).mean()
+
+
+# FitNets proper: the same hint loss, on a named intermediate map, through a learned 1x1-conv regressor.
+register_loss("fitnet", reads="feats", adapter=True)(feature_mse)
+
+
+@register_loss("at", reads="feats")
+def attention_transfer(student: Tensor, teacher: Tensor, batch: Batch, p: float = 2.0) -> Tensor:
+    """Attention transfer: mean squared difference of the L2-normalised spatial attention maps
+    Q = vec(mean_c |A_c|^p) of a student and a teacher feature map (Zagoruyko & Komodakis, "Paying More
+    Attention to Attention", ICLR 2017, activation-based attention with p = 2, in the form of the authors' code).
+
+    student: (B, C_s, H_s, W_s), teacher: (B, C_t, H_t, W_t); the student's map is average-pooled to the
+    teacher's spatial size when they differ (e.g. a spectrogram map against an image map).
+    """
+    if student.dim() != 4 or teacher.dim() != 4:
+        raise ConfigError(f"loss 'at' needs spatial feature maps (B, C, H, W), got {tuple(student.shape)} and "
+                          f"{tuple(teacher.shape)}: set reads/teacher_reads to feats.<modality>.stage<i>")
+    a_s = student.abs().pow(p).mean(dim=1, keepdim=True)  # (B, 1, H_s, W_s)
+    a_t = teacher.abs().pow(p).mean(dim=1, keepdim=True)  # (B, 1, H_t, W_t)
+    if a_s.shape[-2:] != a_t.shape[-2:]:
+        a_s = F.adaptive_avg_pool2d(a_s, a_t.shape[-2:])
+    return (F.normalize(a_s.flatten(1), dim=1) - F.normalize(a_t.flatten(1), dim=1)).pow(2).mean()
