@@ -23,3 +23,12 @@ def test_baseline_distilled_and_variants(tiny_config):
 def test_no_baseline_when_the_budget_is_zero(tiny_config):
     exp = config.load(tiny_config, ["student_labels=0", "distill.terms=[{loss: kd}]"])
     assert [p.name for p in student_plans(exp)] == ["distilled"]
+
+
+def test_variant_names_cannot_shadow_the_headline_models(tiny_config):
+    import pytest
+
+    from crossdistill.config import ConfigError
+
+    with pytest.raises(ConfigError, match="variant name 'baseline' is reserved"):
+        config.load(tiny_config, ["variants={baseline: {student_labels: 0.5}}"])

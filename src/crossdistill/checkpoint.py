@@ -17,6 +17,13 @@ def atomic_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see the old file or the complete new one, never a half-written one."""
+    tmp = atomic_path(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     tmp = atomic_path(path)
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossdistill.checkpoint import save_weights
+from crossdistill.checkpoint import save_weights, write_text_atomic
 from crossdistill.config import Experiment, ModelSpec
 from crossdistill.data.batch import FoldData
 from crossdistill.evaluate import evaluate_split
@@ -29,9 +28,7 @@ def summarize(values: list[float]) -> dict:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 class ResultsBook:

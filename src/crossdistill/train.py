@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from rich.progress import Progress
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
-from crossdistill.checkpoint import load_state, save_state, save_weights
+from crossdistill.checkpoint import load_state, save_state, save_weights, write_text_atomic
 from crossdistill.config import TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill.distiller import Distiller
@@ -86,13 +85,6 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
     return {f"train_{k}": v / len(loader) for k, v in sums.items()}
 
 
-def _write_history(path: Path, history: list[dict]) -> None:
-    """``metrics.jsonl`` rewritten whole and atomically, so it always matches the checkpoint after a crash."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    os.replace(tmp, path)
-
-
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
         run_dir: Path, device: torch.device, resume: bool = True, label: str = "") -> FitResult:
     """Train ``distiller``'s student (+ adapters); keep the student weights of the best validation epoch.
@@ -142,7 +134,8 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
             save_state({**{k: v.state_dict() for k, v in stateful.items()}, **progress,
                         "history": json.dumps(history), "rng": torch.get_rng_state(),
                         "loader_rng": train.generator.get_state()}, last_path)
-            _write_history(run_dir / "metrics.jsonl", history)
+            # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
+            write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
             bar.update(task, advance=1, description=f"{label} loss {row['train_loss']:.3f} "
                                                     f"val {row['val_score']:.3f}")
             if progress["stopped"]:
