@@ -18,7 +18,7 @@ from crossdistill.data import FoldData, open_dataset
 from crossdistill.data.loader import BatchLoader
 from crossdistill.data.sources import cache_root
 from crossdistill.data.splits import label_budget_mask
-from crossdistill.distill import CacheRefused, Distiller, TeacherCache, resolve_terms
+from crossdistill.distill import CacheRefused, Distiller, PrepareContext, TeacherCache, resolve_terms
 from crossdistill.evaluate import modality_ablation
 from crossdistill.evaluate.predict import predict_logits
 from crossdistill.models import build_model, check_modalities
@@ -86,34 +86,43 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
     return model.cpu().eval()
 
 
-def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teacher: MultiModalModel | None,
-                  probe_rows: Tensor) -> Distiller:
+def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: dict[str, MultiModalModel],
+                  probe_rows: Tensor, seed: int = 0) -> Distiller:
+    """The student, its terms and the teachers they read; teacher outputs from the cache where allowed."""
     student = build_model(exp.student, fold.info, role="student")
-    distiller = Distiller(student, teacher, plan.terms, probe=fold["train"].batch(probe_rows))
-    if teacher is not None and exp.distill.cache:
+    distiller = Distiller(student, {n: teachers[n] for n in plan.teacher_names}, plan.terms,
+                          probe=fold["train"].batch(probe_rows), primary=plan.teacher or "teacher")
+    distiller.prepare(PrepareContext(fold["train"], lambda: build_model(exp.student, fold.info, role="student"),
+                                     seed))
+    for name in distiller.joint:
+        log.info("%s: teacher %s is trained jointly with the student (%s): teacher cache off", plan.name, name,
+                 ", ".join(t.name for t in plan.terms if t.loss.trains_teacher))
+    for name in distiller.teachers:
+        if not exp.distill.cache or name in distiller.joint:
+            continue
         try:
             distiller.use_teacher_source(TeacherCache.open(
-                teacher, fold["train"], split="train", data_fingerprint=fold.fingerprint,
-                reads=distiller.teacher_reads(), root=cache_root() / "teacher_outputs",
-                augmented=set(exp.data.augment)))
+                distiller.teachers[name], fold["train"], split="train", data_fingerprint=fold.fingerprint,
+                reads=distiller.teacher_reads(name), root=cache_root() / "teacher_outputs",
+                augmented=set(exp.data.augment)), name)
         except CacheRefused as why:
-            log.info("%s: teacher runs online (%s)", plan.name, why)
+            log.info("%s: teacher %s runs online (%s)", plan.name, name, why)
     return distiller
 
 
-def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teacher: MultiModalModel | None,
+def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: dict[str, MultiModalModel],
                   selector: MultiModalModel, seed: int, model_dir: Path) -> MultiModalModel:
-    """Train one student. ``teacher`` feeds the distillation terms (None: trained alone, on its labelled
-    share only); ``selector`` labels the validation split when selection is by agreement with the teacher."""
+    """Train one student. ``teachers`` feed the distillation terms (none: trained alone, on its labelled share
+    only); ``selector`` labels the validation split when selection is by agreement with the teacher."""
     seed_everything(seed)
     # The labelled subset belongs to the data (seeded by data.seed, like the split), not to the training seed:
     # every seed and every student of a fold sees the same labels, so the seed spread measures training alone.
     labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, exp.data.seed))
-    train, val = _loaders(exp, fold, plan.train, labeled, teacher is None, seed)
+    train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"
     val_targets = predict_logits(selector, val).argmax(dim=1) if by_teacher else fold["val"].target
-    distiller = distiller_for(exp, plan, fold, teacher, torch.arange(min(8, len(fold["train"]))))
+    distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
                  label=f"{plan.name} fold {fold.fold} seed {seed}")
     summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum())}
@@ -134,17 +143,17 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
     for fold_id in exp.data.fold_ids:
         fold = dataset.fold(fold_id)
         book.add_fold(fold)
-        needed = ["teacher", *sorted({p.teacher for p in plans if p.teacher and p.teacher != "teacher"})]
+        needed = ["teacher", *sorted({n for p in plans for n in p.teacher_names} - {"teacher"})]
         teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
         for name, teacher in teachers.items():
             ablation = (modality_ablation(teacher, fold["test"], fold.info.num_classes)
                         if exp.evaluate.modality_ablation else None)
             book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
         for plan in plans:
-            teacher = teachers[plan.teacher] if plan.teacher else None
+            selector = teachers[plan.teacher or "teacher"]
             for seed in plan.seeds:
                 model_dir = run_dir / "models" / plan.name / f"fold{fold_id}-seed{seed}"
-                student = train_student(exp, plan, fold, teacher, teacher or teachers["teacher"], seed, model_dir)
+                student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
                 book.record(plan.name, exp.student, student, fold, seed, plan=plan)
     book.write()
     return run_dir

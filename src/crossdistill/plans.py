@@ -23,6 +23,15 @@ class StudentPlan:
     def needs_teacher(self) -> bool:
         return any(t.loss.needs_teacher for t in self.terms)
 
+    @property
+    def teacher_names(self) -> list[str]:
+        """Every teacher the terms read: the run's own, and those that terms name (multi-teacher runs)."""
+        if self.teacher is None:
+            return []
+        named = {n for t in self.terms if t.loss.needs_teacher and t.teachers for n in t.teachers}
+        uses_own = any(t.loss.needs_teacher and not t.teachers for t in self.terms)
+        return sorted(named | ({self.teacher} if uses_own else set()))
+
 
 def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
     """Baseline (task loss only, same label budget), distilled, then the variants in config order.
@@ -41,8 +50,6 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
             seeds=exp.seeds if (full or variant.seeds is None) else variant.seeds,
             train=variant.train,
         )
-        if plan.teacher is not None:
-            exp.teacher_spec(plan.teacher)  # unknown teacher name -> ConfigError now
         plans.append(plan)
     if exp.student_labels == 0:
         plans = [p for p in plans if p.name != "baseline"]  # no labels: nothing to train alone
@@ -50,6 +57,8 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
         plan.select_on = exp.train_for(plan.train).select_on
         if not plan.needs_teacher:
             plan.teacher = None
+        for name in plan.teacher_names:
+            exp.teacher_spec(name)  # unknown teacher name -> ConfigError now
         uses_labels = any(t.name.startswith("ce") for t in plan.terms)
         if plan.labels == 0 and uses_labels and not plan.needs_teacher:
             raise ConfigError(f"student run {plan.name!r} has no labels (student_labels: 0) and no teacher "

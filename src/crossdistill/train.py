@@ -87,7 +87,8 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
         run_dir: Path, device: torch.device, resume: bool = True, label: str = "") -> FitResult:
-    """Train ``distiller``'s student (+ adapters); keep the student weights of the best validation epoch.
+    """Train ``distiller``'s student (+ adapters, loss modules, a jointly trained teacher); keep the student
+    weights of the best validation epoch.
 
     ``val_targets`` (N_val,) are what validation accuracy is measured against: the labels of a labelled
     validation split, or the teacher's predictions (selection without labels). No test data is seen here.
@@ -102,7 +103,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     ema = (AveragedModel(distiller.student, avg_fn=ema_with_warmup(ema_decay(cfg.ema_horizon, total)),
                          use_buffers=True) if cfg.ema_horizon else None)
     evaluated = ema.module if ema is not None else distiller.student
-    stateful = {"student": distiller.student, "adapters": distiller.adapters, "optimizer": optimizer,
+    stateful = {"student": distiller.student, "training_state": distiller.training_state(), "optimizer": optimizer,
                 "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
     last_path = run_dir / "checkpoints" / "last.pt"
     progress = {"epoch": -1, "best_score": -1.0, "best_epoch": -1, "best_student": None, "stopped": False}

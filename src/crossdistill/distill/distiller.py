@@ -1,13 +1,16 @@
-"""``Distiller``: student + frozen teacher + loss terms -> a dict of named losses.
+"""``Distiller``: student + teacher(s) + loss terms -> a dict of named losses.
 
 ``L = sum_i w_i L_i``; each term reads one named output on both sides (``logits``, ``embed``,
-``feats.<name>``). Teacher outputs come from the teacher itself (online) or from a ``TeacherCache``.
+``feats.<name>``) or, for losses that need several, the whole ``Outputs``. A term reads the run's teacher, one
+named teacher, or a weighted ensemble of teachers (multi-teacher distillation). Teacher outputs come from the
+teacher itself (online) or from a ``TeacherCache``. Teachers are frozen, except for losses that train the
+teacher jointly with the student (``c2kd``): the Distiller then trains its own copy and never caches it.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterator
+import copy
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError, TermSpec
-from crossdistill.data.batch import Batch
+from crossdistill.data.batch import Batch, SplitData
 from crossdistill.distill.adapters import make_adapter
 from crossdistill.losses import LOSSES, LossDef
 from crossdistill.models.outputs import Outputs
 
 TeacherSource = Callable[[Batch], Outputs]
+PRIMARY = "teacher"  # the name a term's teacher goes by when the term names none
 
 
 @dataclass
@@ -31,6 +35,30 @@ class Term:
     reads: str  # the student's output
     teacher_reads: str  # the teacher's output
     kwargs: dict[str, Any] = field(default_factory=dict)
+    teachers: dict[str, float] | None = None  # teacher name -> ensemble weight (sum 1); None: the run's teacher
+
+    @property
+    def whole_outputs(self) -> bool:
+        return self.reads == "outputs"
+
+
+@dataclass
+class PrepareContext:
+    """What a loss module may look at before training (``Distiller.prepare``)."""
+
+    train: SplitData  # the training split: paired inputs of every modality (labels are not for the student)
+    new_student: Callable[[], nn.Module]  # a freshly initialised model of the student's architecture
+    seed: int
+
+
+def _ensemble_weights(loss: str, teacher: str | dict[str, float] | None) -> dict[str, float] | None:
+    if teacher is None or isinstance(teacher, str):
+        return None if teacher is None else {teacher: 1.0}
+    if not teacher or any(w <= 0 for w in teacher.values()):
+        raise ConfigError(f"loss {loss!r}: teacher weights must be a non-empty mapping of positive numbers, "
+                          f"got {teacher}")
+    total = sum(teacher.values())
+    return {name: w / total for name, w in teacher.items()}
 
 
 def resolve_terms(specs: list[TermSpec]) -> list[Term]:
@@ -40,84 +68,155 @@ def resolve_terms(specs: list[TermSpec]) -> list[Term]:
         loss = LOSSES.get(spec.loss)
         seen[spec.loss] = seen.get(spec.loss, 0) + 1
         name = spec.loss if seen[spec.loss] == 1 else f"{spec.loss}_{seen[spec.loss]}"
-        allowed = list(inspect.signature(loss.fn).parameters)[3:]
-        unknown = sorted(set(spec.kwargs) - set(allowed))
+        unknown = sorted(set(spec.kwargs) - set(loss.options))
         if unknown:
             raise ConfigError(f"loss {spec.loss!r} has no option {', '.join(unknown)}; "
-                              f"its options: {', '.join(allowed) or 'none'}")
+                              f"its options: {', '.join(loss.options) or 'none'}")
         reads = spec.reads or loss.reads
         if reads == "feats":  # the loss reads a feature map, which only the config can name
             raise ConfigError(f"loss {spec.loss!r} reads an intermediate feature map: set reads: "
                               "feats.<modality>.stage<i> (and teacher_reads when the teacher's differs)")
-        terms.append(Term(name, loss, spec.weight, reads, spec.teacher_reads or reads, dict(spec.kwargs)))
+        teachers = _ensemble_weights(spec.loss, spec.teacher)
+        if teachers is not None and not loss.needs_teacher:
+            raise ConfigError(f"loss {spec.loss!r} uses no teacher, but the term names teacher {spec.teacher}")
+        if teachers is not None and len(teachers) > 1 and (loss.reads == "outputs" or loss.trains_teacher):
+            raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
+        terms.append(Term(name, loss, spec.weight, reads, spec.teacher_reads or reads, dict(spec.kwargs),
+                          teachers))
     if not terms:
         raise ConfigError("no loss terms: give at least one (e.g. {loss: ce})")
     return terms
 
 
 class Distiller(nn.Module):
-    """Owns the student, the adapters and (frozen, eval mode) the teacher. ``distiller(batch)`` returns
-    ``{"loss": total, "<term>": value, ...}``."""
+    """Owns the student, the adapters, the losses' own modules and the teachers. ``distiller(batch)`` returns
+    ``{"loss": total, "<term>": value, ...}``.
 
-    def __init__(self, student: nn.Module, teacher: nn.Module | None, terms: list[Term],
-                 probe: Batch | None = None) -> None:
+    ``teacher`` is one model (the run's teacher) or a mapping name -> model for terms that name teachers;
+    ``primary`` is the name of the run's teacher in that mapping.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | Mapping[str, nn.Module] | None,
+                 terms: list[Term], probe: Batch | None = None, primary: str = PRIMARY) -> None:
         super().__init__()
-        self.student, self.terms = student, terms
-        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
-        self.teacher_source: TeacherSource | None = self._online if teacher is not None else None
-        if any(t.loss.needs_teacher for t in terms) and teacher is None:
+        self.student, self.terms, self.primary = student, terms, primary
+        given = {} if teacher is None else dict(teacher) if isinstance(teacher, Mapping) else {primary: teacher}
+        needed = self._teachers_needed()
+        missing = sorted(needed - set(given))
+        if missing:
             needing = ", ".join(t.name for t in terms if t.loss.needs_teacher)
-            raise ConfigError(f"loss terms {needing} need a teacher, but none was given")
+            raise ConfigError(f"loss terms {needing} need a teacher ({', '.join(missing)}), but "
+                              f"{'none was' if not given else ', '.join(sorted(given)) + ' were'} given")
+        joint = {primary} if any(t.loss.trains_teacher for t in terms) else set()
+        self.teachers = nn.ModuleDict({
+            # A jointly trained teacher is this run's own copy: the shared teacher stays as it was.
+            name: copy.deepcopy(model).requires_grad_(True) if name in joint
+            else model.eval().requires_grad_(False)
+            for name, model in given.items() if name in needed})
+        self.joint = joint
+        self.teacher_sources: dict[str, TeacherSource] = {name: self._online(name) for name in self.teachers}
         self.adapters = nn.ModuleDict()
-        if any(t.loss.adapter for t in terms):
+        self.loss_modules = nn.ModuleDict()
+        if any(t.loss.adapter or t.loss.module is not None for t in terms):
             if probe is None:
-                raise ValueError("terms with adapters need a probe batch to size them")
-            self._build_adapters(probe)
+                raise ValueError("terms with adapters or loss modules need a probe batch to size them")
+            self._build_from_probe(probe)
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        """The run's (primary) teacher, if any."""
+        return dict(self.teachers.items()).get(self.primary)  # ModuleDict has no get()
+
+    def _teacher_names(self, term: Term) -> dict[str, float]:
+        return term.teachers or {self.primary: 1.0}
+
+    def _teachers_needed(self) -> set[str]:
+        return {name for t in self.terms if t.loss.needs_teacher for name in self._teacher_names(t)}
+
+    def _online(self, name: str) -> TeacherSource:
+        def run(batch: Batch) -> Outputs:
+            with torch.set_grad_enabled(name in self.joint and torch.is_grad_enabled()):
+                return self.teachers[name](batch)
+        return run
 
     @torch.no_grad()
-    def _online(self, batch: Batch) -> Outputs:
-        return self.teacher(batch)
-
-    @torch.no_grad()
-    def _build_adapters(self, probe: Batch) -> None:
+    def _build_from_probe(self, probe: Batch) -> None:
         was_training = self.student.training
-        s_out, t_out = self.student.eval()(probe), self.teacher(probe)
-        self.student.train(was_training)
+        s_out = self.student.eval()(probe)
+        t_outs = {name: self.teachers[name].eval()(probe) for name in self.teachers}
+        self.train(was_training)
         for term in self.terms:
+            student_value = s_out if term.whole_outputs else s_out.read(term.reads)
+            teacher_value = self._teacher_value(term, t_outs)
             if term.loss.adapter:
-                self.adapters[term.name] = make_adapter(s_out.read(term.reads), t_out.read(term.teacher_reads))
+                self.adapters[term.name] = make_adapter(student_value, teacher_value)
+                student_value = self.adapters[term.name](student_value)
+            module = term.loss.build(student_value, teacher_value, term.kwargs)
+            if module is not None:
+                self.loss_modules[term.name] = module
 
-    def use_teacher_source(self, source: TeacherSource) -> None:
-        """Take teacher outputs from ``source`` (e.g. a ``TeacherCache``) instead of running the teacher."""
-        self.teacher_source = source
+    def _teacher_value(self, term: Term, t_outs: dict[str, Outputs]) -> Any:
+        if not term.loss.needs_teacher or not t_outs:
+            return None
+        names = self._teacher_names(term)
+        if term.whole_outputs:
+            return t_outs[next(iter(names))]
+        # An ensemble reads the weighted mean of its teachers' outputs (for logits: averaged before the softmax).
+        return sum(w * t_outs[name].read(term.teacher_reads) for name, w in names.items())
+
+    def prepare(self, context: PrepareContext) -> None:
+        """Let loss modules that need the training data before training (``mgkd``'s saliency test) see it."""
+        for module in self.loss_modules.values():
+            if hasattr(module, "prepare"):
+                module.prepare(self, context)
+
+    def use_teacher_source(self, source: TeacherSource, name: str | None = None) -> None:
+        """Take teacher ``name``'s outputs from ``source`` (e.g. a ``TeacherCache``) instead of running it."""
+        name = name or self.primary
+        if name in self.joint:
+            raise ValueError(f"teacher {name!r} is trained jointly with the student; its outputs cannot be cached")
+        self.teacher_sources[name] = source
 
     def train(self, mode: bool = True) -> Distiller:
         super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()  # frozen: BatchNorm statistics and dropout stay in inference mode
+        for name, teacher in self.teachers.items():
+            if name not in self.joint:
+                teacher.eval()  # frozen: BatchNorm statistics and dropout stay in inference mode
         return self
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.student.parameters()
         yield from self.adapters.parameters()
+        yield from self.loss_modules.parameters()
+        for name in sorted(self.joint):
+            yield from self.teachers[name].parameters()
+
+    def training_state(self) -> nn.ModuleDict:
+        """Everything besides the student that training changes (checkpointed with it for resuming)."""
+        return nn.ModuleDict({"adapters": self.adapters, "losses": self.loss_modules,
+                              "teachers": nn.ModuleDict({n: self.teachers[n] for n in sorted(self.joint)})})
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         s_out = self.student(batch)
-        t_out = self.teacher_source(batch) if self.teacher_source is not None else None
+        t_outs = {name: source(batch) for name, source in self.teacher_sources.items()}
         losses: dict[str, Tensor] = {}
         total = s_out.logits.new_zeros(())
         for term in self.terms:
-            student_value = s_out.read(term.reads)
+            student_value = s_out if term.whole_outputs else s_out.read(term.reads)
             if term.name in self.adapters:
                 student_value = self.adapters[term.name](student_value)
-            needs = t_out is not None and term.loss.needs_teacher
-            teacher_value = t_out.read(term.teacher_reads) if needs else None
-            value = term.loss.fn(student_value, teacher_value, batch, **term.kwargs)
+            teacher_value = self._teacher_value(term, t_outs)
+            if term.name in self.loss_modules:
+                value = self.loss_modules[term.name](student_value, teacher_value, batch)
+            else:
+                value = term.loss.fn(student_value, teacher_value, batch, **term.kwargs)
             losses[term.name] = value
             total = total + term.weight * value
         losses["loss"] = total
         return losses
 
-    def teacher_reads(self) -> list[str]:
-        """The teacher outputs the terms need (the cache stores these, plus logits)."""
-        return sorted({"logits"} | {t.teacher_reads for t in self.terms if t.loss.needs_teacher})
+    def teacher_reads(self, name: str | None = None) -> list[str]:
+        """The outputs of teacher ``name`` the terms need (the cache stores these, plus logits)."""
+        name = name or self.primary
+        return sorted({"logits"} | {t.teacher_reads for t in self.terms
+                                    if t.loss.needs_teacher and name in self._teacher_names(t)})

@@ -1,11 +1,14 @@
-"""What a registered loss is: a function of tensors plus what it reads and needs."""
+"""What a registered loss is: a function of tensors (or a module, when the loss owns parameters or state) plus
+what it reads and needs."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from crossdistill.registry import Registry, summary
 
@@ -14,11 +17,28 @@ LossFn = Callable[..., Tensor]  # (student: Tensor, teacher: Tensor | None, batc
 
 @dataclass(frozen=True)
 class LossDef:
-    fn: LossFn
-    reads: str = "logits"  # default output read on both sides
+    """A loss by name. Stateless losses are functions ``fn(student, teacher, batch, **options)``. Losses with
+    parameters or state (projection heads, a negative queue, proxy classifiers) are ``nn.Module`` classes built
+    once per run as ``module(student_probe, teacher_probe, **options)`` from one probe batch, then called as
+    ``module(student, teacher, batch)``; their parameters train with the student."""
+
+    fn: LossFn | None = None
+    reads: str = "logits"  # default output read on both sides; "outputs": the whole ``Outputs`` of each side
     needs_teacher: bool = True
     adapter: bool = False  # the student side goes through a learned adapter sized to the teacher's
     summary: str = ""
+    module: type[nn.Module] | None = None
+    trains_teacher: bool = False  # the teacher is trained jointly with the student (no frozen teacher, no cache)
+
+    @property
+    def options(self) -> list[str]:
+        """The keyword options a config may set (``kwargs:``)."""
+        if self.module is not None:
+            return list(inspect.signature(self.module.__init__).parameters)[3:]  # after self, student, teacher
+        return list(inspect.signature(self.fn).parameters)[3:]  # after student, teacher, batch
+
+    def build(self, student_probe: Any, teacher_probe: Any, options: dict[str, Any]) -> nn.Module | None:
+        return None if self.module is None else self.module(student_probe, teacher_probe, **options)
 
 
 LOSSES: Registry[LossDef] = Registry("loss")
@@ -33,3 +53,12 @@ def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = Tru
     return add
 
 
+def register_loss_module(name: str, *, reads: str = "embed", trains_teacher: bool = False
+                         ) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Register an ``nn.Module`` loss (see ``LossDef``)."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        LOSSES.register(name)(LossDef(None, reads, True, False, summary(cls), cls, trains_teacher))
+        return cls
+
+    return add
