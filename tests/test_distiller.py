@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from crossdistill.config import ConfigError, TermSpec
-from crossdistill.distill import Distiller, resolve_terms
+from crossdistill.distill import Distiller, PrepareContext, resolve_terms
 from crossdistill.losses import LOSSES
 from crossdistill.models import build_model
 
@@ -74,20 +74,21 @@ def test_terms_needing_a_teacher_without_one_are_refused(pair):
 
 
 def test_unknown_loss_and_loss_option_are_named():
-    with pytest.raises(KeyError, match="unknown loss 'kdd'; available: at, ce, cosine, dist, dkd"):
+    with pytest.raises(KeyError, match="unknown loss .kdd.; available: at, c2kd, ce, cosine, crd, dist, dkd"):
         terms({"loss": "kdd"})
     with pytest.raises(ConfigError, match="loss 'kd' has no option temp; its options: temperature"):
         terms({"loss": "kd", "kwargs": {"temp": 2}})
 
 
 @pytest.mark.parametrize("name", [n for n in LOSSES.names() if LOSSES.get(n).needs_teacher])
-def test_every_distillation_loss_trains_an_audio_student_from_an_image_teacher(pair, av_fold, name):
+def test_every_distillation_loss_trains_an_audio_student_from_an_image_teacher(pair, av_fold, small_specs, name):
     student, teacher = pair
     probe = av_fold["train"].batch(torch.arange(4))
     maps = {"reads": "feats.audio.stage1", "teacher_reads": "feats.image.stage1"}
     spec = {"loss": name, **(maps if LOSSES.get(name).reads == "feats" else {})}
-    distiller = Distiller(student, teacher, terms({"loss": "ce"}, spec), probe=probe).train()
-    losses = distiller(av_fold["train"].batch(torch.arange(16)))
+    distiller = Distiller(student, teacher, terms({"loss": "ce"}, spec), probe=probe)
+    distiller.prepare(PrepareContext(av_fold["train"], lambda: build_model(small_specs[1], av_fold.info), 0))
+    losses = distiller.train()(av_fold["train"].batch(torch.arange(16)))
     losses["loss"].backward()
     assert torch.isfinite(losses[name])
     assert all(p.grad is not None for p in distiller.student.parameters() if p.requires_grad)

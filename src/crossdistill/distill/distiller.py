@@ -79,10 +79,10 @@ def resolve_terms(specs: list[TermSpec]) -> list[Term]:
         teachers = _ensemble_weights(spec.loss, spec.teacher)
         if teachers is not None and not loss.needs_teacher:
             raise ConfigError(f"loss {spec.loss!r} uses no teacher, but the term names teacher {spec.teacher}")
-        if teachers is not None and len(teachers) > 1 and (loss.reads == "outputs" or loss.trains_teacher):
+        if teachers is not None and len(teachers) > 1 and (loss.reads == "outputs" or loss.single_teacher):
             raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
-        terms.append(Term(name, loss, spec.weight, reads, spec.teacher_reads or reads, dict(spec.kwargs),
-                          teachers))
+        teacher_reads = spec.teacher_reads or (loss.teacher_reads if not spec.reads else None) or reads
+        terms.append(Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers))
     if not terms:
         raise ConfigError("no loss terms: give at least one (e.g. {loss: ce})")
     return terms
@@ -165,10 +165,12 @@ class Distiller(nn.Module):
         return sum(w * t_outs[name].read(term.teacher_reads) for name, w in names.items())
 
     def prepare(self, context: PrepareContext) -> None:
-        """Let loss modules that need the training data before training (``mgkd``'s saliency test) see it."""
-        for module in self.loss_modules.values():
-            if hasattr(module, "prepare"):
-                module.prepare(self, context)
+        """Let loss modules that need the teacher and the training data before training (``mgkd``'s saliency
+        test) see them."""
+        for term in self.terms:
+            if term.name in self.loss_modules and hasattr(self.loss_modules[term.name], "prepare"):
+                teacher = self.teachers[next(iter(self._teacher_names(term)))]
+                self.loss_modules[term.name].prepare(teacher, context)
 
     def use_teacher_source(self, source: TeacherSource, name: str | None = None) -> None:
         """Take teacher ``name``'s outputs from ``source`` (e.g. a ``TeacherCache``) instead of running it."""

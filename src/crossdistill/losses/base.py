@@ -29,6 +29,8 @@ class LossDef:
     summary: str = ""
     module: type[nn.Module] | None = None
     trains_teacher: bool = False  # the teacher is trained jointly with the student (no frozen teacher, no cache)
+    teacher_reads: str | None = None  # the teacher's output when it differs from ``reads`` by default
+    single_teacher: bool = False  # needs one whole teacher model (not an ensemble's mean output)
 
     @property
     def options(self) -> list[str]:
@@ -53,12 +55,14 @@ def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = Tru
     return add
 
 
-def register_loss_module(name: str, *, reads: str = "embed", trains_teacher: bool = False
+def register_loss_module(name: str, *, reads: str = "embed", teacher_reads: str | None = None,
+                         trains_teacher: bool = False, single_teacher: bool = False
                          ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Register an ``nn.Module`` loss (see ``LossDef``)."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
-        LOSSES.register(name)(LossDef(None, reads, True, False, summary(cls), cls, trains_teacher))
+        LOSSES.register(name)(LossDef(None, reads, True, False, summary(cls), cls, trains_teacher, teacher_reads,
+                                      single_teacher or trains_teacher))
         return cls
 
     return add

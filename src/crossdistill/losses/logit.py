@@ -35,7 +35,7 @@ def soft_label_mse(student: Tensor, teacher: Tensor, batch: Batch, temperature: 
     return (k_teacher - k_student).pow(2).sum(dim=1).mean()
 
 
-def _target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
+def target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
     """Each sample's class: its label where the student may use it, else the teacher's prediction (paired data
     without a label has no other ground truth)."""
     guess = teacher.argmax(dim=1)
@@ -55,7 +55,7 @@ def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch, alpha: float = 
 
     student, teacher: (B, K) logits. The target is the label where the budget allows, else the teacher's argmax.
     """
-    target = _target_or_teacher(batch, teacher)  # (B,)
+    target = target_or_teacher(batch, teacher)  # (B,)
     gt = F.one_hot(target, student.shape[1]).bool()  # (B, K)
     p_s = F.softmax(student / temperature, dim=1)
     p_t = F.softmax(teacher / temperature, dim=1)

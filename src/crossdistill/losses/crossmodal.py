@@ -1,0 +1,204 @@
+"""Losses made for the cross-modal case, where the student's modality cannot see all the teacher knows:
+``c2kd`` bridges the gap with proxy heads and a teacher that learns alongside the student; ``mgkd`` distils only
+the part of the teacher's knowledge that the student's modality can reach."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crossdistill.config import ConfigError
+from crossdistill.data.batch import Batch
+from crossdistill.data.loader import BatchLoader
+from crossdistill.losses.base import register_loss_module
+from crossdistill.losses.logit import hinton_kd, target_or_teacher
+from crossdistill.models.outputs import Outputs
+
+
+def kendall_tau(a: Tensor, b: Tensor) -> Tensor:
+    """Kendall rank correlation (tau-a) of each row of ``a`` with the same row of ``b``: the mean over class
+    pairs of sign(a_j - a_k) * sign(b_j - b_k). a, b: (B, K) -> (B,) in [-1, 1]. Vectorised, O(B K^2)."""
+    k = a.shape[1]
+    sign_a = torch.sign(a[:, :, None] - a[:, None, :])  # (B, K, K)
+    sign_b = torch.sign(b[:, :, None] - b[:, None, :])
+    return (sign_a * sign_b).sum(dim=(1, 2)) / (k * (k - 1))
+
+
+def _kl(student_logits: Tensor, target_logits: Tensor, temperature: float) -> Tensor:
+    """KL(softmax(target / T) || softmax(student / T)) per sample: (B, K) -> (B,)."""
+    log_p = F.log_softmax(student_logits / temperature, dim=1)
+    log_q = F.log_softmax(target_logits / temperature, dim=1)
+    return F.kl_div(log_p, log_q, reduction="none", log_target=True).sum(dim=1)
+
+
+def non_target_kl(student_logits: Tensor, target_logits: Tensor, target: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL between the distributions over the non-target classes (the target class removed before the softmax),
+    per sample: (B, K), (B, K), (B,) -> (B,)."""
+    drop = F.one_hot(target, student_logits.shape[1]).bool()  # (B, K)
+    keep_s = student_logits.masked_fill(drop, -1e4)
+    keep_t = target_logits.masked_fill(drop, -1e4)
+    return _kl(keep_s, keep_t, temperature)
+
+
+class ProxyHead(nn.Module):
+    """C2KD's proxy classifier on a model's embedding: linear, BatchNorm, LeakyReLU(0.1), linear to the classes
+    (the authors' 1x1 conv + BN + LeakyReLU + fc on the pooled last feature map)."""
+
+    def __init__(self, in_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(in_dim, in_dim), nn.BatchNorm1d(in_dim), nn.LeakyReLU(0.1),
+                                    nn.Linear(in_dim, num_classes))
+
+    def forward(self, embed: Tensor) -> Tensor:
+        return self.layers(embed.flatten(1))  # (B, K)
+
+
+@register_loss_module("c2kd", reads="outputs", trains_teacher=True)
+class CrossModalC2KD(nn.Module):
+    """C2KD: proxy heads on the student and the teacher exchange knowledge by a bidirectional KL over the
+    non-target classes, kept only for samples whose two proxies rank the classes alike (Kendall tau above
+    ``tau_threshold``, on-the-fly selection); each proxy and its own model distil into each other; the teacher
+    trains jointly (its cross-entropy on the labels plus its KL terms) (Huo et al., "C2KD: Bridging the Modality
+    Gap for Cross-Modal Knowledge Distillation", CVPR 2024, following the authors' training code).
+
+    student, teacher: whole ``Outputs`` (logits and embed). The student's own cross-entropy is not included:
+    add a ``ce`` term. The non-target class is the label where the student's budget allows, else the teacher's
+    prediction; the teacher's cross-entropy uses every training label, as the teacher was trained on them.
+    Departure: the authors' code zeroes the target logit, this removes the target class from the softmax.
+    """
+
+    def __init__(self, student: Outputs, teacher: Outputs, temperature: float = 1.0,
+                 tau_threshold: float = 0.0) -> None:
+        super().__init__()
+        num_classes = student.logits.shape[1]
+        self.proxy_student = ProxyHead(student.embed.flatten(1).shape[1], num_classes)
+        self.proxy_teacher = ProxyHead(teacher.embed.flatten(1).shape[1], num_classes)
+        self.temperature, self.tau_threshold = temperature, tau_threshold
+        self.register_buffer("selected_share", torch.zeros(()))  # share of the last batch kept, for the logs
+
+    def forward(self, student: Outputs, teacher: Outputs, batch: Batch) -> Tensor:
+        t = self.temperature
+        z_s, z_t = student.logits, teacher.logits  # (B, K), the teacher's with a gradient (trained jointly)
+        p_s, p_t = self.proxy_student(student.embed), self.proxy_teacher(teacher.embed)  # (B, K) proxies
+        with torch.no_grad():
+            keep = (kendall_tau(p_t, p_s) > self.tau_threshold).float()  # (B,) on-the-fly selection
+            self.selected_share.copy_(keep.mean())
+        target = target_or_teacher(batch, z_t.detach())
+        teacher_side = (F.cross_entropy(z_t, batch.target)
+                        + _kl(p_t, z_t.detach(), t).mean() + _kl(z_t, p_t.detach(), t).mean()
+                        + (keep * non_target_kl(p_t, p_s.detach(), target, t)).mean())
+        student_side = (_kl(p_s, z_s.detach(), t).mean() + _kl(z_s, p_s.detach(), t).mean()
+                        + (keep * non_target_kl(p_s, p_t.detach(), target, t)).mean())
+        return teacher_side + student_side
+
+
+def permutation_saliency(student_logits: Tensor, teacher_embed: Tensor, head: nn.Module, repeats: int = 10,
+                         seed: int = 0) -> Tensor:
+    """Algorithm 1 of Xue et al. (ICLR 2023), on the teacher's embedding: for each channel j, shuffle it across
+    samples, recompute the teacher's logits and measure their mean squared distance to the logits of a
+    student-modality model trained to mimic the teacher; average over ``repeats`` shuffles, min-max normalise.
+    A channel the student's modality predicts is matched before shuffling and not after, so it scores high
+    (modality-general); a channel it cannot predict was never matched, and scores low (modality-specific).
+
+    student_logits: (N, K), teacher_embed: (N, D) -> (D,) in [0, 1].
+    """
+    generator = torch.Generator().manual_seed(seed)
+    n, d = teacher_embed.shape
+    scores = torch.zeros(d)
+    with torch.no_grad():
+        for _ in range(repeats):
+            order = torch.randperm(n, generator=generator)
+            for j in range(d):
+                shuffled = teacher_embed.clone()
+                shuffled[:, j] = teacher_embed[order, j]
+                scores[j] += F.mse_loss(head(shuffled), student_logits)
+    scores /= repeats
+    span = scores.max() - scores.min()
+    return (scores - scores.min()) / span if span > 0 else torch.ones(d)
+
+
+@register_loss_module("mgkd", reads="logits", teacher_reads="embed", single_teacher=True)
+class ModalityGeneralKD(nn.Module):
+    """Modality-general KD: Hinton KD from the teacher with its modality-specific embedding channels frozen at
+    their mean, so only knowledge the student's modality can reach is distilled (Xue et al., "The Modality
+    Focusing Hypothesis: Towards Understanding Crossmodal Knowledge Distillation", ICLR 2023, Algorithm 1).
+
+    Before training (``prepare``): a model of the student's architecture learns to mimic the teacher's logits
+    (MSE, no labels) on the paired training data, then ``permutation_saliency`` scores the teacher's embedding
+    channels and the ``ratio`` least general are frozen at their training mean. Departures: the teacher is
+    given (the authors train it jointly with the mimic), and frozen channels take the training-split mean
+    rather than each batch's.
+
+    student: (B, K) logits, teacher: (B, D) the teacher's embedding (cacheable); the teacher's head maps it.
+    """
+
+    def __init__(self, student: Tensor, teacher: Tensor, ratio: float = 0.75, temperature: float = 4.0,
+                 repeats: int = 10, mimic_epochs: int = 10) -> None:
+        super().__init__()
+        if teacher.dim() != 2:
+            raise ConfigError(f"loss 'mgkd' reads the teacher's embedding (B, D), got {tuple(teacher.shape)}")
+        if not 0 <= ratio < 1:
+            raise ConfigError(f"loss 'mgkd': ratio is the share of channels frozen, in [0, 1), got {ratio}")
+        self.ratio, self.temperature, self.repeats, self.mimic_epochs = ratio, temperature, repeats, mimic_epochs
+        dim = teacher.shape[1]
+        self.register_buffer("saliency", torch.zeros(dim))  # (D,) modality-general score per channel
+        self.register_buffer("general", torch.ones(dim, dtype=torch.bool))  # (D,) channels kept
+        self.register_buffer("means", torch.zeros(dim))  # (D,) training means of the frozen channels
+        self.head: nn.Module | None = None
+        self.prepared = False
+
+    def prepare(self, teacher: nn.Module, context) -> None:  # noqa: ANN001  (a PrepareContext)
+        if not hasattr(teacher, "head"):
+            raise ConfigError("loss 'mgkd' needs a teacher with a `head` mapping its embedding to logits")
+        self.head = copy.deepcopy(teacher.head).eval().requires_grad_(False)
+        train = BatchLoader(context.train, 256)
+        with torch.no_grad():
+            teacher.eval()
+            embeds = torch.cat([teacher(b).embed for b in train])  # (N, D)
+            teacher_logits = self.head(embeds)  # (N, K)
+        mimic = self._fit_mimic(context, teacher_logits)
+        self.saliency.copy_(permutation_saliency(mimic, embeds, self.head, self.repeats, context.seed))
+        frozen = self.saliency.argsort()[: int(self.ratio * len(self.saliency))]
+        self.general.fill_(True)
+        self.general[frozen] = False
+        self.means.copy_(embeds.mean(dim=0))
+        self.prepared = True
+
+    def _fit_mimic(self, context, teacher_logits: Tensor) -> Tensor:  # noqa: ANN001
+        """A student-architecture model regressing the teacher's logits; returns its logits on the train split."""
+        generator = torch.Generator().manual_seed(context.seed)
+        torch.manual_seed(context.seed)
+        mimic = context.new_student().train()
+        optimizer = torch.optim.AdamW(mimic.parameters(), lr=3e-3)
+        n = len(context.train)
+        for _ in range(self.mimic_epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n - 1, 64):  # (n - 1: no batch of one sample for BatchNorm)
+                rows = order[start : start + 64]
+                loss = F.mse_loss(mimic(context.train.batch(rows)).logits, teacher_logits[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            return torch.cat([mimic.eval()(b).logits for b in BatchLoader(context.train, 256)])
+
+    def train(self, mode: bool = True) -> ModalityGeneralKD:
+        super().train(mode)
+        if self.head is not None:
+            self.head.eval()  # the teacher's head stays in inference mode
+        return self
+
+    @property
+    def general_share(self) -> float:
+        return float(self.general.float().mean())
+
+    def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+        if not self.prepared or self.head is None:
+            raise RuntimeError("mgkd has not scored the teacher's channels: call Distiller.prepare(context)")
+        kept = torch.where(self.general, teacher, self.means)  # (B, D): specific channels at their mean
+        with torch.no_grad():
+            teacher_logits = self.head(kept)  # (B, K)
+        return hinton_kd(student, teacher_logits, batch, self.temperature)
