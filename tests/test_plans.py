@@ -32,3 +32,19 @@ def test_variant_names_cannot_shadow_the_headline_models(tiny_config):
 
     with pytest.raises(ConfigError, match="variant name 'baseline' is reserved"):
         config.load(tiny_config, ["variants={baseline: {student_labels: 0.5}}"])
+
+
+def test_terms_naming_teachers_pull_them_into_the_plan(tiny_config):
+    import pytest
+
+    from crossdistill.config import ConfigError
+
+    two = ("extra_teachers={audio_teacher: {encoders: {audio: {name: spec_cnn, channels: [4, 8]}}}}")
+    ensemble = "distill.terms=[{loss: ce}, {loss: kd, teacher: {teacher: 0.5, audio_teacher: 0.5}}]"
+    plans = {p.name: p for p in student_plans(config.load(tiny_config, [two, ensemble]))}
+    assert plans["distilled"].teacher_names == ["audio_teacher", "teacher"]
+    only_audio = "distill.terms=[{loss: kd, teacher: audio_teacher}]"
+    plans = {p.name: p for p in student_plans(config.load(tiny_config, [two, only_audio]))}
+    assert plans["distilled"].teacher_names == ["audio_teacher"]
+    with pytest.raises(ConfigError, match="unknown teacher 'video'; available: teacher, audio_teacher"):
+        student_plans(config.load(tiny_config, [two, "distill.terms=[{loss: kd, teacher: video}]"]))
