@@ -1,0 +1,246 @@
+"""Every distillation method side by side, in the cross-modal settings, at the label budgets where it matters.
+
+Settings (real data): av-digits image teacher -> audio student (test speaker lucas, fold 2); av-mnist
+image+audio teacher -> audio student, and -> image student (fold 0; MNIST images keep 25% of their variance, the
+audio is mixed with noise at 10 dB SNR). Student label budgets 0%, 10% and 100%; seeds 0, 1, 2; the same teacher,
+student architecture, optimiser, epochs and batch size for every method; model selection on the validation
+split only (its labels, or at 0% agreement with the teacher: no student-modality label is used anywhere).
+
+Each method is one term added to the student's cross-entropy (L = CE + w * L_method). At 0% there is no CE;
+methods that are not soft-label losses get Hinton KD beside them (else nothing trains the classifier), and the
+reference row is KD alone. Weights: soft-label losses 1 (their papers' defaults); every other term is scaled so
+that it equals the cross-entropy at initialisation (measured on a training batch with the untrained student and
+the trained teacher), one uniform rule instead of per-method tuning on test data.
+
+Writes ``benchmarks/results/methods.json`` and ``benchmarks/results/methods.md``. Runs the (setting, budget)
+jobs on ``--workers`` processes, one thread each. ``--quick``: one seed, 3 epochs, a few methods (a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+from crossdistill.checkpoint import save_weights, write_text_atomic  # noqa: E402
+from crossdistill.config import Experiment, TermSpec  # noqa: E402
+from crossdistill.data import open_dataset  # noqa: E402
+from crossdistill.distill import Distiller, resolve_terms  # noqa: E402
+from crossdistill.models import build_model  # noqa: E402
+from crossdistill.pipeline import obtain_teacher, run  # noqa: E402
+from crossdistill.runtime import seed_everything  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+BUDGETS = [0.0, 0.1, 1.0]
+SEEDS = [0, 1, 2]
+EPOCHS = 12
+SOFT_LABEL = {"kd", "dkd", "dist", "ls_kd", "mgkd"}  # train the classifier from the teacher on their own
+# Teachers a few times the student's size, as in C2KD's own setting (same backbone both sides), so the methods
+# that run the teacher online (c2kd trains it) fit the time budget; no augmentation, so every frozen teacher is
+# served from the cache.
+IMAGE_CNN = {"name": "image_cnn", "channels": [16, 32, 64]}
+SPEC_CNN = {"name": "spec_cnn", "channels": [8, 16, 32]}
+SETTINGS = {
+    "av-digits image->audio": {
+        "data": {"dataset": "av-digits", "folds": [2]},
+        "teacher": {"encoders": {"image": IMAGE_CNN}, "embed_dim": 128},
+        "student": {"encoders": {"audio": {"name": "spec_cnn", "channels": [8, 16, 32]}}, "embed_dim": 32},
+        "maps": ("feats.audio.stage2", "feats.image.stage2"),
+    },
+    "av-mnist image+audio->audio": {
+        "data": {"dataset": "av-mnist", "options": {"image_energy": 0.25, "snr_db": 10.0}, "folds": [0]},
+        "teacher": {"encoders": {"image": IMAGE_CNN, "audio": SPEC_CNN}, "fusion": "gated", "embed_dim": 128},
+        "student": {"encoders": {"audio": {"name": "spec_cnn", "channels": [8, 16, 32]}}, "embed_dim": 32},
+        "maps": ("feats.audio.stage2", "feats.audio.stage2"),
+    },
+    "av-mnist image+audio->image": {
+        "data": {"dataset": "av-mnist", "options": {"image_energy": 0.25, "snr_db": 10.0}, "folds": [0]},
+        "teacher": {"encoders": {"image": IMAGE_CNN, "audio": SPEC_CNN}, "fusion": "gated", "embed_dim": 128},
+        "student": {"encoders": {"image": {"name": "image_cnn", "channels": [8, 16, 32]}}, "embed_dim": 32},
+        "maps": ("feats.image.stage2", "feats.image.stage2"),
+    },
+}
+# Each method's term, options from its paper (or its authors' code) where they set one.
+METHODS: dict[str, dict] = {
+    "kd": {"loss": "kd", "kwargs": {"temperature": 4.0}},
+    "dkd": {"loss": "dkd", "kwargs": {"alpha": 1.0, "beta": 8.0, "temperature": 4.0}},
+    "dist": {"loss": "dist"},
+    "ls_kd": {"loss": "ls_kd"},
+    "fitnet": {"loss": "fitnet"},
+    "at": {"loss": "at"},
+    "cosine": {"loss": "cosine"},
+    "rkd": {"loss": "rkd"},
+    "sp": {"loss": "sp"},
+    "pkt": {"loss": "pkt"},
+    "crd": {"loss": "crd", "kwargs": {"queue_size": 1024}},
+    "infonce": {"loss": "infonce"},
+    "c2kd": {"loss": "c2kd"},
+    "mgkd": {"loss": "mgkd"},
+}
+QUICK_METHODS = ["kd", "fitnet", "crd", "c2kd", "mgkd"]
+
+
+def method_term(method: str, setting: dict, weight: float) -> dict:
+    term = {**METHODS[method], "weight": weight}
+    if method in ("fitnet", "at"):
+        term |= {"reads": setting["maps"][0], "teacher_reads": setting["maps"][1]}
+    return term
+
+
+def base_experiment(name: str, setting: dict, epochs: int) -> dict:
+    return {"name": name, "data": setting["data"], "teacher": {**setting["teacher"], "train": {"epochs": 15,
+                                                                                            "patience": 6}},
+            "student": setting["student"], "seeds": SEEDS,
+            "train": {"epochs": epochs, "batch_size": 128, "lr": 0.004, "progress": False},
+            "evaluate": {"latency_repeats": 3, "modality_ablation": False}}
+
+
+def train_teacher(setting_name: str, out: Path, epochs: int) -> Path:
+    """Phase 1: the setting's teacher, trained once on every training label; its weights for all jobs."""
+    setting = SETTINGS[setting_name]
+    exp = Experiment.model_validate(base_experiment("teacher", setting, epochs) | {"student_labels": 1.0})
+    fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(exp.data.fold_ids[0])
+    spec = json.dumps([setting["data"], setting["teacher"]], sort_keys=True).encode()
+    path = out / slug(setting_name) / f"teacher-{hashlib.sha256(spec).hexdigest()[:12]}.safetensors"
+    if not path.is_file():
+        teacher = obtain_teacher(exp, "teacher", fold, out / slug(setting_name))
+        save_weights(teacher.state_dict(), path)
+    return path
+
+
+def balanced_weights(setting_name: str, teacher_path: Path, methods: list[str]) -> dict[str, float]:
+    """w such that w * L_method = CE at initialisation (untrained student, trained teacher, 256 samples)."""
+    setting = SETTINGS[setting_name]
+    exp = Experiment.model_validate(base_experiment("w", setting, 1) | {"teacher": {**setting["teacher"],
+                                                                                 "checkpoint": str(teacher_path)}})
+    fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(exp.data.fold_ids[0])
+    from crossdistill.checkpoint import load_weights
+
+    teacher = build_model(exp.teacher, fold.info, role="teacher")
+    load_weights(teacher, teacher_path)
+    batch = fold["train"].batch(torch.randperm(len(fold["train"]), generator=torch.Generator().manual_seed(0))[:256])
+    weights = {}
+    for method in methods:
+        if method in SOFT_LABEL or method == "c2kd":
+            weights[method] = 1.0
+            continue
+        seed_everything(0)
+        student = build_model(exp.student, fold.info, role="student")
+        terms = resolve_terms([TermSpec(loss="ce"), TermSpec.model_validate(method_term(method, setting, 1.0))])
+        distiller = Distiller(student, teacher, terms, probe=batch).eval()
+        with torch.no_grad():
+            losses = distiller(batch)
+        weights[method] = float(losses["ce"] / losses[terms[1].name])
+    return weights
+
+
+def job(setting_name: str, budget: float, teacher_path: str, weights: dict[str, float], methods: list[str],
+        out: str, epochs: int, seeds: list[int]) -> dict:
+    """Phase 2: one (setting, budget): the baseline and every method, through the normal pipeline."""
+    torch.set_num_threads(1)
+    setting = SETTINGS[setting_name]
+    pct = round(budget * 100)
+    no_labels = budget == 0
+    kd = method_term("kd", setting, 1.0)
+    variants = {}
+    for method in methods:
+        if method == "kd":
+            continue  # the experiment's own "distilled" row
+        term = method_term(method, setting, weights[method])
+        with_labels = [{"loss": "ce"}, term]
+        variants[method] = {"terms": with_labels if not no_labels else [term] if method in SOFT_LABEL else [kd, term]}
+    exp = Experiment.model_validate(base_experiment(f"{slug(setting_name)}-{pct}", setting, epochs) | {
+        "teacher": {**setting["teacher"], "checkpoint": teacher_path},
+        "student_labels": budget, "seeds": seeds,
+        "distill": {"terms": [kd] if no_labels else [{"loss": "ce"}, kd], "cache": True},
+        "train": {"epochs": epochs, "batch_size": 128, "lr": 0.004, "progress": False,
+                  "select_on": "teacher" if no_labels else "labels"},
+        "variants": variants})
+    tic = time.perf_counter()
+    run_dir = run(exp, Path(out))
+    results = json.loads((run_dir / "results.json").read_text())
+    rows = {}
+    for name, model in results["models"].items():
+        if model["role"] != "student":
+            continue
+        epoch_s = [json.loads(line)["seconds"] for seed in seeds
+                   for line in (run_dir / "models" / name / f"fold{exp.data.fold_ids[0]}-seed{seed}" /
+                                "checkpoints" / ".." / "metrics.jsonl").read_text().splitlines()]
+        method = {"baseline": "alone", "distilled": "kd"}.get(name, name)
+        rows[method] = {"accuracy": model["metrics"]["accuracy"]["per_seed"], "epoch_s": statistics.mean(epoch_s)}
+    teacher_acc = results["models"]["teacher"]["metrics"]["accuracy"]["mean"]
+    return {"setting": setting_name, "budget": budget, "teacher_accuracy": teacher_acc, "rows": rows,
+            "wall_s": time.perf_counter() - tic}
+
+
+def slug(name: str) -> str:
+    return name.replace(" ", "_").replace("->", "-to-").replace("+", "")
+
+
+def summarise(jobs: list[dict], weights: dict[str, dict[str, float]]) -> tuple[dict, str]:
+    table, lines = {}, []
+    for result in sorted(jobs, key=lambda j: (list(SETTINGS).index(j["setting"]), j["budget"])):
+        rows = result["rows"]
+        reference = "kd" if result["budget"] == 0 else "alone"
+        ref_mean = statistics.mean(rows[reference]["accuracy"])
+        ref_epoch = rows[reference]["epoch_s"]
+        key = f"{result['setting']} @ {round(result['budget'] * 100)}% labels"
+        entries = {}
+        for method, row in rows.items():
+            acc = row["accuracy"]
+            entries[method] = {"mean": statistics.mean(acc), "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                               "per_seed": acc, "gain": statistics.mean(acc) - ref_mean,
+                               "epoch_time_ratio": row["epoch_s"] / ref_epoch}
+        table[key] = {"reference": reference, "teacher_accuracy": result["teacher_accuracy"], "methods": entries,
+                      "wall_s": result["wall_s"]}
+        lines += [f"\n### {key} (teacher {100 * result['teacher_accuracy']:.1f}%, gain vs {reference})\n",
+                  "| method | accuracy % | gain (points) | epoch time vs " + reference + " |", "|---|---|---|---|"]
+        for method, e in sorted(entries.items(), key=lambda kv: -kv[1]["mean"]):
+            lines.append(f"| {method} | {100 * e['mean']:.1f} ± {100 * e['std']:.1f} | {100 * e['gain']:+.1f} | "
+                         f"{e['epoch_time_ratio']:.2f}x |")
+    return table, "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/methods-benchmark"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    args = parser.parse_args()
+    methods = QUICK_METHODS if args.quick else list(METHODS)
+    epochs, seeds = (3, [0]) if args.quick else (EPOCHS, SEEDS)
+    tic = time.perf_counter()
+    torch.set_num_threads(max(1, args.workers))
+    teachers = {name: train_teacher(name, args.out, epochs) for name in args.settings}
+    weights = {name: balanced_weights(name, teachers[name], methods) for name in args.settings}
+    print("term weights (CE-balanced at initialisation):", json.dumps(weights, indent=1), file=sys.stderr)
+    jobs = [(name, budget) for name in args.settings for budget in BUDGETS]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = [pool.submit(job, name, budget, str(teachers[name]), weights[name], methods, str(args.out),
+                               epochs, seeds) for name, budget in jobs]
+        done = [f.result() for f in futures]
+    table, markdown = summarise(done, weights)
+    report = {"epochs": epochs, "seeds": seeds, "batch_size": 128, "workers": args.workers, "threads_per_worker": 1,
+              "weights": weights, "wall_s": time.perf_counter() - tic, "settings": table}
+    RESULTS.mkdir(exist_ok=True)
+    stem = "methods-quick" if args.quick else "methods"
+    write_text_atomic(RESULTS / f"{stem}.json", json.dumps(report, indent=1))
+    write_text_atomic(RESULTS / f"{stem}.md", f"# Methods benchmark ({epochs} epochs, seeds {seeds}, wall "
+                                              f"{report['wall_s'] / 60:.1f} min)\n" + markdown)
+    print(markdown)
+    print(f"wall {report['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
