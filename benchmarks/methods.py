@@ -55,7 +55,7 @@ SETTINGS = {
         "data": {"dataset": "av-digits", "folds": [2]},
         "teacher": {"encoders": {"image": IMAGE_CNN}, "embed_dim": 128},
         "student": {"encoders": {"audio": {"name": "spec_cnn", "channels": [8, 16, 32]}}, "embed_dim": 32},
-        "maps": ("feats.audio.stage2", "feats.image.stage2"),
+        "maps": ("feats.audio.stage1", "feats.image.stage1"),  # the image's stage 2 map is 1x1 (8x8 digits)
     },
     "av-mnist image+audio->audio": {
         "data": {"dataset": "av-mnist", "options": {"image_energy": 0.25, "snr_db": 10.0}, "folds": [0]},
@@ -111,9 +111,9 @@ def train_teacher(setting_name: str, out: Path, epochs: int) -> Path:
     exp = Experiment.model_validate(base_experiment("teacher", setting, epochs) | {"student_labels": 1.0})
     fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(exp.data.fold_ids[0])
     spec = json.dumps([setting["data"], setting["teacher"]], sort_keys=True).encode()
-    path = out / slug(setting_name) / f"teacher-{hashlib.sha256(spec).hexdigest()[:12]}.safetensors"
+    path = out / "teachers" / f"{hashlib.sha256(spec).hexdigest()[:12]}.safetensors"  # shared by equal settings
     if not path.is_file():
-        teacher = obtain_teacher(exp, "teacher", fold, out / slug(setting_name))
+        teacher = obtain_teacher(exp, "teacher", fold, out / "teachers" / path.stem)
         save_weights(teacher.state_dict(), path)
     return path
 
@@ -141,6 +141,9 @@ def balanced_weights(setting_name: str, teacher_path: Path, methods: list[str]) 
         with torch.no_grad():
             losses = distiller(batch)
         weights[method] = float(losses["ce"] / losses[terms[1].name])
+        if not 0 < weights[method] < float("inf"):
+            raise ValueError(f"{setting_name}: {method} is {float(losses[terms[1].name])} at initialisation, so "
+                             "it cannot be balanced against the cross-entropy (a 1x1 feature map?)")
     return weights
 
 

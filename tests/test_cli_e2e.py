@@ -31,7 +31,8 @@ def test_help_lists_the_commands():
         assert command in output
 
 
-@pytest.mark.parametrize("what,expected", [("datasets", "av-mnist"), ("encoders", "spec_cnn"), ("losses", "soft_mse")])
+@pytest.mark.parametrize("what,expected",
+                         [("datasets", "av-mnist"), ("encoders", "spec_cnn"), ("losses", "Decoupled KD")])
 def test_list(what, expected):
     code, output = invoke("list", what)
     assert code == 0 and expected in output

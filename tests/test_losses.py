@@ -85,7 +85,8 @@ def test_every_loss_is_finite_differentiable_and_minimal_at_the_teacher(name):
     value = call(name, student, teacher, batch)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
-    assert loss.summary, f"loss {name} needs a docstring"
+    assert loss.summary and loss.headline, f"loss {name} needs a docstring"
+    assert loss.paper or name == "ce", f"loss {name}: cite its paper in the docstring's first paragraph"
     if loss.needs_teacher and name not in NO_ZERO_MINIMUM:  # minimum 0 when the student equals the teacher
         assert call(name, teacher.clone(), teacher, batch).item() == pytest.approx(0.0, abs=1e-6)
 

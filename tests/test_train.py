@@ -13,13 +13,19 @@ STUDENT = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "
                                     "embed_dim": 8})
 
 
-def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None):
+TEACHER = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [4, 8]}},
+                                    "embed_dim": 8})
+
+
+def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None, losses=("ce",)):
     torch.manual_seed(seed)
     subset = av_fold["train"].batch(torch.arange(0, 2000, 8))  # 250 clips
     from crossdistill.data.batch import SplitData
 
     data = SplitData(subset.inputs, subset.target, subset.index)
-    distiller = Distiller(build_model(STUDENT, av_fold.info), None, resolve_terms([TermSpec(loss="ce")]))
+    teacher = build_model(TEACHER, av_fold.info) if len(losses) > 1 else None
+    distiller = Distiller(build_model(STUDENT, av_fold.info), teacher,
+                          resolve_terms([TermSpec(loss=name) for name in losses]), probe=data.batch(torch.arange(4)))
     cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=patience, ema_horizon=ema)
     train = BatchLoader(data, 16, shuffle=True, seed=seed)
     val = BatchLoader(av_fold["val"], 256)
@@ -37,10 +43,13 @@ def test_fit_learns_logs_and_keeps_the_best_validation_epoch(av_fold, tmp_path):
     assert (tmp_path / "checkpoints" / "best.safetensors").is_file()
 
 
-def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_path, monkeypatch):
+# With crd and c2kd, resuming must also restore the queues, the NCE constants, the proxy heads and the jointly
+# trained teacher: any of them missing changes the validation scores after the crash.
+@pytest.mark.parametrize("losses", [("ce",), ("ce", "crd", "c2kd")])
+def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_path, monkeypatch, losses):
     import crossdistill.train as train_module
 
-    _, straight = small_fit(av_fold, tmp_path / "straight", epochs=3)
+    straight_distiller, straight = small_fit(av_fold, tmp_path / "straight", epochs=3, losses=losses)
     real, calls = train_module.predict_logits, []
 
     def crash_on_third_validation(*args, **kwargs):
@@ -51,14 +60,16 @@ def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_
 
     monkeypatch.setattr(train_module, "predict_logits", crash_on_third_validation)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        small_fit(av_fold, tmp_path / "resumed", epochs=3)
+        small_fit(av_fold, tmp_path / "resumed", epochs=3, losses=losses)
     assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
     monkeypatch.setattr(train_module, "predict_logits", real)
-    _, resumed = small_fit(av_fold, tmp_path / "resumed", epochs=3)
+    resumed_distiller, resumed = small_fit(av_fold, tmp_path / "resumed", epochs=3, losses=losses)
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     assert [r["val_score"] for r in rows] == [r["val_score"] for r in straight.history]
     assert resumed.best_score == straight.best_score
+    for key, value in straight_distiller.training_state().state_dict().items():
+        assert torch.equal(value, resumed_distiller.training_state().state_dict()[key]), key
 
 
 def test_warmup_cosine_schedule():

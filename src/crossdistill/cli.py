@@ -139,11 +139,16 @@ def list_cmd(
             sizes = " / ".join(str(v) for v in desc["sizes (fold 0)"].values())
             table.add_row(name, shapes, sizes, str(desc["folds"]), desc["licence"])
         console.print(table)
-    elif what in ("encoders", "losses"):
-        registry = ENCODERS if what == "encoders" else LOSSES
-        for name in registry.names():
-            entry = registry.get(name)
-            console.print(f"{name}: {entry.summary if what == 'losses' else summary(entry)}", highlight=False)
+    elif what == "losses":
+        table = Table("loss", "what", "paper", "reads")
+        for name in LOSSES.names():
+            loss = LOSSES.get(name)
+            reads = loss.reads if not loss.teacher_reads else f"{loss.reads} / teacher {loss.teacher_reads}"
+            table.add_row(name, loss.headline, loss.paper, reads)
+        console.print(table)
+    elif what == "encoders":
+        for name in ENCODERS.names():
+            console.print(f"{name}: {summary(ENCODERS.get(name))}", highlight=False)
     else:
         _fail(ValueError(f"cannot list {what!r}; choose datasets, encoders or losses"))
 

@@ -59,8 +59,10 @@ class ResultsBook:
             "role": "student" if plan else "teacher", "modalities": list(spec.modalities),
             "runs": [], "confusion": np.zeros((fold.info.num_classes,) * 2, dtype=int), "model": model,
             "weights": weights, "ablation": [],
-            **({"teacher": plan.teacher, "student_labels": plan.labels, "select_on": plan.select_on,
-                "terms": [{"term": t.name, "weight": t.weight, **t.kwargs} for t in plan.terms]}
+            **({"teacher": plan.teacher, "teachers": plan.teacher_names, "student_labels": plan.labels,
+                "select_on": plan.select_on,
+                "terms": [{"term": t.name, "weight": t.weight, **t.kwargs,
+                           **({"teachers": t.teachers} if t.teachers else {})} for t in plan.terms]}
                if plan else {}),
         })
         entry["runs"].append({"fold": fold.fold, "seed": seed, **report["metrics"]})

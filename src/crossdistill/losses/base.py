@@ -4,6 +4,7 @@ what it reads and needs."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,19 @@ class LossDef:
         if self.module is not None:
             return list(inspect.signature(self.module.__init__).parameters)[3:]  # after self, student, teacher
         return list(inspect.signature(self.fn).parameters)[3:]  # after student, teacher, batch
+
+    @property
+    def headline(self) -> str:
+        """What the loss is, in a few words: its docstring up to the first colon, parenthesis or full stop."""
+        cut = min((i for i in (self.summary.find(m) for m in (": ", " (", ". ")) if i > 0), default=len(self.summary))
+        text = self.summary[:cut]
+        return text if len(text) <= 90 else text[:89] + "…"
+
+    @property
+    def paper(self) -> str:
+        """The first citation of the docstring, up to its year ("Zhao et al., ..., CVPR 2022")."""
+        match = re.search(r"\(([^()]*?\b(?:19|20)\d\d)\b", self.summary)
+        return match.group(1) if match else ""
 
     def build(self, student_probe: Any, teacher_probe: Any, options: dict[str, Any]) -> nn.Module | None:
         return None if self.module is None else self.module(student_probe, teacher_probe, **options)

@@ -109,7 +109,7 @@ class ContrastiveRepresentationDistillation(nn.Module):
 
 @register_loss_module("infonce")
 class InfoNCEAlignment(nn.Module):
-    """Symmetric InfoNCE between projected, L2-normalised student and teacher embeddings of the same batch:
+    """Symmetric InfoNCE: between projected, L2-normalised student and teacher embeddings of the same batch:
     each student embedding must pick its paired teacher embedding among the batch's, and vice versa (van den
     Oord et al. 2018, "Representation Learning with Contrastive Predictive Coding", eq. 4; the symmetric form of
     CLIP, Radford et al. 2021), a cross-modal alignment of the student to the teacher.

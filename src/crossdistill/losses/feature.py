@@ -12,7 +12,7 @@ from crossdistill.losses.base import register_loss
 
 @register_loss("feature_mse", reads="embed", adapter=True)
 def feature_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
-    """Feature consistency 1/2 ||f^T - A(f^S)||^2, the student's feature mapped by a learned adapter A into the
+    """Feature consistency: 1/2 ||f^T - A(f^S)||^2, the student's feature mapped by a learned adapter A into the
     teacher's space (the hint loss of FitNets, Romero et al. 2015, eq. 3; the original design's L_cons).
 
     student: A(f^S), teacher: f^T, same shape (B, ...). Mean over the batch of the per-sample squared norm.
@@ -22,17 +22,23 @@ def feature_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
 
 @register_loss("cosine", reads="embed", adapter=True)
 def cosine_embedding(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
-    """1 - cos(A(f^S), f^T), batch mean: aligns the direction of the adapted student embedding with the
-    teacher's and ignores its norm. Half the squared distance of the L2-normalised embeddings, the form of the
-    feature distillation term of CLIP-KD (Yang et al., "CLIP-KD", CVPR 2024).
+    """Cosine embedding distance: 1 - cos(A(f^S), f^T), batch mean; aligns the direction of the adapted student
+    embedding with the teacher's and ignores its norm. Half the squared distance of the L2-normalised embeddings,
+    the form of the feature distillation term of CLIP-KD (Yang et al., "CLIP-KD", CVPR 2024).
 
     student: A(f^S), teacher: f^T, same shape (B, D).
     """
     return (1.0 - F.cosine_similarity(student.flatten(1), teacher.flatten(1), dim=1)).mean()
 
 
-# FitNets proper: the same hint loss, on a named intermediate map, through a learned 1x1-conv regressor.
-register_loss("fitnet", reads="feats", adapter=True)(feature_mse)
+@register_loss("fitnet", reads="feats", adapter=True)
+def fitnet_hint(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    """FitNets hint: ``feature_mse`` on a named intermediate map, through a learned 1x1-conv regressor
+    (Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015, eq. 3).
+
+    student: A(f^S), teacher: f^T, (B, C_t, H_t, W_t) maps (``reads``/``teacher_reads`` name them).
+    """
+    return feature_mse(student, teacher, batch)
 
 
 @register_loss("at", reads="feats")

@@ -94,8 +94,9 @@ def _standardize(logits: Tensor) -> Tensor:
 
 @register_loss("ls_kd")
 def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 2.0) -> Tensor:
-    """KD on Z-score standardised logits, so the student matches the teacher's logit relations rather than their
-    magnitude (Sun et al., "Logit Standardization in Knowledge Distillation", CVPR 2024, Algorithm 1).
+    """Logit-standardised KD: KD on Z-score standardised logits, so the student matches the teacher's logit
+    relations rather than their magnitude (Sun et al., "Logit Standardization in Knowledge Distillation",
+    CVPR 2024, Algorithm 1).
 
     student, teacher: (B, K) logits.
     """
