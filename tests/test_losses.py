@@ -175,3 +175,101 @@ def test_attention_transfer_by_hand_and_across_map_sizes():
     assert at(torch.randn(2, 4, 8, 16), torch.randn(2, 6, 2, 4), batch_of([0, 0])).isfinite()
     with pytest.raises(Exception, match="needs spatial feature maps"):
         at(torch.randn(2, 4), torch.randn(2, 4), batch_of([0, 0]))
+
+
+def kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
+
+
+def softmax(v, t=1.0):
+    e = [math.exp(x / t) for x in v]
+    return [x / sum(e) for x in e]
+
+
+def test_ls_kd_by_hand():
+    student, teacher, t = [1.0, 2.0, 4.0], [0.0, 3.0, 3.0], 2.0
+
+    def zscore(v):
+        mean = sum(v) / len(v)
+        std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))  # torch.std: unbiased
+        return [(x - mean) / std for x in v]
+
+    expected = t * t * kl(softmax(zscore(teacher), t), softmax(zscore(student), t))
+    value = LOSSES.get("ls_kd").fn(torch.tensor([student]), torch.tensor([teacher]), batch_of([0]), temperature=t)
+    assert value.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_pkt_by_hand_for_two_samples():
+    student = [[1.0, 0.0], [0.0, 1.0]]  # cosines: 1 on the diagonal, 0 off it -> kernel (1, 0.5)
+    teacher = [[1.0, 0.0], [1.0, 1.0]]  # cosines: 1 and 1/sqrt2 -> kernel (1, (1 + 1/sqrt2) / 2)
+    k_off = (1 + 1 / math.sqrt(2)) / 2
+    p_s = [[1 / 1.5, 0.5 / 1.5], [0.5 / 1.5, 1 / 1.5]]
+    p_t = [[1 / (1 + k_off), k_off / (1 + k_off)], [k_off / (1 + k_off), 1 / (1 + k_off)]]
+    expected = sum(p_t[i][j] * math.log(p_t[i][j] / p_s[i][j]) for i in range(2) for j in range(2)) / 4
+    value = LOSSES.get("pkt").fn(torch.tensor(student), torch.tensor(teacher), batch_of([0, 0]))
+    assert value.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_rkd_by_hand_for_three_points():
+    student = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]  # a right isosceles triangle
+    teacher = [[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]]
+
+    def huber(a, b):
+        d = abs(a - b)
+        return 0.5 * d * d if d < 1 else d - 0.5
+
+    def distances(points):
+        d = [[math.dist(p, q) for q in points] for p in points]
+        mean = sum(d[i][j] for i in range(3) for j in range(3) if i != j) / 6
+        return [[x / mean for x in row] for row in d]
+
+    def angles(points):  # cos of the angle at i between j and k, for every (i, j, k)
+        out = []
+        for i in range(3):
+            for j in range(3):
+                for k in range(3):
+                    u = [a - b for a, b in zip(points[j], points[i], strict=True)]
+                    v = [a - b for a, b in zip(points[k], points[i], strict=True)]
+                    nu, nv = math.hypot(*u), math.hypot(*v)
+                    out.append(0.0 if nu == 0 or nv == 0 else (u[0] * v[0] + u[1] * v[1]) / (nu * nv))
+        return out
+
+    d_s, d_t = distances(student), distances(teacher)
+    distance_term = sum(huber(d_s[i][j], d_t[i][j]) for i in range(3) for j in range(3)) / 9
+    a_s, a_t = angles(student), angles(teacher)
+    angle_term = sum(huber(a, b) for a, b in zip(a_s, a_t, strict=True)) / 27
+    value = LOSSES.get("rkd").fn(torch.tensor(student), torch.tensor(teacher), batch_of([0] * 3))
+    assert value.item() == pytest.approx(25 * distance_term + 50 * angle_term, rel=1e-4)
+
+
+def test_fitnet_is_the_hint_loss_on_maps_by_hand():
+    student, teacher = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 2.0], [0.0, 2.0]]]])
+    value = LOSSES.get("fitnet").fn(student, teacher, batch_of([0]))
+    assert value.item() == pytest.approx(0.5 * (1 + 4 + 0 + 4))
+
+
+# Every registered loss has a golden value computed by hand somewhere in the tests: here, or in
+# test_stateful_losses.py for the losses that own modules. A new loss must join this list with its own test.
+HAND_CHECKED = {"ce", "kd", "soft_mse", "feature_mse", "fitnet", "dkd", "dist", "ls_kd", "sp", "pkt", "rkd",
+                "cosine", "at", "crd", "infonce", "c2kd", "mgkd"}
+
+
+def test_every_registered_loss_has_a_hand_computed_golden_test():
+    assert set(LOSSES.names()) == HAND_CHECKED
+
+
+LOGIT_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).reads == "logits" and LOSSES.get(n).needs_teacher]
+
+
+@pytest.mark.parametrize("name", LOGIT_LOSSES)
+def test_soft_label_losses_ignore_a_per_sample_shift_of_the_logits(name):
+    """Softmax-based losses see probabilities, which a constant added to a sample's logits does not change."""
+    torch.manual_seed(7)
+    student, teacher = torch.randn(5, 4), torch.randn(5, 4)
+    shift = torch.randn(5, 1) * 3
+    batch = batch_of([0, 1, 2, 3, 0])
+    assert call(name, student + shift, teacher, batch).item() == pytest.approx(
+        call(name, student, teacher, batch).item(), rel=1e-4, abs=1e-6)
+    if name != "mgkd":  # mgkd reads the teacher's embedding, not its logits
+        assert call(name, student, teacher - shift, batch).item() == pytest.approx(
+            call(name, student, teacher, batch).item(), rel=1e-4, abs=1e-6)
