@@ -190,28 +190,60 @@ def slug(name: str) -> str:
     return name.replace(" ", "_").replace("->", "-to-").replace("+", "")
 
 
-def summarise(jobs: list[dict], weights: dict[str, dict[str, float]]) -> tuple[dict, str]:
-    table, lines = {}, []
+def summarise(jobs: list[dict]) -> dict:
+    """Per (setting, budget): every method's accuracy over seeds, its gain over the reference row and its epoch
+    time relative to the reference's."""
+    table = {}
     for result in sorted(jobs, key=lambda j: (list(SETTINGS).index(j["setting"]), j["budget"])):
         rows = result["rows"]
         reference = "kd" if result["budget"] == 0 else "alone"
         ref_mean = statistics.mean(rows[reference]["accuracy"])
-        ref_epoch = rows[reference]["epoch_s"]
-        key = f"{result['setting']} @ {round(result['budget'] * 100)}% labels"
         entries = {}
         for method, row in rows.items():
             acc = row["accuracy"]
             entries[method] = {"mean": statistics.mean(acc), "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
                                "per_seed": acc, "gain": statistics.mean(acc) - ref_mean,
-                               "epoch_time_ratio": row["epoch_s"] / ref_epoch}
+                               "epoch_time_ratio": row["epoch_s"] / rows[reference]["epoch_s"]}
+        key = f"{result['setting']} @ {round(result['budget'] * 100)}% labels"
         table[key] = {"reference": reference, "teacher_accuracy": result["teacher_accuracy"], "methods": entries,
                       "wall_s": result["wall_s"]}
-        lines += [f"\n### {key} (teacher {100 * result['teacher_accuracy']:.1f}%, gain vs {reference})\n",
-                  "| method | accuracy % | gain (points) | epoch time vs " + reference + " |", "|---|---|---|---|"]
+    return table
+
+
+def verdict(entry: dict, ref: dict) -> str:
+    """helps / hurts when the gain exceeds twice the standard error of the difference of the two means (about a
+    95% interval over the seeds), else neutral."""
+    n = len(entry["per_seed"])
+    if n < 2:
+        return "n/a (one seed)"
+    error = ((entry["std"] ** 2 + ref["std"] ** 2) / n) ** 0.5
+    return "helps" if entry["gain"] > 2 * error else "hurts" if entry["gain"] < -2 * error else "neutral"
+
+
+def render(report: dict) -> str:
+    """The Markdown of ``methods.json``: the best method per setting, then one table per setting."""
+    head = [f"# Methods benchmark: {report['epochs']} epochs, seeds {report['seeds']}, wall "
+            f"{report['wall_s'] / 60:.1f} min on {report['workers']} processes x 1 thread\n",
+            "Gain: points of test accuracy over the reference row (the student alone; KD alone at 0% labels). "
+            "Verdict: helps / hurts when the gain exceeds twice the standard error of the difference of the "
+            "means over the seeds, else neutral. Epoch time: relative to the reference row, in the same run.\n",
+            "| setting | teacher % | reference % | best method | its gain (points) | verdict |",
+            "|---|---|---|---|---|---|"]
+    body = []
+    for key, block in report["settings"].items():
+        entries, ref = block["methods"], block["methods"][block["reference"]]
+        for method, entry in entries.items():
+            entry["verdict"] = "reference" if method == block["reference"] else verdict(entry, ref)
+        best = max((m for m in entries if m != block["reference"]), key=lambda m: entries[m]["mean"])
+        head.append(f"| {key} | {100 * block['teacher_accuracy']:.1f} | {100 * ref['mean']:.1f} ± "
+                    f"{100 * ref['std']:.1f} | {best} | {100 * entries[best]['gain']:+.1f} | "
+                    f"{entries[best]['verdict']} |")
+        body += [f"\n### {key}\n", "| method | accuracy % | gain (points) | verdict | epoch time |",
+                 "|---|---|---|---|---|"]
         for method, e in sorted(entries.items(), key=lambda kv: -kv[1]["mean"]):
-            lines.append(f"| {method} | {100 * e['mean']:.1f} ± {100 * e['std']:.1f} | {100 * e['gain']:+.1f} | "
-                         f"{e['epoch_time_ratio']:.2f}x |")
-    return table, "\n".join(lines) + "\n"
+            body.append(f"| {method} | {100 * e['mean']:.1f} ± {100 * e['std']:.1f} | {100 * e['gain']:+.1f} | "
+                        f"{e['verdict']} | {e['epoch_time_ratio']:.2f}x |")
+    return "\n".join(head + body) + "\n"
 
 
 def main() -> None:
@@ -220,7 +252,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    parser.add_argument("--render", type=Path, help="only rewrite the Markdown of an existing methods JSON")
     args = parser.parse_args()
+    if args.render:
+        report = json.loads(args.render.read_text())
+        write_text_atomic(args.render.with_suffix(".md"), render(report))
+        write_text_atomic(args.render, json.dumps(report, indent=1))  # now with the verdicts
+        return
     methods = QUICK_METHODS if args.quick else list(METHODS)
     epochs, seeds = (3, [0]) if args.quick else (EPOCHS, SEEDS)
     tic = time.perf_counter()
@@ -233,14 +271,13 @@ def main() -> None:
         futures = [pool.submit(job, name, budget, str(teachers[name]), weights[name], methods, str(args.out),
                                epochs, seeds) for name, budget in jobs]
         done = [f.result() for f in futures]
-    table, markdown = summarise(done, weights)
     report = {"epochs": epochs, "seeds": seeds, "batch_size": 128, "workers": args.workers, "threads_per_worker": 1,
-              "weights": weights, "wall_s": time.perf_counter() - tic, "settings": table}
+              "weights": weights, "wall_s": time.perf_counter() - tic, "settings": summarise(done)}
+    markdown = render(report)
     RESULTS.mkdir(exist_ok=True)
     stem = "methods-quick" if args.quick else "methods"
     write_text_atomic(RESULTS / f"{stem}.json", json.dumps(report, indent=1))
-    write_text_atomic(RESULTS / f"{stem}.md", f"# Methods benchmark ({epochs} epochs, seeds {seeds}, wall "
-                                              f"{report['wall_s'] / 60:.1f} min)\n" + markdown)
+    write_text_atomic(RESULTS / f"{stem}.md", markdown)
     print(markdown)
     print(f"wall {report['wall_s']:.0f} s")
 
