@@ -97,3 +97,15 @@ def test_every_distillation_loss_trains_an_audio_student_from_an_image_teacher(p
 def test_a_feature_map_loss_without_a_named_map_is_refused():
     with pytest.raises(ConfigError, match="loss 'at' reads an intermediate feature map: set reads"):
         terms({"loss": "at"})
+
+
+def test_a_term_weight_warms_up_linearly_over_its_epochs(pair, av_fold):
+    student, teacher = pair
+    distiller = Distiller(student, teacher, terms({"loss": "ce"}, {"loss": "kd", "weight": 2.0, "warmup_epochs": 4}))
+    batch = av_fold["train"].batch(torch.arange(16))
+    distiller.eval()
+    for epoch, factor in [(0.0, 0.0), (1.0, 0.25), (4.0, 1.0), (9.0, 1.0)]:
+        distiller.epoch = epoch
+        losses = distiller(batch)
+        expected = losses["ce"] + 2.0 * factor * losses["kd"]
+        assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)

@@ -87,10 +87,13 @@ def test_crd_golden_value_by_hand():
     def side(anchors, positives, negatives):
         pos = [math.exp(dot(a, p) / tau) for a, p in zip(anchors, positives, strict=True)]
         neg = [[math.exp(dot(a, n) / tau) for n in negatives] for a in anchors]
-        z = (sum(pos) + sum(sum(row) for row in neg)) / (len(pos) * 3)  # mean over the (B, 1 + K) entries
+        # The authors' form: P = exp / (N * mean), noise K / N, for any data set size N (it cancels).
+        n_data, k = 1000.0, len(negatives)
+        z = n_data * (sum(pos) + sum(sum(row) for row in neg)) / (len(pos) * (1 + k))
+        noise = k / n_data
         total = 0.0
         for p, row in zip(pos, neg, strict=True):
-            total += -math.log((p / z) / (p / z + 1.0)) - sum(math.log(1.0 / (n / z + 1.0)) for n in row)
+            total += -math.log((p / z) / (p / z + noise)) - sum(math.log(noise / (n / z + noise)) for n in row)
         return total / len(pos)
 
     expected = side(s, t, teacher_negatives) + side(t, s, student_negatives)

@@ -89,6 +89,8 @@ class TermSpec(Strict):
     teacher_reads: str | None = Field(None, description="the teacher's output, when it differs from `reads` "
                                       "(e.g. feats.image.stage1 for a student reading feats.audio.stage1)")
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    warmup_epochs: float = Field(0.0, ge=0, description="ramp the weight linearly from 0 over this many epochs "
+                                 "(DKD's recipe); 0: full weight from the start")
     teacher: str | dict[str, float] | None = Field(
         None, description="the teacher this term reads: a name ('teacher' or one of extra_teachers), or "
         "{name: weight, ...} for the weighted mean of several teachers' outputs; default: the run's teacher")

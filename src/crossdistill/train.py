@@ -65,10 +65,11 @@ def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
 
 def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig, device: torch.device,
-                 ema: AveragedModel | None) -> dict[str, float]:
+                 ema: AveragedModel | None, epoch: int) -> dict[str, float]:
     distiller.train()
     sums: dict[str, float] = {}
-    for batch in loader:
+    for step, batch in enumerate(loader):
+        distiller.epoch = epoch + step / len(loader)  # for terms whose weight warms up
         losses = distiller(batch.to(device))
         if not torch.isfinite(losses["loss"]):
             raise FloatingPointError(f"loss became {losses['loss'].item()}; lower train.lr or check the data")
@@ -122,7 +123,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         task = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
         for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
             tic = time.perf_counter()
-            row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema)}
+            row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema, epoch)}
             predictions = predict_logits(evaluated, val, device).argmax(dim=1)
             row |= {"val_score": float((predictions == val_targets).float().mean()),
                     "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}

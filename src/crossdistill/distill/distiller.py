@@ -36,6 +36,11 @@ class Term:
     teacher_reads: str  # the teacher's output
     kwargs: dict[str, Any] = field(default_factory=dict)
     teachers: dict[str, float] | None = None  # teacher name -> ensemble weight (sum 1); None: the run's teacher
+    warmup_epochs: float = 0.0  # the weight ramps linearly from 0 to ``weight`` over these epochs
+
+    def weight_at(self, epoch: float) -> float:
+        """The term's weight ``epoch`` epochs into training (fractional)."""
+        return self.weight if self.warmup_epochs <= 0 else self.weight * min(1.0, epoch / self.warmup_epochs)
 
     @property
     def whole_outputs(self) -> bool:
@@ -82,7 +87,8 @@ def resolve_terms(specs: list[TermSpec]) -> list[Term]:
         if teachers is not None and len(teachers) > 1 and (loss.reads == "outputs" or loss.single_teacher):
             raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
         teacher_reads = spec.teacher_reads or (loss.teacher_reads if not spec.reads else None) or reads
-        terms.append(Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers))
+        terms.append(Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers,
+                          spec.warmup_epochs))
     if not terms:
         raise ConfigError("no loss terms: give at least one (e.g. {loss: ce})")
     return terms
@@ -100,6 +106,7 @@ class Distiller(nn.Module):
                  terms: list[Term], probe: Batch | None = None, primary: str = PRIMARY) -> None:
         super().__init__()
         self.student, self.terms, self.primary = student, terms, primary
+        self.epoch = float("inf")  # training progress in epochs, for terms that warm up; set by fit()
         given = {} if teacher is None else dict(teacher) if isinstance(teacher, Mapping) else {primary: teacher}
         needed = self._teachers_needed()
         missing = sorted(needed - set(given))
@@ -213,7 +220,7 @@ class Distiller(nn.Module):
             else:
                 value = term.loss.fn(student_value, teacher_value, batch, **term.kwargs)
             losses[term.name] = value
-            total = total + term.weight * value
+            total = total + term.weight_at(self.epoch) * value
         losses["loss"] = total
         return losses
 

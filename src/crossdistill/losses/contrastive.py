@@ -52,7 +52,7 @@ class Embed(nn.Module):
 
 def nce_loss(positive: Tensor, negatives: Tensor, noise: float) -> Tensor:
     """CRD's NCE objective: -E[log h(pos)] - sum_negatives E[log(1 - h(neg))], h(x) = x / (x + noise), with
-    ``noise`` = K * P_n (Tian et al. 2020, eq. 18; the ContrastLoss of the authors' code).
+    ``noise`` = K * P_n in the units of x (Tian et al. 2020; the ContrastLoss of the authors' code).
 
     positive: (B,), negatives: (B, K) unnormalised probabilities exp(s / tau) / Z. Mean over the batch.
     """
@@ -69,10 +69,10 @@ class ContrastiveRepresentationDistillation(nn.Module):
     anchor vs teacher queue, teacher anchor vs student queue) (Tian, Krishnan & Isola, "Contrastive
     Representation Distillation", ICLR 2020).
 
-    Departures, on purpose: the negatives come from a FIFO queue of the last ``queue_size`` embeddings instead of
-    a momentum memory bank of one entry per training sample (O(N d), which does not scale), so the noise
-    distribution is uniform over the queue and ``K * P_n`` is 1 after normalising by ``Z``; ``Z`` is the mean of
-    exp(s / tau) over the first batch (as the authors' code estimates it), kept fixed afterwards.
+    Departures, on purpose: the negatives come from a FIFO queue of the last ``queue_size`` = K embeddings instead
+    of a momentum memory bank of one entry per training sample (O(N d), which does not scale). The authors divide
+    exp(s / tau) by Z = N * mean (estimated on the first batch, then fixed) and use K * P_n = K / N; multiplying
+    both by N gives the same h with x = exp(s / tau) / mean and noise K, so the data set size N drops out.
     Keep ``queue_size`` below the number of training samples so the queue rarely holds an earlier view of the
     anchor itself.
 
@@ -95,7 +95,7 @@ class ContrastiveRepresentationDistillation(nn.Module):
         if self.z[side] == 0:
             self.z[side] = torch.cat([pos[:, None], neg], dim=1).mean().detach()
         z = float(self.z[side])  # a constant: the buffer is written in place
-        return nce_loss(pos / z, neg / z, noise=1.0)
+        return nce_loss(pos / z, neg / z, noise=float(queue.size))
 
     def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
         s = self.embed_student(student)  # (B, feat_dim)

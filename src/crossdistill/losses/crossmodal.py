@@ -69,7 +69,8 @@ class CrossModalC2KD(nn.Module):
 
     student, teacher: whole ``Outputs`` (logits and embed). The student's own cross-entropy is not included:
     add a ``ce`` term. The non-target class is the label where the student's budget allows, else the teacher's
-    prediction; the teacher's cross-entropy uses every training label, as the teacher was trained on them.
+    prediction; the teacher's cross-entropy uses every training label, as the teacher was trained on them (none
+    on unlabelled data).
     Departure: the authors' code zeroes the target logit, this removes the target class from the softmax.
     """
 
@@ -90,8 +91,8 @@ class CrossModalC2KD(nn.Module):
             keep = (kendall_tau(p_t, p_s) > self.tau_threshold).float()  # (B,) on-the-fly selection
             self.selected_share.copy_(keep.mean())
         target = target_or_teacher(batch, z_t.detach())
-        teacher_side = (F.cross_entropy(z_t, batch.target)
-                        + _kl(p_t, z_t.detach(), t).mean() + _kl(z_t, p_t.detach(), t).mean()
+        teacher_ce = F.cross_entropy(z_t, batch.target) if batch.target is not None else z_t.sum() * 0.0
+        teacher_side = (teacher_ce + _kl(p_t, z_t.detach(), t).mean() + _kl(z_t, p_t.detach(), t).mean()
                         + (keep * non_target_kl(p_t, p_s.detach(), target, t)).mean())
         student_side = (_kl(p_s, z_s.detach(), t).mean() + _kl(z_s, p_s.detach(), t).mean()
                         + (keep * non_target_kl(p_s, p_t.detach(), target, t)).mean())
@@ -131,16 +132,16 @@ class ModalityGeneralKD(nn.Module):
 
     Before training (``prepare``): a model of the student's architecture learns to mimic the teacher's logits
     (MSE, no labels) on the paired training data, then ``permutation_saliency`` scores the teacher's embedding
-    channels and the ``ratio`` least general are frozen at their training mean (default 0.5; the authors' script
-    defaults to 0.75, which on our 32-128-d embeddings costs the teacher too much accuracy; the log line says
-    how much the freezing costs on the training split). Departures: the teacher is
-    given (the authors train it jointly with the mimic), and frozen channels take the training-split mean
-    rather than each batch's.
+    channels and the ``ratio`` least general are frozen at their training mean (default 0.25; the authors' script
+    defaults to 0.75, which left our av-digits image teacher at chance, 0.993 -> 0.100 training accuracy, and 0.5
+    at 0.716; 0.25 keeps 0.983. The log line says how much the freezing costs on the training split).
+    Departures: the teacher is given (the authors train it jointly with the mimic), and frozen channels take the
+    training-split mean rather than each batch's.
 
     student: (B, K) logits, teacher: (B, D) the teacher's embedding (cacheable); the teacher's head maps it.
     """
 
-    def __init__(self, student: Tensor, teacher: Tensor, ratio: float = 0.5, temperature: float = 4.0,
+    def __init__(self, student: Tensor, teacher: Tensor, ratio: float = 0.25, temperature: float = 4.0,
                  repeats: int = 10, mimic_epochs: int = 10) -> None:
         super().__init__()
         if teacher.dim() != 2:
