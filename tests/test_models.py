@@ -6,13 +6,20 @@ from crossdistill.data.batch import Batch, DataInfo, ModalitySpec
 from crossdistill.models import ENCODERS, build_model
 
 INFO = DataInfo(num_samples={}, num_classes=7, modalities={
-    "audio": ModalitySpec((1, 32, 63)), "image": ModalitySpec((1, 8, 8)), "vector": ModalitySpec((20,))})
-INPUT_OF = {"image_cnn": "image", "spec_cnn": "audio", "mlp": "vector"}
+    "audio": ModalitySpec((1, 32, 63)), "image": ModalitySpec((1, 8, 8)), "vector": ModalitySpec((20,)),
+    "text": ModalitySpec((10,), "int64", {"vocab_size": 50}),
+    "table": ModalitySpec((5,), "float32", {"numeric": 3, "categories": [4, 3]})})
+INPUT_OF = {"image_cnn": "image", "spec_cnn": "audio", "mlp": "vector", "text_bag": "text", "text_gru": "text",
+            "text_transformer": "text", "tabular_mlp": "table"}
 
 
 def batch(size=3):
-    return Batch({m: torch.randn(size, *s.shape) for m, s in INFO.modalities.items()}, torch.zeros(size).long(),
-                 torch.arange(size))
+    inputs = {m: torch.randn(size, *s.shape) for m, s in INFO.modalities.items()}
+    inputs["text"] = torch.randint(1, 50, (size, 10))
+    inputs["text"][0, 6:] = 0  # padding
+    inputs["table"][:, 3] = torch.tensor([0.0, 1.0, 3.0])[:size]  # category ids, 0 = unseen
+    inputs["table"][:, 4] = torch.tensor([2.0, 0.0, 1.0])[:size]
+    return Batch(inputs, torch.zeros(size).long(), torch.arange(size))
 
 
 @pytest.mark.parametrize("name", ENCODERS.names())
@@ -25,6 +32,22 @@ def test_every_encoder_fits_the_output_contract(name):
     assert model.modalities == [modality]
     out.logits.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["text_bag", "text_gru", "text_transformer"])
+def test_text_encoders_ignore_padding(name):
+    torch.manual_seed(0)
+    model = build_model(ModelSpec.model_validate({"encoders": {"text": {"name": name}}}), INFO).eval()
+    short = torch.tensor([[5, 9, 2, 7, 0, 0]])  # four tokens, padded to 6 ...
+    long = torch.tensor([[5, 9, 2, 7, 0, 0, 0, 0, 0, 0]])  # ... and to 10
+    assert torch.allclose(model({"text": short}).embed, model({"text": long}).embed, atol=1e-5)
+
+
+def test_an_encoder_that_does_not_fit_the_modality_is_named():
+    with pytest.raises(ConfigError, match="encoder 'text_bag' does not fit modality 'vector'"):
+        build_model(ModelSpec.model_validate({"encoders": {"vector": {"name": "text_bag"}}}), INFO)
+    with pytest.raises(ConfigError, match="encoder 'mlp' does not fit modality 'text', which holds token ids"):
+        build_model(ModelSpec.model_validate({"encoders": {"text": {"name": "mlp"}}}), INFO)
 
 
 @pytest.mark.parametrize("fusion", ["concat", "gated"])
@@ -50,5 +73,6 @@ def test_unknown_encoder_and_option_are_named():
 
 def test_model_reading_a_missing_modality_is_refused():
     spec = ModelSpec.model_validate({"encoders": {"video": {"name": "image_cnn"}}})
-    with pytest.raises(ConfigError, match="teacher reads modality 'video' but the dataset has: audio, image, vector"):
+    expected = "teacher reads modality 'video' but the dataset has: audio, image, table, text, vector"
+    with pytest.raises(ConfigError, match=expected):
         build_model(spec, INFO, role="teacher")

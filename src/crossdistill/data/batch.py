@@ -30,6 +30,8 @@ class Batch:
 class ModalitySpec:
     shape: tuple[int, ...]  # per-sample shape, without the batch dimension
     dtype: str = "float32"
+    # What an encoder must know beyond the shape: text {vocab_size, tokenizer}, tabular {numeric, categories}.
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass

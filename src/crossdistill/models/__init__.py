@@ -12,6 +12,8 @@ from crossdistill.data.batch import DataInfo
 from crossdistill.models.conv import image_cnn, spec_cnn
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.outputs import Outputs
+from crossdistill.models.tabular import tabular_mlp
+from crossdistill.models.text import text_bag, text_gru, text_transformer
 from crossdistill.models.vector import mlp
 from crossdistill.registry import Registry
 
@@ -19,6 +21,10 @@ ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
 ENCODERS.register("image_cnn")(image_cnn)
 ENCODERS.register("spec_cnn")(spec_cnn)
 ENCODERS.register("mlp")(mlp)
+ENCODERS.register("text_bag")(text_bag)
+ENCODERS.register("text_gru")(text_gru)
+ENCODERS.register("text_transformer")(text_transformer)
+ENCODERS.register("tabular_mlp")(tabular_mlp)
 
 
 def check_modalities(spec: ModelSpec, info: DataInfo, role: str) -> None:
@@ -32,12 +38,20 @@ def check_modalities(spec: ModelSpec, info: DataInfo, role: str) -> None:
 def build_encoder(modality: str, spec: ModelSpec, info: DataInfo, role: str) -> nn.Module:
     encoder_spec = spec.encoders[modality]
     builder = ENCODERS.get(encoder_spec.name)
-    allowed = [p for p in inspect.signature(builder).parameters if p != "in_shape"]
+    modality_spec = info.modalities[modality]
+    parameters = [p for p in inspect.signature(builder).parameters if p != "in_shape"]
+    from_data = {k: v for k, v in modality_spec.meta.items() if k in parameters}  # e.g. vocab_size, categories
+    allowed = [p for p in parameters if p not in from_data]
     unknown = sorted(set(encoder_spec.kwargs) - set(allowed))
     if unknown:
         raise ConfigError(f"{role}.encoders.{modality}: encoder {encoder_spec.name!r} has no option "
                           f"{', '.join(unknown)}; its options: {', '.join(allowed)}")
-    return builder(info.modalities[modality].shape, **encoder_spec.kwargs)
+    text_encoder = "vocab_size" in parameters
+    if text_encoder != (modality_spec.dtype == "int64"):
+        kind = "token ids" if modality_spec.dtype == "int64" else f"{modality_spec.dtype} tensors"
+        raise ConfigError(f"{role}.encoders.{modality}: encoder {encoder_spec.name!r} does not fit modality "
+                          f"{modality!r}, which holds {kind} of shape {modality_spec.shape}")
+    return builder(modality_spec.shape, **from_data, **encoder_spec.kwargs)
 
 
 def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> MultiModalModel:

@@ -1,0 +1,97 @@
+"""Turn one manifest cell into an array: image and audio files, feature vectors, numbers. A cell that cannot be
+decoded raises ``BadCell`` with the reason; the manifest reader adds the row, column and file."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.io import wavfile
+from scipy.signal import resample_poly
+
+from crossdistill.data.audio import fit_length
+
+
+class BadCell(ValueError):
+    """A cell that is empty, names a missing file, or does not decode."""
+
+
+def _file(value: Any, base: Path) -> Path:
+    if value is None or str(value).strip() == "":
+        raise BadCell("empty cell")
+    path = Path(str(value))
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise BadCell(f"file not found: {path}")
+    return path
+
+
+def decode_image(value: Any, base: Path, size: int, grayscale: bool) -> np.ndarray:
+    """PNG/JPEG path -> (C, size, size) float32 in [0, 1]; transparency composited on white."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = _file(value, base)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA", "P"):
+                rgba = image.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(background, rgba)
+            image = image.convert("L" if grayscale else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise BadCell(f"cannot decode image {path}: {error}") from None
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array[None] if grayscale else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def decode_audio(value: Any, base: Path, sample_rate: int, samples: int) -> np.ndarray:
+    """wav path -> (samples,) float32 mono at ``sample_rate`` (resampled, centre-padded or cropped)."""
+    path = _file(value, base)
+    try:
+        rate, wave = wavfile.read(path)
+    except (ValueError, OSError, EOFError) as error:
+        raise BadCell(f"cannot decode wav {path}: {error}") from None
+    if wave.size == 0:
+        raise BadCell(f"empty audio: {path}")
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1)
+    if np.issubdtype(wave.dtype, np.integer):
+        wave = wave.astype(np.float32) / float(np.iinfo(wave.dtype).max)
+    if rate != sample_rate:
+        ratio = Fraction(sample_rate, rate).limit_denominator(1000)
+        wave = resample_poly(wave, ratio.numerator, ratio.denominator)
+    return fit_length(wave.astype(np.float32), samples)
+
+
+def decode_features(value: Any, base: Path) -> np.ndarray:
+    """A ``.npy`` path, a list, or a JSON list in a string -> float32 array."""
+    if isinstance(value, list | tuple):
+        array = np.asarray(value, dtype=np.float32)
+    elif isinstance(value, str) and value.strip().startswith("["):
+        try:
+            array = np.asarray(json.loads(value), dtype=np.float32)
+        except (json.JSONDecodeError, ValueError) as error:
+            raise BadCell(f"not a list of numbers: {error}") from None
+    else:
+        path = _file(value, base)
+        try:
+            array = np.load(path, allow_pickle=False).astype(np.float32)
+        except (ValueError, OSError, EOFError) as error:
+            raise BadCell(f"cannot load features {path}: {error}") from None
+    if not np.isfinite(array).all():
+        raise BadCell("non-finite feature value")
+    return array
+
+
+def decode_number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadCell(f"not a number: {value!r}") from None
+    if not np.isfinite(number):
+        raise BadCell(f"not a finite number: {value!r}")
+    return number

@@ -1,0 +1,301 @@
+"""``manifest``: any paired multimodal data set described by a table (CSV, JSONL or Parquet), one row per sample.
+
+A small config maps columns to modalities: image files, audio files, free text, numeric and categorical
+columns (tabular), pre-extracted feature vectors (``.npy`` paths or list columns), and an optional label.
+Every row is checked before anything trains: a bad cell stops the run with its row number, column and file, or,
+with ``skip_bad_rows``, the row is dropped and counted in the log. Nothing on disk is modified. Decoded files are
+cached under ``$CROSSDISTILL_CACHE/preprocessed`` keyed by the content of the manifest and of every file it
+names, so later runs decode nothing. Splits come from a column, or seeded stratified ratios, optionally keeping
+groups (speaker, patient) within one split. Statistics (image and feature normalisation, tabular
+standardisation, text vocabulary, categorical levels) are fitted on the training split only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from crossdistill.config import ConfigError
+from crossdistill.data.audio import log_mel
+from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
+from crossdistill.data.decoders import BadCell, decode_audio, decode_features, decode_image, decode_number
+from crossdistill.data.sources import cache_root, sha256_file
+from crossdistill.data.splits import stratified_fractions
+from crossdistill.data.table import check_columns, read_rows
+from crossdistill.data.text import Tokenizer
+
+log = logging.getLogger("crossdistill")
+SPLITS = ("train", "val", "test")
+FILE_KINDS = ("image", "audio")
+
+
+class ManifestError(ValueError):
+    """Rows of a manifest that cannot be used; the message names each row, column and file."""
+
+
+class ModalityColumns(BaseModel):
+    """Which column(s) make a modality, and how to decode them."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["image", "audio", "text", "tabular", "features"]
+    column: str | None = Field(None, description="the column (image/audio path, text, feature vector)")
+    numeric: list[str] = Field(default_factory=list, description="tabular: numeric columns (standardised)")
+    categorical: list[str] = Field(default_factory=list, description="tabular: categorical columns (embedded)")
+    size: int = Field(32, ge=4, description="image: resized to size x size")
+    grayscale: bool = False
+    sample_rate: int = Field(8000, gt=0, description="audio: resampled to this rate")
+    seconds: float = Field(1.0, gt=0, description="audio: centre-padded or cropped to this length")
+    n_fft: int = 256
+    hop: int = 128
+    n_mels: int = 32
+    tokenizer: Literal["word", "char"] = "word"
+    max_length: int = Field(32, ge=1, description="text: tokens kept")
+    min_count: int = Field(1, ge=1, description="text: rarer tokens become the unknown token")
+
+    @model_validator(mode="after")
+    def _columns_given(self) -> ModalityColumns:
+        if self.kind == "tabular" and not (self.numeric or self.categorical):
+            raise ValueError("a tabular modality needs numeric and/or categorical columns")
+        if self.kind != "tabular" and not self.column:
+            raise ValueError(f"a {self.kind} modality needs `column`")
+        return self
+
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical] if self.kind == "tabular" else [str(self.column)]
+
+
+class ManifestOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="the manifest file; relative file paths in it are relative to its folder")
+    modalities: dict[str, ModalityColumns]
+    label: str | None = Field(None, description="label column: class name or number")
+    split_column: str | None = Field(None, description="column holding train / val / test")
+    ratios: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/val/test when no column")
+    group_column: str | None = Field(None, description="keep each group (speaker, patient) in one split")
+    skip_bad_rows: bool = Field(False, description="drop rows that do not decode (counted in the log)")
+
+
+class Manifest:
+    """The ``manifest`` data set (one fold)."""
+
+    name = "manifest"
+    licence = "as given by the manifest's owner"
+    Options = ManifestOptions
+    num_folds = 1
+
+    def __init__(self, root: Path, options: dict, seed: int) -> None:
+        self.options, self.seed = ManifestOptions.model_validate(options), seed
+        path = Path(self.options.path).expanduser()
+        self.path = path if path.is_absolute() else root / path
+        self.base = self.path.parent
+        rows = read_rows(self.path)
+        if not rows:
+            raise ConfigError(f"{self.path}: the manifest has no rows")
+        check_columns(rows, self._needed_columns(), self.path)
+        self.rows, self.decoded = self._decode(rows)
+        self.classes, self.labels = self._labels()
+        self.assignment = self._split()
+
+    # ---- reading and checking ---------------------------------------------------------------------------------
+    def _needed_columns(self) -> dict[str, str]:
+        needed = {c: f"modality {m}" for m, spec in self.options.modalities.items() for c in spec.columns()}
+        for column, use in ((self.options.label, "label"), (self.options.split_column, "split"),
+                            (self.options.group_column, "group")):
+            if column:
+                needed[column] = use
+        return needed
+
+    def _decode_cell(self, spec: ModalityColumns, value: Any) -> np.ndarray:
+        if spec.kind == "image":
+            return decode_image(value, self.base, spec.size, spec.grayscale)
+        if spec.kind == "audio":
+            return decode_audio(value, self.base, spec.sample_rate, int(spec.sample_rate * spec.seconds))
+        return decode_features(value, self.base)
+
+    def _check_cell(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
+        """Cheap checks of the cells that are not decoded from files (text, tabular numbers, the label)."""
+        if spec.kind == "text" and not isinstance(row[spec.column], str | int | float):
+            raise BadCell(f"text expected, got {row[spec.column]!r}")
+        for column in spec.numeric:
+            decode_number(row[column])
+
+    def _decode(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+        decoded_kinds = {m: s for m, s in self.options.modalities.items() if s.kind in (*FILE_KINDS, "features")}
+        cache = cache_root() / "preprocessed" / f"manifest-{self._content_key(rows, decoded_kinds)}.npz"
+        if cache.is_file():
+            with np.load(cache, allow_pickle=False) as stored:
+                kept = stored["rows"].tolist()
+                if len(kept) < len(rows):
+                    log.warning("%s: skipped %d of %d rows that cannot be used (as when first read)", self.path,
+                                len(rows) - len(kept), len(rows))
+                return [rows[i] | {"_row": i + 1} for i in kept], {m: stored[m] for m in decoded_kinds}
+        problems, kept, arrays = [], [], {m: [] for m in decoded_kinds}
+        for number, row in enumerate(rows, start=1):
+            cells, bad = {}, None
+            for modality, spec in self.options.modalities.items():
+                column = spec.columns()[0]
+                try:
+                    self._check_cell(spec, row)
+                    if modality in decoded_kinds:
+                        cells[modality] = self._decode_cell(spec, row[column])
+                except BadCell as why:
+                    bad = f"row {number}, column {column!r} (modality {modality}): {why}"
+                    break
+            if bad is None and self.options.label and str(row[self.options.label]).strip() in ("", "None"):
+                bad = f"row {number}, column {self.options.label!r} (label): empty"
+            if bad is not None:
+                problems.append(bad)
+                continue
+            kept.append(number - 1)
+            for modality, array in cells.items():
+                arrays[modality].append(array)
+        self._report(problems, len(rows))
+        stacked = {}
+        for modality, items in arrays.items():
+            odd = next((i for i, a in enumerate(items) if a.shape != items[0].shape), None)
+            if odd is not None:
+                raise ManifestError(f"{self.path}: row {kept[odd] + 1}, modality {modality!r}: shape "
+                                    f"{items[odd].shape}, but row {kept[0] + 1} has {items[0].shape}; every row "
+                                    "must give the same shape")
+            stacked[modality] = np.stack(items) if items else np.zeros((0,), np.float32)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(".tmp.npz")
+        np.savez(temporary, rows=np.asarray(kept, dtype=np.int64), **stacked)
+        temporary.replace(cache)
+        return [rows[i] | {"_row": i + 1} for i in kept], stacked
+
+    def _report(self, problems: list[str], total: int) -> None:
+        if not problems:
+            return
+        if not self.options.skip_bad_rows:
+            shown = "\n  ".join(problems[:10])
+            more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise ManifestError(f"{self.path}: {len(problems)} of {total} rows cannot be used:\n  {shown}{more}\n"
+                                "Fix them, or pass --skip-bad-rows to drop them.")
+        log.warning("%s: skipped %d of %d rows that cannot be used (first: %s)", self.path, len(problems), total,
+                    problems[0])
+        if len(problems) == total:
+            raise ManifestError(f"{self.path}: every row is bad; first: {problems[0]}")
+
+    def _content_key(self, rows: list[dict[str, Any]], decoded: dict[str, ModalityColumns]) -> str:
+        """The manifest's bytes, the options and the content of every file the decoded columns name."""
+        digest = hashlib.sha256(self.path.read_bytes())
+        digest.update(self.options.model_dump_json().encode())
+        for spec in decoded.values():
+            for row in rows:
+                value = row[spec.column]
+                target = self.base / str(value) if isinstance(value, str) and value.strip() else None
+                digest.update(sha256_file(target).encode() if target is not None and target.is_file()
+                              else repr(value).encode())
+        return digest.hexdigest()[:24]
+
+    # ---- labels and splits ------------------------------------------------------------------------------------
+    def _labels(self) -> tuple[list[str], np.ndarray]:
+        if not self.options.label:
+            raise ConfigError(f"{self.path}: no `label` column given; learning without labels is not supported "
+                              "by the manifest data set yet")
+        values = [str(row[self.options.label]).strip() for row in self.rows]
+        numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in values)
+        classes = sorted(set(values), key=(lambda v: float(v)) if numeric else None)
+        index = {c: i for i, c in enumerate(classes)}
+        return classes, np.asarray([index[v] for v in values], dtype=np.int64)
+
+    def _split(self) -> np.ndarray:
+        """Split id (0 train, 1 val, 2 test) of every kept row."""
+        opts = self.options
+        if opts.split_column:
+            names = [str(row[opts.split_column]).strip().lower() for row in self.rows]
+            unknown = sorted(set(names) - set(SPLITS))
+            if unknown:
+                raise ManifestError(f"{self.path}: column {opts.split_column!r} must hold train / val / test, "
+                                    f"found {', '.join(unknown)}")
+            return np.asarray([SPLITS.index(n) for n in names])
+        assignment = np.zeros(len(self.rows), dtype=np.int64)
+        if opts.group_column:
+            groups = np.asarray([str(row[opts.group_column]) for row in self.rows])
+            unique = np.unique(groups)
+            if unique.size < 3:
+                raise ManifestError(f"{self.path}: group column {opts.group_column!r} has {unique.size} groups; "
+                                    "group-disjoint splits need at least 3")
+            order = np.random.default_rng(self.seed).permutation(unique)
+            cuts = np.maximum(1, np.round(np.cumsum(opts.ratios[:2]) / sum(opts.ratios) * unique.size)).astype(int)
+            cuts[1] = max(cuts[1], cuts[0] + 1)
+            for split, part in enumerate(np.split(order, cuts)):
+                assignment[np.isin(groups, part)] = split
+            return assignment
+        for split, rows in enumerate(stratified_fractions(self.labels, list(opts.ratios), self.seed)):
+            assignment[rows] = split
+        return assignment
+
+    # ---- tensors ----------------------------------------------------------------------------------------------
+    def fold(self, fold: int) -> FoldData:
+        if fold != 0:
+            raise ValueError(f"manifest: fold {fold} out of range 0..0 (one split)")
+        train = self.assignment == 0
+        inputs, specs = {}, {}
+        for modality, spec in self.options.modalities.items():
+            inputs[modality], specs[modality] = self._modality(spec, modality, train)
+        splits, digest = {}, hashlib.sha256(self.path.read_bytes() + self.options.model_dump_json().encode())
+        for split_id, split in enumerate(SPLITS):
+            rows = np.flatnonzero(self.assignment == split_id)
+            if rows.size == 0:
+                raise ManifestError(f"{self.path}: the {split} split is empty")
+            groups = [str(self.rows[r][self.options.group_column]) for r in rows] if self.options.group_column else []
+            manifest_rows = torch.tensor([self.rows[r]["_row"] - 1 for r in rows])  # 0-based row of the table
+            splits[split] = SplitData({m: t[rows] for m, t in inputs.items()}, torch.from_numpy(self.labels[rows]),
+                                      manifest_rows, groups)
+            digest.update(rows.tobytes())
+        for tensor in inputs.values():
+            digest.update(tensor.numpy().tobytes())
+        info = DataInfo({k: len(v) for k, v in splits.items()}, len(self.classes), specs, class_names=self.classes)
+        return FoldData(0, splits, info, f"{self.path.name}: {len(self.rows)} rows", digest.hexdigest()[:20])
+
+    def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray
+                  ) -> tuple[torch.Tensor, ModalitySpec]:
+        if spec.kind == "text":
+            texts = [str(row[spec.column]) for row in self.rows]
+            tokenizer = Tokenizer(spec.tokenizer, spec.max_length, spec.min_count)
+            tokenizer.fit([t for t, is_train in zip(texts, train, strict=True) if is_train])
+            ids = torch.from_numpy(tokenizer.encode(texts))
+            return ids, ModalitySpec((spec.max_length,), "int64", {"vocab_size": tokenizer.vocab_size,
+                                                                    "tokenizer": tokenizer.state()})
+        if spec.kind == "tabular":
+            return self._tabular(spec, train)
+        array = self.decoded[modality]
+        if spec.kind == "audio":
+            tensor = log_mel(array, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)
+            return tensor, ModalitySpec(tuple(tensor.shape[1:]))
+        axes = (0, 2, 3) if spec.kind == "image" else (0,)  # images: per channel; features: per dimension
+        mean = array[train].mean(axis=axes, keepdims=True, dtype=np.float64)  # float64: the same statistics
+        std = array[train].std(axis=axes, keepdims=True, dtype=np.float64) + 1e-6  # whatever the memory layout
+        tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
+        return tensor, ModalitySpec(tuple(tensor.shape[1:]))
+
+    def _tabular(self, spec: ModalityColumns, train: np.ndarray) -> tuple[torch.Tensor, ModalitySpec]:
+        """(N, numeric + categorical): standardised numbers, then category ids (0 = unseen in training)."""
+        numbers = np.asarray([[decode_number(row[c]) for c in spec.numeric] for row in self.rows], np.float32)
+        numbers = numbers.reshape(len(self.rows), len(spec.numeric))
+        numbers = (numbers - numbers[train].mean(axis=0)) / (numbers[train].std(axis=0) + 1e-6)
+        levels, ids = [], np.zeros((len(self.rows), len(spec.categorical)), np.float32)
+        for j, column in enumerate(spec.categorical):
+            values = [str(row[column]) for row in self.rows]
+            seen = sorted({v for v, is_train in zip(values, train, strict=True) if is_train})
+            index = {v: i + 1 for i, v in enumerate(seen)}
+            ids[:, j] = [index.get(v, 0) for v in values]
+            levels.append(len(seen) + 1)
+        tensor = torch.from_numpy(np.concatenate([numbers, ids], axis=1))
+        return tensor, ModalitySpec((tensor.shape[1],), "float32", {"numeric": len(spec.numeric),
+                                                                     "categories": levels})
+
+    def describe(self) -> dict:
+        sizes = {split: int((self.assignment == i).sum()) for i, split in enumerate(SPLITS)}
+        info = self.fold(0).info
+        return {"name": self.name, "modalities": {k: list(v.shape) for k, v in info.modalities.items()},
+                "sizes (fold 0)": sizes, "folds": 1, "licence": self.licence}
+

@@ -1,0 +1,51 @@
+"""Read a manifest table (CSV, JSONL or Parquet) into rows of plain Python values, each with its row number."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from crossdistill.config import ConfigError
+
+FORMATS = (".csv", ".jsonl", ".parquet")
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows in file order. CSV cells are strings; JSONL and Parquet keep their types (lists stay lists)."""
+    if not path.is_file():
+        raise ConfigError(f"manifest not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    if suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"{path}, line {number}: not JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}, line {number}: expected a JSON object per line")
+            rows.append(row)
+        return rows
+    if suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConfigError(f"{path}: reading Parquet needs pyarrow: pip install 'crossdistill[parquet]'") from None
+        return pq.read_table(path).to_pylist()
+    raise ConfigError(f"{path}: manifest format {suffix or '(none)'} not supported; use {', '.join(FORMATS)}")
+
+
+def check_columns(rows: list[dict[str, Any]], needed: dict[str, str], path: Path) -> None:
+    """Every column the config names exists (``needed``: column -> what uses it)."""
+    present = set(rows[0]) if rows else set()
+    missing = {column: use for column, use in needed.items() if column not in present}
+    if missing:
+        named = ", ".join(f"{column!r} ({use})" for column, use in missing.items())
+        raise ConfigError(f"{path}: no column {named}; the manifest has: {', '.join(sorted(present))}")

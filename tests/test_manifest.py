@@ -1,0 +1,192 @@
+"""The manifest data set on real files: emoji images + names, FSDD recordings, mfeat feature views; every column
+kind, every format, validation errors, skipping bad rows, the decode cache."""
+
+import csv
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from crossdistill.config import ConfigError
+from crossdistill.data import open_dataset
+from crossdistill.data.manifest import ManifestError
+
+
+@pytest.fixture(scope="module")
+def emoji_rows(data_root):
+    """180 emoji of the six largest categories: absolute image path, lower-cased name, category."""
+    folder = data_root / "emoji_noto64"
+    entries = json.loads((folder / "emoji.json").read_text())
+    keep = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Objects", "Symbols"]
+    rows = []
+    for category in keep:
+        picked = [e for e in entries if e["category"] == category and (folder / "png" / e["image"]).is_file()]
+        rows += [{"image": str(folder / "png" / e["image"]), "name": e["name"].lower(), "category": category}
+                 for e in picked[:30]]
+    return rows
+
+
+def write_csv(path, rows):
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def emoji_options(path, **extra):
+    return {"path": str(path), "label": "category",
+            "modalities": {"image": {"kind": "image", "column": "image", "size": 16},
+                           "text": {"kind": "text", "column": "name", "max_length": 6}}, **extra}
+
+
+def test_csv_manifest_with_images_and_text(emoji_rows, tmp_path):
+    path = write_csv(tmp_path / "emoji.csv", emoji_rows)
+    fold = open_dataset("manifest", None, emoji_options(path), 0).fold(0)
+    info = fold.info
+    assert info.num_classes == 6 and sorted(info.class_names) == info.class_names
+    assert info.modalities["image"].shape == (3, 16, 16)
+    assert info.modalities["text"].shape == (6,) and info.modalities["text"].dtype == "int64"
+    sizes = {split: len(fold[split]) for split in ("train", "val", "test")}
+    assert sum(sizes.values()) == 180 and sizes["train"] == 126  # 70% of each class of 30: 21 x 6
+    train = fold["train"]
+    assert train.inputs["text"].dtype == torch.int64 and int(train.inputs["text"].max()) < \
+        info.modalities["text"].meta["vocab_size"]
+    image = train.inputs["image"]
+    assert abs(float(image.mean())) < 0.05 and abs(float(image.std()) - 1) < 0.05  # normalised on train
+    # The vocabulary comes from the training names only: a test-only word maps to the unknown id (1).
+    vocab = info.modalities["text"].meta["tokenizer"]["vocab"]
+    test_words = {w for i in fold["test"].index.tolist() for w in emoji_rows[i]["name"].split()}
+    unseen = test_words - set(vocab)
+    assert unseen and all(w not in vocab for w in unseen)
+
+
+def test_jsonl_and_parquet_manifests_give_the_same_tensors(emoji_rows, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jsonl = tmp_path / "emoji.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in emoji_rows))
+    parquet = tmp_path / "emoji.parquet"
+    pq.write_table(pa.Table.from_pylist(emoji_rows), parquet)
+    a = open_dataset("manifest", None, emoji_options(jsonl), 0).fold(0)
+    b = open_dataset("manifest", None, emoji_options(parquet), 0).fold(0)
+    for split in ("train", "val", "test"):
+        assert torch.equal(a[split].index, b[split].index)
+        for modality in ("image", "text"):
+            assert torch.equal(a[split].inputs[modality], b[split].inputs[modality])
+
+
+def test_audio_column_with_group_disjoint_splits(data_root, tmp_path):
+    files = sorted((data_root / "fsdd" / "recordings").glob("*_*_[0-4].wav"))  # 5 takes per digit and speaker
+    rows = [{"wav": str(f), "digit": f.stem.split("_")[0], "speaker": f.stem.split("_")[1]} for f in files]
+    path = write_csv(tmp_path / "speech.csv", rows)
+    options = {"path": str(path), "label": "digit", "group_column": "speaker",
+               "modalities": {"audio": {"kind": "audio", "column": "wav", "sample_rate": 16000, "seconds": 0.5}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    # FSDD is 8 kHz: resampled to 16 kHz, 0.5 s -> 8000 samples -> 63 frames of hop 128
+    assert fold.info.modalities["audio"].shape == (1, 32, 63)
+    speakers = {split: set(fold[split].groups) for split in ("train", "val", "test")}
+    assert speakers["train"].isdisjoint(speakers["val"]) and speakers["train"].isdisjoint(speakers["test"])
+    assert speakers["val"].isdisjoint(speakers["test"])
+    assert set().union(*speakers.values()) == {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}
+    assert fold.info.class_names == [str(d) for d in range(10)]
+
+
+@pytest.fixture(scope="module")
+def mfeat(data_root):
+    views = {v: np.loadtxt(data_root / "mfeat" / f"mfeat-{v}.csv", delimiter=",", skiprows=1)
+             for v in ("fou", "kar", "mor")}
+    return views
+
+
+def test_feature_lists_npy_files_and_tabular_columns(mfeat, tmp_path):
+    (tmp_path / "kar").mkdir()
+    rows = []
+    for i in range(0, 2000, 10):  # 200 digits, 20 per class
+        np.save(tmp_path / "kar" / f"{i}.npy", mfeat["kar"][i, :-1].astype(np.float32))
+        rows.append({"fou": mfeat["fou"][i, :-1].tolist(), "kar": f"kar/{i}.npy",
+                     **{f"mor{j}": float(mfeat["mor"][i, j]) for j in range(6)},
+                     "parity": "even" if int(mfeat["mor"][i, -1]) % 2 == 0 else "odd",
+                     "digit": int(mfeat["mor"][i, -1]), "split": ["train", "train", "val", "test"][i // 10 % 4]})
+    path = tmp_path / "mfeat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = {"path": str(path), "label": "digit", "split_column": "split", "modalities": {
+        "fou": {"kind": "features", "column": "fou"}, "kar": {"kind": "features", "column": "kar"},
+        "mor": {"kind": "tabular", "numeric": [f"mor{j}" for j in range(6)], "categorical": ["parity"]}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    assert fold.info.modalities["fou"].shape == (76,) and fold.info.modalities["kar"].shape == (64,)
+    assert fold.info.modalities["mor"].shape == (7,)
+    assert fold.info.modalities["mor"].meta == {"numeric": 6, "categories": [3]}  # 2 levels + unseen
+    assert [len(fold[s]) for s in ("train", "val", "test")] == [100, 50, 50]
+    train_mor = fold["train"].inputs["mor"]
+    assert torch.allclose(train_mor[:, :6].mean(0), torch.zeros(6), atol=1e-4)  # standardised on train
+    assert set(train_mor[:, 6].tolist()) == {1.0, 2.0}  # category ids
+    assert fold.info.class_names == [str(d) for d in range(10)]
+    raw = mfeat["kar"][fold["train"].index[0].item() * 10, :-1]  # index: the manifest row
+    assert np.corrcoef(fold["train"].inputs["kar"][0].numpy(), raw)[0, 1] > 0.5  # standardised, same sample
+
+
+def test_bad_rows_are_named_and_can_be_skipped(emoji_rows, tmp_path, caplog):
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    rows = [dict(r) for r in emoji_rows]
+    rows[4]["image"] = str(tmp_path / "missing.png")
+    rows[9]["image"] = str(broken)
+    path = write_csv(tmp_path / "bad.csv", rows)
+    before = path.read_bytes()
+    with pytest.raises(ManifestError) as error:
+        open_dataset("manifest", None, emoji_options(path), 0)
+    message = str(error.value)
+    assert "2 of 180 rows cannot be used" in message and "--skip-bad-rows" in message
+    assert "row 5, column 'image'" in message and "missing.png" in message
+    assert "row 10, column 'image'" in message and "cannot decode image" in message and "broken.png" in message
+    with caplog.at_level(logging.WARNING, logger="crossdistill"):
+        fold = open_dataset("manifest", None, emoji_options(path, skip_bad_rows=True), 0).fold(0)
+    assert "skipped 2 of 180 rows" in caplog.text
+    assert sum(len(fold[s]) for s in ("train", "val", "test")) == 178
+    kept = set(torch.cat([fold[s].index for s in ("train", "val", "test")]).tolist())  # 0-based manifest rows
+    assert kept == set(range(180)) - {4, 9}
+    assert path.read_bytes() == before and broken.read_text() == "not an image"  # nothing modified
+
+
+def test_bad_numbers_and_missing_columns_are_named(mfeat, tmp_path):
+    rows = [{"a": "1.5", "b": "x", "label": "0"}, {"a": "oops", "b": "y", "label": "1"}]
+    path = write_csv(tmp_path / "t.csv", rows)
+    options = {"path": str(path), "label": "label",
+               "modalities": {"tab": {"kind": "tabular", "numeric": ["a"], "categorical": ["b"]}}}
+    with pytest.raises(ManifestError, match="row 2, column 'a' \\(modality tab\\): not a number: 'oops'"):
+        open_dataset("manifest", None, options, 0)
+    options["modalities"]["tab"]["numeric"] = ["c"]
+    with pytest.raises(ConfigError, match="no column 'c' \\(modality tab\\); the manifest has: a, b, label"):
+        open_dataset("manifest", None, options, 0)
+    (tmp_path / "t.txt").write_text("a,b\n")
+    with pytest.raises(ConfigError, match="manifest format .txt not supported"):
+        open_dataset("manifest", None, {**options, "path": str(tmp_path / "t.txt")}, 0)
+
+
+def test_decoded_files_are_cached_by_content(emoji_rows, tmp_path, monkeypatch):
+    import crossdistill.data.manifest as manifest
+
+    folder = tmp_path / "png"
+    folder.mkdir()
+    rows = []
+    for r in emoji_rows[:60]:
+        shutil.copy(r["image"], folder)
+        rows.append({**r, "image": f"png/{r['image'].rsplit('/', 1)[1]}"})  # relative to the manifest
+    path = write_csv(tmp_path / "e.csv", rows)
+    options = emoji_options(path, ratios=[0.6, 0.2, 0.2])
+    first = open_dataset("manifest", None, options, 0).fold(0)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(manifest, "decode_image", no_decoding)
+    second = open_dataset("manifest", None, options, 0).fold(0)  # from the cache
+    assert torch.equal(first["train"].inputs["image"], second["train"].inputs["image"])
+    shutil.copy(emoji_rows[-1]["image"], folder / rows[0]["image"].split("/")[1])  # same name, new content
+    with pytest.raises(AssertionError, match="decoded again"):
+        open_dataset("manifest", None, options, 0)
