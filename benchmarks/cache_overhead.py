@@ -50,7 +50,6 @@ def main() -> None:
     fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(0)
     torch.manual_seed(0)
     teacher = build_model(exp.teacher, fold.info).eval()
-    shapes = {m: s.shape for m, s in fold.info.modalities.items()}
     loader = BatchLoader(fold["train"], exp.train.batch_size, shuffle=True, augment=exp.data.augment)
     alone = Distiller(build_model(exp.student, fold.info), None, resolve_terms([TermSpec(loss="ce")]))
     kd_terms = resolve_terms(exp.distill.terms)
@@ -66,7 +65,8 @@ def main() -> None:
                    "kd_cached": epoch_seconds(cached, loader)}
     payload = {
         "data": "av-digits fold 0 train split", "samples": len(fold["train"]), "threads": torch.get_num_threads(),
-        "teacher_flops": count_flops(teacher, shapes), "student_flops": count_flops(alone.student, shapes),
+        "teacher_flops": count_flops(teacher, fold.info.modalities),
+        "student_flops": count_flops(alone.student, fold.info.modalities),
         "epoch_s": {k: round(v, 3) for k, v in seconds.items()}, "cache_build_s": round(build_s, 3),
         "online_over_alone": round(seconds["kd_online"] / seconds["student_alone"], 3),
         "cached_over_alone": round(seconds["kd_cached"] / seconds["student_alone"], 3),

@@ -190,3 +190,54 @@ def test_decoded_files_are_cached_by_content(emoji_rows, tmp_path, monkeypatch):
     shutil.copy(emoji_rows[-1]["image"], folder / rows[0]["image"].split("/")[1])  # same name, new content
     with pytest.raises(AssertionError, match="decoded again"):
         open_dataset("manifest", None, options, 0)
+
+
+TINY_MANIFEST_RUN = """
+data:
+  dataset: manifest
+  options:
+    path: {path}
+    label: category
+    modalities:
+      image: {{kind: image, column: image, size: 16}}
+      text: {{kind: text, column: name, max_length: 6}}
+student_labels: 0.5
+seeds: [0]
+teacher:
+  encoders:
+    image: {{name: image_cnn, channels: [8, 16]}}
+    text: {{name: text_gru, dim: 16, hidden: 16}}
+  embed_dim: 16
+  train: {{epochs: 2}}
+student:
+  encoders:
+    text: {{name: {student}, dim: 8}}
+  embed_dim: 8
+distill:
+  terms: [{{loss: ce}}, {{loss: kd}}]
+train: {{epochs: 2, batch_size: 32, progress: false}}
+evaluate: {{latency_repeats: 2}}
+"""
+
+
+@pytest.mark.parametrize("student", ["text_bag", "text_transformer"])
+def test_image_text_teacher_to_text_student_end_to_end_with_bad_rows(emoji_rows, tmp_path, student):
+    from typer.testing import CliRunner
+
+    from crossdistill.cli import app
+
+    rows = [dict(r) for r in emoji_rows]
+    rows[3]["image"] = str(tmp_path / "gone.png")
+    path = write_csv(tmp_path / "emoji.csv", rows)
+    config = tmp_path / "run.yaml"
+    config.write_text(TINY_MANIFEST_RUN.format(path=path, student=student))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs")])
+    assert refused.exit_code == 2 and "row 4, column 'image'" in refused.output and "gone.png" in refused.output
+    assert not (tmp_path / "runs").exists()  # stopped before anything trained or was written
+    done = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs"), "--skip-bad-rows"])
+    assert done.exit_code == 0, done.output
+    results = json.loads((tmp_path / "runs" / "run" / "results.json").read_text())
+    assert results["models"]["distilled"]["modalities"] == ["text"]
+    assert results["models"]["teacher"]["modalities"] == ["image", "text"]
+    assert results["models"]["distilled"]["params"] < results["models"]["teacher"]["params"]

@@ -26,10 +26,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from crossdistill.checkpoint import CheckpointMismatchError
     from crossdistill.config import ConfigError
     from crossdistill.data.audio import AudioFileError
+    from crossdistill.data.manifest import ManifestError
     from crossdistill.models.outputs import MissingOutputError
     from crossdistill.registry import UnknownNameError
 
-    return (ConfigError, UnknownNameError, AudioFileError, CheckpointMismatchError, MissingOutputError,
+    return (ConfigError, UnknownNameError, AudioFileError, ManifestError, CheckpointMismatchError, MissingOutputError,
             FileNotFoundError)
 
 
@@ -60,6 +61,8 @@ def run(
     data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
     full: Annotated[bool, typer.Option(help="every variant over every seed")] = False,
     export_onnx: Annotated[bool, typer.Option("--export", help="also export the distilled student")] = False,
+    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="manifest data: drop rows that do not "
+                                                "decode (counted in the log) instead of stopping")] = False,
 ) -> None:
     """Train the teacher, the student alone and the distilled student; evaluate; write the report."""
     from crossdistill import config, pipeline, report
@@ -68,7 +71,8 @@ def run(
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: warnings only
     logging.getLogger("crossdistill").setLevel(logging.INFO)
     try:
-        overrides = list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
+        overrides = (list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
+                     + (["data.options.skip_bad_rows=true"] if skip_bad_rows else []))
         exp = config.load(config_path, overrides)
         run_dir = pipeline.run(exp, out, full=full)
     except _user_errors() as error:

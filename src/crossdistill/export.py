@@ -74,7 +74,7 @@ def onnx_parity(path: Path, model: MultiModalModel, inputs: list[Tensor]) -> flo
 
 def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
     """Write ``path`` with a dynamic batch axis; returns the parity error (raises above tolerance)."""
-    inputs = [torch.randn(4, *info.modalities[m].shape) for m in model.modalities]
+    inputs = [info.modalities[m].example(4) for m in model.modalities]
     batch = torch.export.Dim("batch", min=1, max=4096)
     for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):  # they log every missing torchvision op and pass
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -83,7 +83,7 @@ def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
         torch.onnx.export(LogitsOnly(model).eval(), tuple(inputs), str(path), input_names=list(model.modalities),
                           output_names=["logits"], dynamic_shapes=(tuple({0: batch} for _ in inputs),),
                           external_data=False, dynamo=True, verbose=False)
-    probe = [torch.randn(16, *info.modalities[m].shape) for m in model.modalities]
+    probe = [info.modalities[m].example(16) for m in model.modalities]
     error = onnx_parity(path, model, probe)
     if error > PARITY_TOLERANCE:
         raise ParityError(f"{path}: onnxruntime differs from PyTorch by {error:.2e} > {PARITY_TOLERANCE}")

@@ -13,7 +13,7 @@ from torch import nn
 
 from crossdistill.checkpoint import save_weights, write_text_atomic
 from crossdistill.config import Experiment, ModelSpec
-from crossdistill.data.batch import FoldData
+from crossdistill.data.batch import FoldData, ModalitySpec
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
 from crossdistill.plans import StudentPlan
@@ -36,11 +36,11 @@ class ResultsBook:
         self.exp, self.run_dir = exp, run_dir
         self.folds: list[dict] = []
         self.models: dict[str, dict] = {}
-        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.specs: dict[str, ModalitySpec] = {}
 
     def add_fold(self, fold: FoldData) -> None:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
-        self.shapes = {m: spec.shape for m, spec in fold.info.modalities.items()}
+        self.specs = dict(fold.info.modalities)
         info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
                 "modalities": {m: list(s.shape) for m, s in fold.info.modalities.items()}}
         write_json(self.run_dir / "data_info.json", info)
@@ -77,7 +77,7 @@ class ResultsBook:
         by_fold: dict[int, list[float]] = {}
         for r in entry["runs"]:
             by_fold.setdefault(r["fold"], []).append(r["accuracy"])
-        cost = efficiency(entry["model"], self.shapes, entry["weights"], self.exp.evaluate.latency_repeats)
+        cost = efficiency(entry["model"], self.specs, entry["weights"], self.exp.evaluate.latency_repeats)
         summary = {k: v for k, v in entry.items() if k not in ("runs", "model", "weights", "confusion", "ablation")}
         summary |= {**cost, "metrics": metrics, "runs": entry["runs"], "confusion": entry["confusion"].tolist(),
                     "accuracy_std_within_fold": {str(f): summarize(v)["std"] for f, v in by_fold.items()}}

@@ -33,6 +33,16 @@ class ModalitySpec:
     # What an encoder must know beyond the shape: text {vocab_size, tokenizer}, tabular {numeric, categories}.
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
+    def example(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """A random input of this modality, valid for its encoders (token ids below the vocabulary size,
+        category ids below their level counts): for FLOP counts, latency and export."""
+        if self.dtype == "int64":
+            return torch.randint(1, int(self.meta.get("vocab_size", 2)), (batch, *self.shape), generator=generator)
+        x = torch.randn(batch, *self.shape, generator=generator)
+        for j, levels in enumerate(self.meta.get("categories", [])):
+            x[:, self.meta["numeric"] + j] = torch.randint(0, levels, (batch,), generator=generator).float()
+        return x
+
 
 @dataclass
 class DataInfo:

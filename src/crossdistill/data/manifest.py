@@ -45,6 +45,8 @@ class ModalityColumns(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["image", "audio", "text", "tabular", "features"]
     column: str | None = Field(None, description="the column (image/audio path, text, feature vector)")
+    folder: str = Field("", description="file columns: paths are relative to this folder (itself relative to "
+                        "the manifest's)")
     numeric: list[str] = Field(default_factory=list, description="tabular: numeric columns (standardised)")
     categorical: list[str] = Field(default_factory=list, description="tabular: categorical columns (embedded)")
     size: int = Field(32, ge=4, description="image: resized to size x size")
@@ -75,6 +77,8 @@ class ManifestOptions(BaseModel):
     path: str = Field(description="the manifest file; relative file paths in it are relative to its folder")
     modalities: dict[str, ModalityColumns]
     label: str | None = Field(None, description="label column: class name or number")
+    drop_labels: list[str] = Field(default_factory=list, description="label values whose rows are left out "
+                                   "(e.g. a class too small to split)")
     split_column: str | None = Field(None, description="column holding train / val / test")
     ratios: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/val/test when no column")
     group_column: str | None = Field(None, description="keep each group (speaker, patient) in one split")
@@ -95,6 +99,10 @@ class Manifest:
         self.path = path if path.is_absolute() else root / path
         self.base = self.path.parent
         rows = read_rows(self.path)
+        if self.options.label and self.options.drop_labels:
+            check_columns(rows, {self.options.label: "label"}, self.path)
+            dropped = set(self.options.drop_labels)
+            rows = [r for r in rows if str(r[self.options.label]).strip() not in dropped]
         if not rows:
             raise ConfigError(f"{self.path}: the manifest has no rows")
         check_columns(rows, self._needed_columns(), self.path)
@@ -112,11 +120,12 @@ class Manifest:
         return needed
 
     def _decode_cell(self, spec: ModalityColumns, value: Any) -> np.ndarray:
+        base = self.base / spec.folder
         if spec.kind == "image":
-            return decode_image(value, self.base, spec.size, spec.grayscale)
+            return decode_image(value, base, spec.size, spec.grayscale)
         if spec.kind == "audio":
-            return decode_audio(value, self.base, spec.sample_rate, int(spec.sample_rate * spec.seconds))
-        return decode_features(value, self.base)
+            return decode_audio(value, base, spec.sample_rate, int(spec.sample_rate * spec.seconds))
+        return decode_features(value, base)
 
     def _check_cell(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
         """Cheap checks of the cells that are not decoded from files (text, tabular numbers, the label)."""
@@ -190,7 +199,7 @@ class Manifest:
         for spec in decoded.values():
             for row in rows:
                 value = row[spec.column]
-                target = self.base / str(value) if isinstance(value, str) and value.strip() else None
+                target = self.base / spec.folder / str(value) if isinstance(value, str) and value.strip() else None
                 digest.update(sha256_file(target).encode() if target is not None and target.is_file()
                               else repr(value).encode())
         return digest.hexdigest()[:24]

@@ -9,17 +9,26 @@ from typing import Any
 
 from crossdistill.config import ConfigError
 
-FORMATS = (".csv", ".jsonl", ".parquet")
+FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows in file order. CSV cells are strings; JSONL and Parquet keep their types (lists stay lists)."""
+    """Rows in file order. CSV/TSV cells are strings; JSON(L) and Parquet keep their types (lists stay lists).
+    ``.json`` is one array of objects."""
     if not path.is_file():
         raise ConfigError(f"manifest not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if suffix in (".csv", ".tsv"):
         with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+            return list(csv.DictReader(handle, delimiter="," if suffix == ".csv" else "\t"))
+    if suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}: not JSON ({error.msg}, line {error.lineno})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ConfigError(f"{path}: a .json manifest must be one array of objects (or use .jsonl)")
+        return rows
     if suffix == ".jsonl":
         rows = []
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

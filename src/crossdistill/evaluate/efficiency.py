@@ -10,9 +10,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from crossdistill.data.batch import ModalitySpec
 
-def example_inputs(model: nn.Module, shapes: dict[str, tuple[int, ...]], batch: int) -> dict[str, Tensor]:
-    return {m: torch.randn(batch, *shapes[m]) for m in model.modalities}
+
+def example_inputs(model: nn.Module, specs: dict[str, ModalitySpec], batch: int) -> dict[str, Tensor]:
+    return {m: specs[m].example(batch) for m in model.modalities}
 
 
 def count_params(model: nn.Module) -> int:
@@ -20,19 +22,19 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def count_flops(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> int:
+def count_flops(model: nn.Module, specs: dict[str, ModalitySpec]) -> int:
     """FLOPs of one forward pass on one sample (a multiply-add counts as 2)."""
     model.eval()
     with FlopCounterMode(display=False) as counter:
-        model(example_inputs(model, shapes, 1))
+        model(example_inputs(model, specs, 1))
     return int(counter.get_total_flops())
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, shapes: dict[str, tuple[int, ...]], batch: int, repeats: int) -> float:
+def latency_ms(model: nn.Module, specs: dict[str, ModalitySpec], batch: int, repeats: int) -> float:
     """Median wall time (ms) of a CPU forward pass at ``batch``, after warm-up."""
     model = model.cpu().eval()
-    inputs = example_inputs(model, shapes, batch)
+    inputs = example_inputs(model, specs, batch)
     for _ in range(3):
         model(inputs)
     times = []
@@ -43,11 +45,11 @@ def latency_ms(model: nn.Module, shapes: dict[str, tuple[int, ...]], batch: int,
     return statistics.median(times)
 
 
-def efficiency(model: nn.Module, shapes: dict[str, tuple[int, ...]], weights: Path, repeats: int) -> dict:
+def efficiency(model: nn.Module, specs: dict[str, ModalitySpec], weights: Path, repeats: int) -> dict:
     return {
         "params": count_params(model),
-        "flops": count_flops(model, shapes),
-        "latency_ms": {"batch1": latency_ms(model, shapes, 1, repeats),
-                       "batch64": latency_ms(model, shapes, 64, max(3, repeats // 3))},
+        "flops": count_flops(model, specs),
+        "latency_ms": {"batch1": latency_ms(model, specs, 1, repeats),
+                       "batch64": latency_ms(model, specs, 64, max(3, repeats // 3))},
         "size_bytes": weights.stat().st_size if weights.is_file() else None,
     }
