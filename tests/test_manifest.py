@@ -241,3 +241,14 @@ def test_image_text_teacher_to_text_student_end_to_end_with_bad_rows(emoji_rows,
     assert results["models"]["distilled"]["modalities"] == ["text"]
     assert results["models"]["teacher"]["modalities"] == ["image", "text"]
     assert results["models"]["distilled"]["params"] < results["models"]["teacher"]["params"]
+
+
+def test_mfeat_views_are_aligned_standardised_and_stratified():
+    fold = open_dataset("mfeat", None, {}, 0).fold(0)
+    assert {m: s.shape for m, s in fold.info.modalities.items()} == {
+        "fou": (76,), "fac": (216,), "kar": (64,), "pix": (240,), "zer": (47,), "mor": (6,)}
+    assert [len(fold[s]) for s in ("train", "val", "test")] == [1200, 400, 400]
+    assert torch.bincount(fold["train"].target).tolist() == [120] * 10
+    assert torch.allclose(fold["train"].inputs["fou"].mean(0), torch.zeros(76), atol=1e-4)
+    with pytest.raises(ConfigError, match="valid options: ratios"):
+        open_dataset("mfeat", None, {"views": 2}, 0)

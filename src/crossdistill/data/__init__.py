@@ -8,16 +8,19 @@ from crossdistill.config import ConfigError
 from crossdistill.data.av_digits import AudioVisualDigits, AVDigits, AVMnist
 from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.manifest import Manifest
+from crossdistill.data.mfeat import MultipleFeatures
 from crossdistill.data.sources import data_root
 from crossdistill.registry import Registry
 
-DATASETS: Registry[type[AudioVisualDigits] | type[Manifest]] = Registry("dataset")
+DATASETS: Registry[type[AudioVisualDigits] | type[Manifest] | type[MultipleFeatures]] = Registry("dataset")
 DATASETS.register("av-digits")(AVDigits)
 DATASETS.register("av-mnist")(AVMnist)
 DATASETS.register("manifest")(Manifest)
+DATASETS.register("mfeat")(MultipleFeatures)
 
 
-def open_dataset(name: str, root: str | None, options: dict, seed: int) -> AudioVisualDigits | Manifest:
+def open_dataset(name: str, root: str | None, options: dict, seed: int
+                 ) -> AudioVisualDigits | Manifest | MultipleFeatures:
     """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache)."""
     dataset = DATASETS.get(name)
     try:
