@@ -252,3 +252,40 @@ def test_mfeat_views_are_aligned_standardised_and_stratified():
     assert torch.allclose(fold["train"].inputs["fou"].mean(0), torch.zeros(76), atol=1e-4)
     with pytest.raises(ConfigError, match="valid options: ratios"):
         open_dataset("mfeat", None, {"views": 2}, 0)
+
+
+def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoji_rows, tmp_path):
+    from crossdistill.config import ModelSpec
+    from crossdistill.evaluate import evaluate_split, modality_ablation
+    from crossdistill.models import build_model
+
+    rows = [dict(r) for r in emoji_rows]
+    for i in range(0, 180, 3):
+        rows[i]["image"] = ""  # a third of the rows have no picture
+    rows[1]["name"] = ""  # and one has no name
+    path = write_csv(tmp_path / "partial.csv", rows)
+    options = emoji_options(path)
+    options["modalities"]["image"]["optional"] = True
+    options["modalities"]["text"]["optional"] = True
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    every = torch.cat([fold[s].inputs["image.present"] for s in ("train", "val", "test")])
+    assert int((~every).sum()) == 60 and fold["train"].inputs["image"][~fold["train"].inputs["image.present"]].abs() \
+        .sum() == 0
+    spec = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "channels": [4, 8]},
+                                                  "text": {"name": "text_bag", "dim": 8}}, "fusion": "gated",
+                                     "embed_dim": 8})
+    torch.manual_seed(0)
+    model = build_model(spec, fold.info).eval()
+    batch = fold["train"].batch(torch.arange(8))
+    inputs = dict(batch.inputs)
+    inputs["image.present"] = torch.zeros(8, dtype=torch.bool)
+    noise = dict(inputs, image=torch.randn_like(inputs["image"]))
+    with torch.no_grad():  # a missing image does not matter, whatever its tensor holds
+        assert torch.allclose(model(inputs).logits, model(noise).logits, atol=1e-6)
+        assert not torch.allclose(model(batch.inputs).logits, model(inputs).logits)
+    table = modality_ablation(model, fold["test"], fold.info.num_classes)
+    assert set(table) == {"image", "text"}
+    assert table["image"] == evaluate_split(model, fold["test"], fold.info.num_classes, zero="image")["metrics"]
+    with pytest.raises(ConfigError, match="cannot be optional"):
+        open_dataset("manifest", None, {**options, "modalities": {"t": {"kind": "tabular", "numeric": ["name"],
+                                                                       "optional": True}}}, 0)

@@ -35,6 +35,10 @@ SPLITS = ("train", "val", "test")
 FILE_KINDS = ("image", "audio")
 
 
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
 class ManifestError(ValueError):
     """Rows of a manifest that cannot be used; the message names each row, column and file."""
 
@@ -59,11 +63,15 @@ class ModalityColumns(BaseModel):
     tokenizer: Literal["word", "char"] = "word"
     max_length: int = Field(32, ge=1, description="text: tokens kept")
     min_count: int = Field(1, ge=1, description="text: rarer tokens become the unknown token")
+    optional: bool = Field(False, description="rows may lack this modality (empty cell): the models fuse the "
+                           "modalities present (masked fusion)")
 
     @model_validator(mode="after")
     def _columns_given(self) -> ModalityColumns:
         if self.kind == "tabular" and not (self.numeric or self.categorical):
             raise ValueError("a tabular modality needs numeric and/or categorical columns")
+        if self.kind == "tabular" and self.optional:
+            raise ValueError("a tabular modality cannot be optional (its columns are imputed by the user)")
         if self.kind != "tabular" and not self.column:
             raise ValueError(f"a {self.kind} modality needs `column`")
         return self
@@ -143,12 +151,16 @@ class Manifest:
                 if len(kept) < len(rows):
                     log.warning("%s: skipped %d of %d rows that cannot be used (as when first read)", self.path,
                                 len(rows) - len(kept), len(rows))
-                return [rows[i] | {"_row": i + 1} for i in kept], {m: stored[m] for m in decoded_kinds}
+                return ([rows[i] | {"_row": i + 1} for i in kept],
+                        {k: stored[k] for m in decoded_kinds for k in (m, f"{m}.present")})
         problems, kept, arrays = [], [], {m: [] for m in decoded_kinds}
         for number, row in enumerate(rows, start=1):
             cells, bad = {}, None
             for modality, spec in self.options.modalities.items():
                 column = spec.columns()[0]
+                if spec.optional and _empty(row[column]):
+                    cells[modality] = None  # missing in this row
+                    continue
                 try:
                     self._check_cell(spec, row)
                     if modality in decoded_kinds:
@@ -158,21 +170,28 @@ class Manifest:
                     break
             if bad is None and self.options.label and str(row[self.options.label]).strip() in ("", "None"):
                 bad = f"row {number}, column {self.options.label!r} (label): empty"
+            if bad is None and len(cells) == len(self.options.modalities) and all(c is None for c in cells.values()):
+                bad = f"row {number}: every modality is missing"
             if bad is not None:
                 problems.append(bad)
                 continue
             kept.append(number - 1)
-            for modality, array in cells.items():
-                arrays[modality].append(array)
+            for modality in decoded_kinds:
+                arrays[modality].append(cells[modality])
         self._report(problems, len(rows))
         stacked = {}
         for modality, items in arrays.items():
-            odd = next((i for i, a in enumerate(items) if a.shape != items[0].shape), None)
+            given = [i for i, a in enumerate(items) if a is not None]
+            if not given:
+                raise ManifestError(f"{self.path}: modality {modality!r} is missing in every row")
+            shape = items[given[0]].shape
+            odd = next((i for i in given if items[i].shape != shape), None)
             if odd is not None:
                 raise ManifestError(f"{self.path}: row {kept[odd] + 1}, modality {modality!r}: shape "
-                                    f"{items[odd].shape}, but row {kept[0] + 1} has {items[0].shape}; every row "
+                                    f"{items[odd].shape}, but row {kept[given[0]] + 1} has {shape}; every row "
                                     "must give the same shape")
-            stacked[modality] = np.stack(items) if items else np.zeros((0,), np.float32)
+            stacked[f"{modality}.present"] = np.asarray([a is not None for a in items])
+            stacked[modality] = np.stack([a if a is not None else np.zeros(shape, np.float32) for a in items])
         cache.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache.with_suffix(".tmp.npz")
         np.savez(temporary, rows=np.asarray(kept, dtype=np.int64), **stacked)
@@ -250,6 +269,8 @@ class Manifest:
         inputs, specs = {}, {}
         for modality, spec in self.options.modalities.items():
             inputs[modality], specs[modality] = self._modality(spec, modality, train)
+            if spec.optional:  # (N,) bool, read by the models' masked fusion
+                inputs[f"{modality}.present"] = torch.from_numpy(self._present(spec, modality))
         splits, digest = {}, hashlib.sha256(self.path.read_bytes() + self.options.model_dump_json().encode())
         for split_id, split in enumerate(SPLITS):
             rows = np.flatnonzero(self.assignment == split_id)
@@ -268,7 +289,7 @@ class Manifest:
     def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray
                   ) -> tuple[torch.Tensor, ModalitySpec]:
         if spec.kind == "text":
-            texts = [str(row[spec.column]) for row in self.rows]
+            texts = ["" if _empty(row[spec.column]) else str(row[spec.column]) for row in self.rows]
             tokenizer = Tokenizer(spec.tokenizer, spec.max_length, spec.min_count)
             tokenizer.fit([t for t, is_train in zip(texts, train, strict=True) if is_train])
             ids = torch.from_numpy(tokenizer.encode(texts))
@@ -276,15 +297,22 @@ class Manifest:
                                                                     "tokenizer": tokenizer.state()})
         if spec.kind == "tabular":
             return self._tabular(spec, train)
-        array = self.decoded[modality]
+        array, present = self.decoded[modality], self.decoded[f"{modality}.present"]
         if spec.kind == "audio":
             tensor = log_mel(array, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)
-            return tensor, ModalitySpec(tuple(tensor.shape[1:]))
-        axes = (0, 2, 3) if spec.kind == "image" else (0,)  # images: per channel; features: per dimension
-        mean = array[train].mean(axis=axes, keepdims=True, dtype=np.float64)  # float64: the same statistics
-        std = array[train].std(axis=axes, keepdims=True, dtype=np.float64) + 1e-6  # whatever the memory layout
-        tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
+        else:
+            axes = (0, 2, 3) if spec.kind == "image" else (0,)  # images: per channel; features: per dimension
+            fitted = array[train & present]  # statistics of the training rows that have the modality
+            mean = fitted.mean(axis=axes, keepdims=True, dtype=np.float64)  # float64: the same statistics
+            std = fitted.std(axis=axes, keepdims=True, dtype=np.float64) + 1e-6  # whatever the memory layout
+            tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
+        tensor[torch.from_numpy(~present)] = 0.0  # missing rows stay zero (and are masked by the models)
         return tensor, ModalitySpec(tuple(tensor.shape[1:]))
+
+    def _present(self, spec: ModalityColumns, modality: str) -> np.ndarray:
+        if spec.kind == "text":
+            return np.asarray([not _empty(row[spec.column]) for row in self.rows])
+        return self.decoded[f"{modality}.present"]
 
     def _tabular(self, spec: ModalityColumns, train: np.ndarray) -> tuple[torch.Tensor, ModalitySpec]:
         """(N, numeric + categorical): standardised numbers, then category ids (0 = unseen in training)."""

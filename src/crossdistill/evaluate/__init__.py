@@ -13,10 +13,11 @@ from crossdistill.evaluate.predict import predict_logits
 
 def evaluate_split(model: nn.Module, data: SplitData, num_classes: int, batch_size: int = 256,
                    zero: str | None = None) -> dict:
-    """Metrics + confusion matrix of ``model`` on ``data``; ``zero`` names a modality replaced by zeros
-    (the modality-ablation test: what does the model lose without it?)."""
+    """Metrics + confusion matrix of ``model`` on ``data``; ``zero`` names a modality removed: its input zeroed
+    and marked missing (the modality-ablation test: what does the model lose without it?)."""
     if zero is not None:
         inputs = {k: torch.zeros_like(v) if k == zero else v for k, v in data.inputs.items()}
+        inputs[f"{zero}.present"] = torch.zeros(len(data), dtype=torch.bool)
         data = SplitData(inputs, data.target, data.index, data.groups)
     logits = predict_logits(model, BatchLoader(data, batch_size))
     predicted = logits.argmax(dim=1).numpy()

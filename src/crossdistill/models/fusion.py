@@ -10,27 +10,30 @@ from crossdistill.models.outputs import Outputs
 
 
 class ConcatFusion(nn.Module):
-    """Concatenate the encoders' embeddings, project to ``embed_dim``."""
+    """Concatenate the encoders' embeddings, project to ``embed_dim``. A missing modality's embedding is zero."""
 
     def __init__(self, dims: list[int], embed_dim: int) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.Linear(sum(dims), embed_dim), nn.ReLU())
 
-    def forward(self, embeds: list[Tensor]) -> Tensor:
-        return self.project(torch.cat(embeds, dim=1))  # (B, embed_dim)
+    def forward(self, embeds: list[Tensor], present: Tensor) -> Tensor:
+        masked = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]  # present: (B, M) in {0, 1}
+        return self.project(torch.cat(masked, dim=1))  # (B, embed_dim)
 
 
 class GatedFusion(nn.Module):
     """Project each embedding to ``embed_dim``, sum them weighted by softmax gates computed from all of them
-    (a gated multimodal unit in the spirit of Arevalo et al. 2017)."""
+    (a gated multimodal unit in the spirit of Arevalo et al. 2017). A missing modality gets no gate weight."""
 
     def __init__(self, dims: list[int], embed_dim: int) -> None:
         super().__init__()
         self.projections = nn.ModuleList(nn.Linear(d, embed_dim) for d in dims)
         self.gate = nn.Linear(sum(dims), len(dims))
 
-    def forward(self, embeds: list[Tensor]) -> Tensor:
-        gates = torch.softmax(self.gate(torch.cat(embeds, dim=1)), dim=1)  # (B, M)
+    def forward(self, embeds: list[Tensor], present: Tensor) -> Tensor:
+        embeds = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
+        logits = self.gate(torch.cat(embeds, dim=1)).masked_fill(present == 0, -1e4)  # missing: no weight
+        gates = torch.softmax(logits, dim=1)  # (B, M)
         projected = torch.stack([p(e) for p, e in zip(self.projections, embeds, strict=True)], dim=1)  # (B,M,D)
         return torch.relu((gates.unsqueeze(-1) * projected).sum(dim=1))  # (B, embed_dim)
 
@@ -39,7 +42,9 @@ FUSIONS = {"concat": ConcatFusion, "gated": GatedFusion}
 
 
 class MultiModalModel(nn.Module):
-    """``Batch`` (or a dict of modality tensors) -> ``Outputs``. Reads exactly ``self.modalities``."""
+    """``Batch`` (or a dict of modality tensors) -> ``Outputs``. Reads exactly ``self.modalities``, and for each
+    the optional ``"<modality>.present"`` (B,) mask: rows where a modality is missing are fused without it
+    (masked fusion), so data with missing modalities trains and a modality can be removed at test time."""
 
     def __init__(self, encoders: dict[str, nn.Module], num_classes: int, fusion: str = "concat",
                  embed_dim: int = 64, dropout: float = 0.1) -> None:
@@ -51,10 +56,12 @@ class MultiModalModel(nn.Module):
 
     def forward(self, batch: Batch | dict[str, Tensor]) -> Outputs:
         inputs = batch.inputs if isinstance(batch, Batch) else batch
-        embeds, feats = [], {}
+        embeds, feats, present = [], {}, []
         for name in self.modalities:
             embed, encoder_feats = self.encoders[name](inputs[name])
             embeds.append(embed)
             feats.update({f"{name}.{k}": v for k, v in encoder_feats.items()})
-        fused = self.fusion(embeds)  # (B, embed_dim)
+            mask = inputs.get(f"{name}.present")
+            present.append(embed.new_ones(len(embed)) if mask is None else mask.to(embed.dtype))
+        fused = self.fusion(embeds, torch.stack(present, dim=1))  # (B, embed_dim)
         return Outputs(logits=self.head(fused), embed=fused, feats=feats)
