@@ -241,6 +241,9 @@ def test_image_text_teacher_to_text_student_end_to_end_with_bad_rows(emoji_rows,
     assert results["models"]["distilled"]["modalities"] == ["text"]
     assert results["models"]["teacher"]["modalities"] == ["image", "text"]
     assert results["models"]["distilled"]["params"] < results["models"]["teacher"]["params"]
+    exported = runner.invoke(app, ["export", str(tmp_path / "runs" / "run"), "--format", "onnx"])
+    assert exported.exit_code == 0, exported.output  # token-id input, parity checked by onnxruntime
+    assert (tmp_path / "runs" / "run" / "export").is_dir()
 
 
 def test_mfeat_views_are_aligned_standardised_and_stratified():
@@ -289,3 +292,70 @@ def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoj
     with pytest.raises(ConfigError, match="cannot be optional"):
         open_dataset("manifest", None, {**options, "modalities": {"t": {"kind": "tabular", "numeric": ["name"],
                                                                        "optional": True}}}, 0)
+
+
+UNLABELLED_RUN = """
+data:
+  dataset: manifest
+  options:
+    path: {pairs}
+    eval_path: {labelled}
+    label: category
+    ratios: [0.0, 0.5, 0.5]
+    modalities:
+      image: {{kind: image, column: image, size: 16}}
+      text: {{kind: text, column: name, max_length: 6, vocabulary: {vocabulary}}}
+student_labels: 0.0
+seeds: [0]
+teacher:
+  encoders:
+    image: {{name: image_cnn, channels: [8, 16]}}
+    text: {{name: text_gru, dim: 16, hidden: 16}}
+  embed_dim: 16
+  checkpoint: {checkpoint}
+student:
+  encoders:
+    text: {{name: text_bag, dim: 8}}
+  embed_dim: 8
+distill:
+  terms: [{{loss: kd}}]
+train: {{epochs: 2, batch_size: 32, progress: false, select_on: teacher}}
+evaluate: {{latency_repeats: 2}}
+"""
+
+
+def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
+    """A teacher trained elsewhere labels nothing but teaches a text student on unlabelled image+name pairs;
+    the student is then tested on a separate labelled manifest."""
+    from crossdistill.config import load
+    from crossdistill.pipeline import run
+
+    teach, held_out = emoji_rows[::3] + emoji_rows[1::3], emoji_rows[2::3]  # 120 to teach with, 60 to test on
+    labelled_teacher_data = write_csv(tmp_path / "teacher.csv", teach)
+    config = tmp_path / "teacher.yaml"
+    config.write_text(TINY_MANIFEST_RUN.format(path=labelled_teacher_data, student="text_bag"))
+    teacher_run = run(load(config, ["variants={}"]), tmp_path / "runs")
+    checkpoint = teacher_run / "models" / "teacher" / "fold0" / "checkpoints" / "best.safetensors"
+
+    pairs = write_csv(tmp_path / "pairs.csv", [{"image": r["image"], "name": r["name"]} for r in teach])
+    labelled = write_csv(tmp_path / "labelled.csv", held_out)
+    options = {"path": str(pairs), "eval_path": str(labelled), "label": "category", "ratios": [0.0, 0.5, 0.5],
+               "modalities": {"image": {"kind": "image", "column": "image", "size": 16},
+                              "text": {"kind": "text", "column": "name", "max_length": 6}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    assert len(fold["train"]) == 120 and bool((fold["train"].target == -1).all())
+    assert len(fold["val"]) + len(fold["test"]) == 60 and bool((fold["test"].target >= 0).all())
+    assert len(set(torch.cat([fold[s].index for s in ("train", "val", "test")]).tolist())) == 180
+
+    config = tmp_path / "transfer.yaml"
+    config.write_text(UNLABELLED_RUN.format(pairs=pairs, labelled=labelled, checkpoint=checkpoint,
+                                            vocabulary=teacher_run / "data_info.json"))
+    run_dir = run(load(config), tmp_path / "runs")
+    models = json.loads((run_dir / "results.json").read_text())["models"]
+    assert set(models) == {"teacher", "distilled"}  # no labels: no student alone to train
+    assert models["distilled"]["student_labels"] == 0.0 and models["distilled"]["modalities"] == ["text"]
+    no_checkpoint = load(config, ["teacher.checkpoint=null"])
+    with pytest.raises(ConfigError, match="training pairs are unlabelled.*give teacher.checkpoint"):
+        run(no_checkpoint, tmp_path / "runs2")
+    with pytest.raises(ConfigError, match="no `label` column: name one, or give `eval_path`"):
+        open_dataset("manifest", None, {**options, "eval_path": None, "label": None}, 0).fold(0)

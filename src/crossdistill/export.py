@@ -40,12 +40,19 @@ class LogitsOnly(nn.Module):
         return self.model(dict(zip(self.model.modalities, inputs, strict=True))).logits
 
 
+def modality_spec(saved: dict | list) -> ModalitySpec:
+    """A ``ModalitySpec`` from ``data_info.json`` (a bare shape list in runs written before text and tabular)."""
+    if isinstance(saved, list):
+        return ModalitySpec(tuple(saved))
+    return ModalitySpec(tuple(saved["shape"]), saved.get("dtype", "float32"), saved.get("meta", {}))
+
+
 def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed: int | None = None) -> tuple:
     """(model, DataInfo, weights path) of a trained model in ``run_dir``; ``seed`` None takes the first seed."""
     exp = config.load(run_dir / "config.yaml")
     raw = json.loads((run_dir / "data_info.json").read_text())
     info = DataInfo(num_samples={}, num_classes=raw["num_classes"], class_names=raw["class_names"],
-                    modalities={m: ModalitySpec(tuple(s)) for m, s in raw["modalities"].items()})
+                    modalities={m: modality_spec(s) for m, s in raw["modalities"].items()})
     runs = sorted((run_dir / "models" / model).glob(f"fold{fold}*"))
     if seed is not None:
         runs = [r for r in runs if r.name == f"fold{fold}-seed{seed}"]

@@ -49,11 +49,15 @@ def prepare_run_dir(exp: Experiment, out: Path) -> Path:
 def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
     """Everything that can be checked before training: modalities, encoders, checkpoints, loss outputs."""
     info = fold.info
+    unlabelled = bool((fold["train"].target < 0).any())
     for name in ["teacher", *exp.extra_teachers]:
         spec = exp.teacher_spec(name)
         model = build_model(spec, info, role=name)
         if spec.checkpoint:
             load_weights(model, Path(spec.checkpoint))
+        elif unlabelled:
+            raise ConfigError(f"{name}: the training pairs are unlabelled, so the teacher cannot be trained here: "
+                              f"give {name}.checkpoint (a teacher trained elsewhere)")
     check_modalities(exp.student, info, "student")
     student = build_model(exp.student, info, "student")
     outputs = student.eval()(fold["train"].batch(torch.arange(2)))
@@ -119,6 +123,7 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     # The labelled subset belongs to the data (seeded by data.seed, like the split), not to the training seed:
     # every seed and every student of a fold sees the same labels, so the seed spread measures training alone.
     labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, exp.data.seed))
+    labeled &= fold["train"].target >= 0  # unlabelled pairs (class -1) never count as labelled
     train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"

@@ -42,7 +42,8 @@ class ResultsBook:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
         self.specs = dict(fold.info.modalities)
         info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
-                "modalities": {m: list(s.shape) for m, s in fold.info.modalities.items()}}
+                "modalities": {m: {"shape": list(s.shape), "dtype": s.dtype, "meta": s.meta}
+                               for m, s in fold.info.modalities.items()}}
         write_json(self.run_dir / "data_info.json", info)
 
     def record(self, name: str, spec: ModelSpec, model: nn.Module, fold: FoldData, seed: int | None,

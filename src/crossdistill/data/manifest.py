@@ -13,6 +13,7 @@ standardisation, text vocabulary, categorical levels) are fitted on the training
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,8 @@ class ModalityColumns(BaseModel):
     tokenizer: Literal["word", "char"] = "word"
     max_length: int = Field(32, ge=1, description="text: tokens kept")
     min_count: int = Field(1, ge=1, description="text: rarer tokens become the unknown token")
+    vocabulary: str | None = Field(None, description="text: reuse the tokenizer of this modality from a run's "
+                                   "data_info.json (so a teacher trained there reads the text the same way)")
     optional: bool = Field(False, description="rows may lack this modality (empty cell): the models fuse the "
                            "modalities present (masked fusion)")
 
@@ -91,6 +94,9 @@ class ManifestOptions(BaseModel):
     ratios: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/val/test when no column")
     group_column: str | None = Field(None, description="keep each group (speaker, patient) in one split")
     skip_bad_rows: bool = Field(False, description="drop rows that do not decode (counted in the log)")
+    eval_path: str | None = Field(None, description="supervision transfer: `path` holds unlabelled pairs (all "
+                                  "for training, no label column needed); this labelled manifest, with the same "
+                                  "columns, gives the validation and test splits (cut by `ratios`' last two)")
 
 
 class Manifest:
@@ -103,6 +109,9 @@ class Manifest:
 
     def __init__(self, root: Path, options: dict, seed: int) -> None:
         self.options, self.seed = ManifestOptions.model_validate(options), seed
+        if self.options.eval_path:
+            self._pair_unlabelled_with_labelled(root)
+            return
         path = Path(self.options.path).expanduser()
         self.path = path if path.is_absolute() else root / path
         self.base = self.path.parent
@@ -117,6 +126,23 @@ class Manifest:
         self.rows, self.decoded = self._decode(rows)
         self.classes, self.labels = self._labels()
         self.assignment = self._split()
+        self.ids = np.asarray([row["_row"] - 1 for row in self.rows])  # 0-based row of the table
+
+    def _pair_unlabelled_with_labelled(self, root: Path) -> None:
+        """Supervision transfer (Gupta et al., CVPR 2016): unlabelled pairs to train on, a labelled manifest to
+        validate and test on."""
+        opts = self.options.model_dump()
+        pairs = Manifest(root, {**opts, "eval_path": None, "label": None, "split_column": None,
+                                "group_column": None, "drop_labels": []}, self.seed)
+        labelled = Manifest(root, {**opts, "eval_path": None, "path": self.options.eval_path,
+                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed)
+        self.path, self.base = pairs.path, pairs.base
+        self.rows = pairs.rows + labelled.rows
+        self.decoded = {k: np.concatenate([pairs.decoded[k], labelled.decoded[k]]) for k in pairs.decoded}
+        self.classes = labelled.classes
+        self.labels = np.concatenate([pairs.labels, labelled.labels])
+        self.assignment = np.concatenate([pairs.assignment, labelled.assignment])
+        self.ids = np.concatenate([pairs.ids, labelled.ids + len(pairs.rows)])  # unique across the two tables
 
     # ---- reading and checking ---------------------------------------------------------------------------------
     def _needed_columns(self) -> dict[str, str]:
@@ -225,9 +251,8 @@ class Manifest:
 
     # ---- labels and splits ------------------------------------------------------------------------------------
     def _labels(self) -> tuple[list[str], np.ndarray]:
-        if not self.options.label:
-            raise ConfigError(f"{self.path}: no `label` column given; learning without labels is not supported "
-                              "by the manifest data set yet")
+        if not self.options.label:  # unlabelled pairs (only inside supervision transfer): class -1
+            return [], np.full(len(self.rows), -1, dtype=np.int64)
         values = [str(row[self.options.label]).strip() for row in self.rows]
         numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in values)
         classes = sorted(set(values), key=(lambda v: float(v)) if numeric else None)
@@ -237,6 +262,8 @@ class Manifest:
     def _split(self) -> np.ndarray:
         """Split id (0 train, 1 val, 2 test) of every kept row."""
         opts = self.options
+        if not opts.label:
+            return np.zeros(len(self.rows), dtype=np.int64)  # unlabelled pairs: all for training
         if opts.split_column:
             names = [str(row[opts.split_column]).strip().lower() for row in self.rows]
             unknown = sorted(set(names) - set(SPLITS))
@@ -258,13 +285,16 @@ class Manifest:
                 assignment[np.isin(groups, part)] = split
             return assignment
         for split, rows in enumerate(stratified_fractions(self.labels, list(opts.ratios), self.seed)):
-            assignment[rows] = split
+            assignment[rows] = split  # (a zero train ratio, as for a labelled evaluation manifest, gives none)
         return assignment
 
     # ---- tensors ----------------------------------------------------------------------------------------------
     def fold(self, fold: int) -> FoldData:
         if fold != 0:
             raise ValueError(f"manifest: fold {fold} out of range 0..0 (one split)")
+        if not self.classes:
+            raise ConfigError(f"{self.path}: no `label` column: name one, or give `eval_path` (a labelled manifest "
+                              "for validation and test) to train on these unlabelled pairs")
         train = self.assignment == 0
         inputs, specs = {}, {}
         for modality, spec in self.options.modalities.items():
@@ -277,7 +307,7 @@ class Manifest:
             if rows.size == 0:
                 raise ManifestError(f"{self.path}: the {split} split is empty")
             groups = [str(self.rows[r][self.options.group_column]) for r in rows] if self.options.group_column else []
-            manifest_rows = torch.tensor([self.rows[r]["_row"] - 1 for r in rows])  # 0-based row of the table
+            manifest_rows = torch.from_numpy(self.ids[rows])
             splits[split] = SplitData({m: t[rows] for m, t in inputs.items()}, torch.from_numpy(self.labels[rows]),
                                       manifest_rows, groups)
             digest.update(rows.tobytes())
@@ -290,10 +320,11 @@ class Manifest:
                   ) -> tuple[torch.Tensor, ModalitySpec]:
         if spec.kind == "text":
             texts = ["" if _empty(row[spec.column]) else str(row[spec.column]) for row in self.rows]
-            tokenizer = Tokenizer(spec.tokenizer, spec.max_length, spec.min_count)
-            tokenizer.fit([t for t, is_train in zip(texts, train, strict=True) if is_train])
+            tokenizer = (self._reused_tokenizer(spec, modality) if spec.vocabulary else
+                         Tokenizer(spec.tokenizer, spec.max_length, spec.min_count).fit(
+                             [t for t, is_train in zip(texts, train, strict=True) if is_train]))
             ids = torch.from_numpy(tokenizer.encode(texts))
-            return ids, ModalitySpec((spec.max_length,), "int64", {"vocab_size": tokenizer.vocab_size,
+            return ids, ModalitySpec((tokenizer.max_length,), "int64", {"vocab_size": tokenizer.vocab_size,
                                                                     "tokenizer": tokenizer.state()})
         if spec.kind == "tabular":
             return self._tabular(spec, train)
@@ -308,6 +339,15 @@ class Manifest:
             tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
         tensor[torch.from_numpy(~present)] = 0.0  # missing rows stay zero (and are masked by the models)
         return tensor, ModalitySpec(tuple(tensor.shape[1:]))
+
+    def _reused_tokenizer(self, spec: ModalityColumns, modality: str) -> Tokenizer:
+        path = Path(str(spec.vocabulary)).expanduser()
+        try:
+            saved = json.loads(path.read_text())["modalities"][modality]["meta"]["tokenizer"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            raise ConfigError(f"modality {modality!r}: vocabulary {path} is not a data_info.json holding a "
+                              f"tokenizer for {modality!r}") from None
+        return Tokenizer.from_state(saved)
 
     def _present(self, spec: ModalityColumns, modality: str) -> np.ndarray:
         if spec.kind == "text":

@@ -44,6 +44,12 @@ class Tokenizer:
             ids[row, : len(tokens)] = tokens
         return ids
 
+    @classmethod
+    def from_state(cls, state: dict) -> Tokenizer:
+        tokenizer = cls(state["level"], state["max_length"])
+        tokenizer.vocab = dict(state["vocab"])
+        return tokenizer
+
     def state(self) -> dict:
         """Everything needed to encode text at inference (saved beside an exported student)."""
         return {"level": self.level, "max_length": self.max_length, "vocab": self.vocab}

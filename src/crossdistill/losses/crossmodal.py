@@ -91,7 +91,9 @@ class CrossModalC2KD(nn.Module):
             keep = (kendall_tau(p_t, p_s) > self.tau_threshold).float()  # (B,) on-the-fly selection
             self.selected_share.copy_(keep.mean())
         target = target_or_teacher(batch, z_t.detach())
-        teacher_ce = F.cross_entropy(z_t, batch.target) if batch.target is not None else z_t.sum() * 0.0
+        known = batch.target >= 0 if batch.target is not None else None  # unlabelled pairs carry class -1
+        teacher_ce = (F.cross_entropy(z_t[known], batch.target[known]) if known is not None and bool(known.any())
+                      else z_t.sum() * 0.0)
         teacher_side = (teacher_ce + _kl(p_t, z_t.detach(), t).mean() + _kl(z_t, p_t.detach(), t).mean()
                         + (keep * non_target_kl(p_t, p_s.detach(), target, t)).mean())
         student_side = (_kl(p_s, z_s.detach(), t).mean() + _kl(z_s, p_s.detach(), t).mean()

@@ -16,9 +16,10 @@ class ConcatFusion(nn.Module):
         super().__init__()
         self.project = nn.Sequential(nn.Linear(sum(dims), embed_dim), nn.ReLU())
 
-    def forward(self, embeds: list[Tensor], present: Tensor) -> Tensor:
-        masked = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]  # present: (B, M) in {0, 1}
-        return self.project(torch.cat(masked, dim=1))  # (B, embed_dim)
+    def forward(self, embeds: list[Tensor], present: Tensor | None = None) -> Tensor:
+        if present is not None:  # (B, M) in {0, 1}
+            embeds = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
+        return self.project(torch.cat(embeds, dim=1))  # (B, embed_dim)
 
 
 class GatedFusion(nn.Module):
@@ -30,9 +31,12 @@ class GatedFusion(nn.Module):
         self.projections = nn.ModuleList(nn.Linear(d, embed_dim) for d in dims)
         self.gate = nn.Linear(sum(dims), len(dims))
 
-    def forward(self, embeds: list[Tensor], present: Tensor) -> Tensor:
-        embeds = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
-        logits = self.gate(torch.cat(embeds, dim=1)).masked_fill(present == 0, -1e4)  # missing: no weight
+    def forward(self, embeds: list[Tensor], present: Tensor | None = None) -> Tensor:
+        if present is not None:  # (B, M) in {0, 1}
+            embeds = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
+        logits = self.gate(torch.cat(embeds, dim=1))  # (B, M)
+        if present is not None:
+            logits = logits.masked_fill(present == 0, -1e4)  # a missing modality gets no weight
         gates = torch.softmax(logits, dim=1)  # (B, M)
         projected = torch.stack([p(e) for p, e in zip(self.projections, embeds, strict=True)], dim=1)  # (B,M,D)
         return torch.relu((gates.unsqueeze(-1) * projected).sum(dim=1))  # (B, embed_dim)
@@ -56,12 +60,15 @@ class MultiModalModel(nn.Module):
 
     def forward(self, batch: Batch | dict[str, Tensor]) -> Outputs:
         inputs = batch.inputs if isinstance(batch, Batch) else batch
-        embeds, feats, present = [], {}, []
+        embeds, feats = [], {}
         for name in self.modalities:
             embed, encoder_feats = self.encoders[name](inputs[name])
             embeds.append(embed)
             feats.update({f"{name}.{k}": v for k, v in encoder_feats.items()})
-            mask = inputs.get(f"{name}.present")
-            present.append(embed.new_ones(len(embed)) if mask is None else mask.to(embed.dtype))
-        fused = self.fusion(embeds, torch.stack(present, dim=1))  # (B, embed_dim)
+        masks = [inputs.get(f"{name}.present") for name in self.modalities]
+        present = None  # every modality present: no masking (and an export graph without it)
+        if any(m is not None for m in masks):
+            present = torch.stack([torch.ones_like(e[:, 0]) if m is None else m.to(e.dtype)
+                                   for m, e in zip(masks, embeds, strict=True)], dim=1)  # (B, M)
+        fused = self.fusion(embeds, present)  # (B, embed_dim)
         return Outputs(logits=self.head(fused), embed=fused, feats=feats)
