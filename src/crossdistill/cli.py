@@ -134,6 +134,9 @@ def list_cmd(
     if what == "datasets":
         table = Table("dataset", "modalities (shape)", "train / val / test (fold 0)", "folds", "licence")
         for name in DATASETS.names():
+            if hasattr(DATASETS.get(name), "usage"):  # built from the user's own files
+                table.add_row(name, DATASETS.get(name).usage, "", "", DATASETS.get(name).licence)
+                continue
             try:
                 desc = open_dataset(name, str(data_root) if data_root else None, {}, 0).describe()
             except _user_errors() as error:

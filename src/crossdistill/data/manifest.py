@@ -104,6 +104,7 @@ class Manifest:
 
     name = "manifest"
     licence = "as given by the manifest's owner"
+    usage = "your own table: set data.options.path and modalities (docs/guide.md)"
     Options = ManifestOptions
     num_folds = 1
 
