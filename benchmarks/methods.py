@@ -214,7 +214,7 @@ def render(report: dict) -> str:
             "means over the seeds, else neutral. Epoch time: relative to the reference row, in the same run.\n",
             "| setting | teacher % | reference % | best method | its gain (points) | verdict |",
             "|---|---|---|---|---|---|"]
-    body = []
+    body: list[str] = []
     for key, block in report["settings"].items():
         entries, ref = block["methods"], block["methods"][block["reference"]]
         for method, entry in entries.items():
@@ -228,7 +228,25 @@ def render(report: dict) -> str:
         for method, e in sorted(entries.items(), key=lambda kv: -kv[1]["mean"]):
             body.append(f"| {method} | {100 * e['mean']:.1f} ± {100 * e['std']:.1f} | {100 * e['gain']:+.1f} | "
                         f"{e['verdict']} | {e['epoch_time_ratio']:.2f}x |")
-    return "\n".join(head + body) + "\n"
+    return "\n".join(head + gain_matrix(report) + body) + "\n"
+
+
+def gain_matrix(report: dict) -> list[str]:
+    """Methods x settings: gain in points over each setting's reference, with + (helps) / - (hurts)."""
+    keys = list(report["settings"])
+    methods = sorted({m for block in report["settings"].values() for m in block["methods"]} - {"alone"})
+    short = [k.replace(" labels", "").replace("image+audio", "i+a").replace("image", "img") for k in keys]
+    lines = ["\nGain over the reference (points); + helps, - hurts, blank neutral:\n",
+             "| method | " + " | ".join(short) + " |", "|---|" + "---|" * len(keys)]
+    mark = {"helps": " +", "hurts": " -"}
+    for method in methods:
+        cells = []
+        for key in keys:
+            entry = report["settings"][key]["methods"].get(method)
+            cells.append("ref" if entry and entry["verdict"] == "reference" else
+                         f"{100 * entry['gain']:+.1f}{mark.get(entry['verdict'], '')}" if entry else "")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
