@@ -153,7 +153,7 @@ def test_bad_rows_are_named_and_can_be_skipped(emoji_rows, tmp_path, caplog):
     assert path.read_bytes() == before and broken.read_text() == "not an image"  # nothing modified
 
 
-def test_bad_numbers_and_missing_columns_are_named(mfeat, tmp_path):
+def test_bad_numbers_and_missing_columns_are_named(tmp_path):
     rows = [{"a": "1.5", "b": "x", "label": "0"}, {"a": "oops", "b": "y", "label": "1"}]
     path = write_csv(tmp_path / "t.csv", rows)
     options = {"path": str(path), "label": "label",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,13 +118,15 @@ class Manifest:
         self.path = path if path.is_absolute() else root / path
         self.base = self.path.parent
         rows = read_rows(self.path)
-        if self.options.label and self.options.drop_labels:
-            check_columns(rows, {self.options.label: "label"}, self.path)
-            dropped = set(self.options.drop_labels)
-            rows = [r for r in rows if str(r[self.options.label]).strip() not in dropped]
         if not rows:
             raise ConfigError(f"{self.path}: the manifest has no rows")
         check_columns(rows, self._needed_columns(), self.path)
+        rows = [row | {"_row": number} for number, row in enumerate(rows, start=1)]  # the table's row numbers
+        if self.options.drop_labels:
+            dropped = set(self.options.drop_labels)
+            rows = [r for r in rows if str(r[self.options.label]).strip() not in dropped]
+        if not rows:
+            raise ConfigError(f"{self.path}: no rows left after drop_labels {self.options.drop_labels}")
         self.rows, self.decoded = self._decode(rows)
         self.classes, self.labels = self._labels()
         self.assignment = self._split()
@@ -143,7 +146,7 @@ class Manifest:
         self.classes = labelled.classes
         self.labels = np.concatenate([pairs.labels, labelled.labels])
         self.assignment = np.concatenate([pairs.assignment, labelled.assignment])
-        self.ids = np.concatenate([pairs.ids, labelled.ids + len(pairs.rows)])  # unique across the two tables
+        self.ids = np.concatenate([pairs.ids, labelled.ids + pairs.ids.max() + 1])  # unique across both tables
 
     # ---- reading and checking ---------------------------------------------------------------------------------
     def _needed_columns(self) -> dict[str, str]:
@@ -178,11 +181,11 @@ class Manifest:
                 if len(kept) < len(rows):
                     log.warning("%s: skipped %d of %d rows that cannot be used (as when first read)", self.path,
                                 len(rows) - len(kept), len(rows))
-                return ([rows[i] | {"_row": i + 1} for i in kept],
+                return ([rows[i] for i in kept],
                         {k: stored[k] for m in decoded_kinds for k in (m, f"{m}.present")})
         problems, kept, arrays = [], [], {m: [] for m in decoded_kinds}
-        for number, row in enumerate(rows, start=1):
-            cells, bad = {}, None
+        for position, row in enumerate(rows):
+            number, cells, bad = row["_row"], {}, None
             for modality, spec in self.options.modalities.items():
                 column = spec.columns()[0]
                 if spec.optional and _empty(row[column]):
@@ -202,7 +205,7 @@ class Manifest:
             if bad is not None:
                 problems.append(bad)
                 continue
-            kept.append(number - 1)
+            kept.append(position)
             for modality in decoded_kinds:
                 arrays[modality].append(cells[modality])
         self._report(problems, len(rows))
@@ -214,16 +217,16 @@ class Manifest:
             shape = items[given[0]].shape
             odd = next((i for i in given if items[i].shape != shape), None)
             if odd is not None:
-                raise ManifestError(f"{self.path}: row {kept[odd] + 1}, modality {modality!r}: shape "
-                                    f"{items[odd].shape}, but row {kept[given[0]] + 1} has {shape}; every row "
-                                    "must give the same shape")
+                raise ManifestError(f"{self.path}: row {rows[kept[odd]]['_row']}, modality {modality!r}: shape "
+                                    f"{items[odd].shape}, but row {rows[kept[given[0]]]['_row']} has {shape}; "
+                                    "every row must give the same shape")
             stacked[f"{modality}.present"] = np.asarray([a is not None for a in items])
             stacked[modality] = np.stack([a if a is not None else np.zeros(shape, np.float32) for a in items])
         cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(".tmp.npz")
+        temporary = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # concurrent runs: one file each
         np.savez(temporary, rows=np.asarray(kept, dtype=np.int64), **stacked)
         temporary.replace(cache)
-        return [rows[i] | {"_row": i + 1} for i in kept], stacked
+        return [rows[i] for i in kept], stacked
 
     def _report(self, problems: list[str], total: int) -> None:
         if not problems:
