@@ -314,7 +314,7 @@ class Manifest:
             manifest_rows = torch.from_numpy(self.ids[rows])
             splits[split] = SplitData({m: t[rows] for m, t in inputs.items()}, torch.from_numpy(self.labels[rows]),
                                       manifest_rows, groups)
-            digest.update(rows.tobytes())
+            digest.update(rows.tobytes() + self.ids[rows].tobytes())  # which samples, by their ids
         for tensor in inputs.values():
             digest.update(tensor.numpy().tobytes())
         info = DataInfo({k: len(v) for k, v in splits.items()}, len(self.classes), specs, class_names=self.classes)
