@@ -408,3 +408,18 @@ def test_pretrained_sentence_teacher_teaches_a_small_text_student(emoji_rows, tm
     assert models["teacher"]["metrics"]["accuracy"]["mean"] > 0.5  # 6 classes: pretrained features carry them
     assert models["teacher"]["params"] < 100_000  # only the head trains; MiniLM stays outside, frozen
     assert models["distilled"]["modalities"] == ["text"]
+
+
+def test_headerless_tsv_with_a_score_cut_into_classes(data_root, tmp_path):
+    """The VADER tweets file as it ships: tab-separated, no header, a mean human rating per sentence."""
+    options = {"path": str(data_root / "vader_sentiment_groundtruth" / "tweets_GroundTruth.txt"), "format": "tsv",
+               "column_names": ["id", "mean", "text"], "label": "mean", "label_bins": [0.0],
+               "modalities": {"text": {"kind": "text", "column": "text", "max_length": 20}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    assert fold.info.class_names == ["<= 0", "> 0"]
+    targets = torch.cat([fold[s].target for s in ("train", "val", "test")])
+    assert len(targets) == 4200 and abs(float(targets.float().mean()) - 0.69) < 0.01  # README: share > 0 = 0.69
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("1\t0.5\tgood\n2\thigh\tbad\n")
+    with pytest.raises(ManifestError, match="row 2, column 'mean' \\(label\\): not a number: 'high'"):
+        open_dataset("manifest", None, {**options, "path": str(bad)}, 0)

@@ -91,7 +91,12 @@ class ManifestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="the manifest file; relative file paths in it are relative to its folder")
     modalities: dict[str, ModalityColumns]
+    format: Literal["csv", "tsv", "jsonl", "json", "parquet"] | None = Field(
+        None, description="the table's format when its extension does not say (e.g. tsv for a .txt)")
+    column_names: list[str] | None = Field(None, description="names of the columns of a CSV/TSV without header")
     label: str | None = Field(None, description="label column: class name or number")
+    label_bins: list[float] | None = Field(None, description="a numeric label column cut into classes at these "
+                                           "edges (e.g. [0.0]: negative <= 0 < positive)")
     drop_labels: list[str] = Field(default_factory=list, description="label values whose rows are left out "
                                    "(e.g. a class too small to split)")
     split_column: str | None = Field(None, description="column holding train / val / test")
@@ -120,7 +125,7 @@ class Manifest:
         path = Path(self.options.path).expanduser()
         self.path = path if path.is_absolute() else root / path
         self.base = self.path.parent
-        rows = read_rows(self.path)
+        rows = read_rows(self.path, self.options.format, self.options.column_names)
         if not rows:
             raise ConfigError(f"{self.path}: the manifest has no rows")
         check_columns(rows, self._needed_columns(), self.path)
@@ -206,6 +211,11 @@ class Manifest:
                     break
             if bad is None and self.options.label and str(row[self.options.label]).strip() in ("", "None"):
                 bad = f"row {number}, column {self.options.label!r} (label): empty"
+            if bad is None and self.options.label and self.options.label_bins:
+                try:
+                    decode_number(row[self.options.label])
+                except BadCell as why:
+                    bad = f"row {number}, column {self.options.label!r} (label): {why}"
             if bad is None and len(cells) == len(self.options.modalities) and all(c is None for c in cells.values()):
                 bad = f"row {number}: every modality is missing"
             if bad is not None:
@@ -266,11 +276,20 @@ class Manifest:
     def _labels(self) -> tuple[list[str], np.ndarray]:
         if not self.options.label:  # unlabelled pairs (only inside supervision transfer): class -1
             return [], np.full(len(self.rows), -1, dtype=np.int64)
+        if self.options.label_bins:
+            return self._binned_labels(self.options.label_bins)
         values = [str(row[self.options.label]).strip() for row in self.rows]
         numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in values)
         classes = sorted(set(values), key=(lambda v: float(v)) if numeric else None)
         index = {c: i for i, c in enumerate(classes)}
         return classes, np.asarray([index[v] for v in values], dtype=np.int64)
+
+    def _binned_labels(self, edges: list[float]) -> tuple[list[str], np.ndarray]:
+        """Class i: the value lies in (edge[i-1], edge[i]]; names say so."""
+        values = np.asarray([decode_number(row[self.options.label]) for row in self.rows])
+        names = [f"<= {edges[0]:g}"] + [f"({a:g}, {b:g}]" for a, b in zip(edges, edges[1:], strict=False)] + \
+            [f"> {edges[-1]:g}"]
+        return names, np.searchsorted(np.asarray(sorted(edges)), values, side="left").astype(np.int64)
 
     def _split(self) -> np.ndarray:
         """Split id (0 train, 1 val, 2 test) of every kept row."""

@@ -12,15 +12,20 @@ from crossdistill.config import ConfigError
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: Path, file_format: str | None = None, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows in file order. CSV/TSV cells are strings; JSON(L) and Parquet keep their types (lists stay lists).
-    ``.json`` is one array of objects."""
+    ``.json`` is one array of objects. ``file_format`` overrides the extension (e.g. ``tsv`` for a ``.txt``);
+    ``names`` name the columns of a CSV/TSV without a header row."""
     if not path.is_file():
         raise ConfigError(f"manifest not found: {path}")
-    suffix = path.suffix.lower()
+    suffix = f".{file_format}" if file_format else path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle, delimiter="," if suffix == ".csv" else "\t"))
+            rows = list(csv.DictReader(handle, fieldnames=names, delimiter="," if suffix == ".csv" else "\t"))
+        if names and any(None in row for row in rows):
+            extra = next(i for i, row in enumerate(rows, start=1) if None in row)
+            raise ConfigError(f"{path}, row {extra}: more cells than the {len(names)} column names given")
+        return rows
     if suffix == ".json":
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
