@@ -114,7 +114,7 @@ class Distiller(nn.Module):
             needing = ", ".join(t.name for t in terms if t.loss.needs_teacher)
             raise ConfigError(f"loss terms {needing} need a teacher ({', '.join(missing)}), but "
                               f"{'none was' if not given else ', '.join(sorted(given)) + ' were'} given")
-        joint = {primary} if any(t.loss.trains_teacher for t in terms) else set()
+        joint = {name for t in terms if t.loss.trains_teacher for name in self._teacher_names(t)}
         self.teachers = nn.ModuleDict({
             # A jointly trained teacher is this run's own copy: the shared teacher stays as it was.
             name: copy.deepcopy(model).requires_grad_(True) if name in joint
