@@ -64,6 +64,9 @@ def as_outputs(x):
 def call(name, student, teacher, batch):
     """Evaluate a registered loss on raw tensors: functions directly, modules built from the same tensors."""
     loss = LOSSES.get(name)
+    if name == "soft_target":  # its target is a distribution column of the batch
+        batch = Batch({"q": torch.softmax(torch.randn(len(batch), student.shape[1]), 1)}, batch.target, batch.index)
+        return loss.fn(student, None, batch, source="q")
     if loss.module is None:
         return loss.fn(student, teacher if loss.needs_teacher else None, batch)
     if loss.reads == "outputs":
@@ -250,8 +253,8 @@ def test_fitnet_is_the_hint_loss_on_maps_by_hand():
 
 # Every registered loss has a golden value computed by hand somewhere in the tests: here, or in
 # test_stateful_losses.py for the losses that own modules. A new loss must join this list with its own test.
-HAND_CHECKED = {"ce", "kd", "soft_mse", "feature_mse", "fitnet", "dkd", "dist", "ls_kd", "sp", "pkt", "rkd",
-                "cosine", "at", "crd", "infonce", "c2kd", "mgkd"}
+HAND_CHECKED = {"ce", "soft_target", "kd", "soft_mse", "feature_mse", "fitnet", "dkd", "dist", "ls_kd", "sp", "pkt",
+                "rkd", "cosine", "at", "crd", "infonce", "c2kd", "mgkd"}
 
 
 def test_every_registered_loss_has_a_hand_computed_golden_test():
@@ -273,3 +276,12 @@ def test_soft_label_losses_ignore_a_per_sample_shift_of_the_logits(name):
     if name != "mgkd":  # mgkd reads the teacher's embedding, not its logits
         assert call(name, student, teacher - shift, batch).item() == pytest.approx(
             call(name, student, teacher, batch).item(), rel=1e-4, abs=1e-6)
+
+
+def test_soft_target_is_cross_entropy_with_the_given_distribution():
+    student = torch.tensor([[0.0, math.log(3.0)]])  # p = (1/4, 3/4)
+    batch = Batch({"raters": torch.tensor([[0.5, 0.5]])}, torch.tensor([0]), torch.arange(1))
+    expected = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    assert LOSSES.get("soft_target").fn(student, None, batch, source="raters").item() == pytest.approx(expected)
+    with pytest.raises(Exception, match="source 'votes' is not a column of the batch"):
+        LOSSES.get("soft_target").fn(student, None, batch, source="votes")

@@ -424,3 +424,27 @@ def test_headerless_tsv_with_a_score_cut_into_classes(data_root, tmp_path):
     bad.write_text("1\t0.5\tgood\n2\thigh\tbad\n")
     with pytest.raises(ManifestError, match="row 2, column 'mean' \\(label\\): not a number: 'high'"):
         open_dataset("manifest", None, {**options, "path": str(bad)}, 0)
+
+
+def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
+    folder = data_root / "vader_sentiment_groundtruth"
+    options = {"path": str(folder / "tweets_GroundTruth.txt"), "format": "tsv",
+               "column_names": ["id", "mean", "text"], "label": "mean", "label_bins": [0.0],
+               "join": {"path": str(folder / "tweets_anonDataRatings.txt"), "key": "id", "format": "tsv",
+                        "column_names": ["id", "rater_mean", "rater_std", "ratings"]},
+               "modalities": {"text": {"kind": "text", "column": "text"},
+                              "raters": {"kind": "distribution", "column": "ratings"}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    raters = torch.cat([fold[s].inputs["raters"] for s in ("train", "val", "test")])
+    targets = torch.cat([fold[s].target for s in ("train", "val", "test")])
+    assert raters.shape == (4200, 2) and torch.allclose(raters.sum(1), torch.ones(4200))
+    # The majority of raters agrees with the sign of the mean rating on most tweets (ratings of 0 count as <= 0).
+    assert float((raters.argmax(1) == targets).float().mean()) > 0.8
+    index = torch.cat([fold[s].index for s in ("train", "val", "test")])
+    share_first = raters[index == 0][0]  # tweet 1: 95 raters, one of them at -4
+    assert share_first.tolist() == pytest.approx([1 / 95, 94 / 95])
+    assert fold.info.modalities["raters"].meta == {"distribution": True}
+    bad = tmp_path / "ratings.tsv"
+    bad.write_text("1\t1.0\t0.5\t[1, 2]\n")
+    with pytest.raises(ManifestError, match="4199 rows have no 'id'"):
+        open_dataset("manifest", None, {**options, "join": {**options["join"], "path": str(bad)}}, 0)

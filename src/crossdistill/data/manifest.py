@@ -38,6 +38,17 @@ SPLITS = ("train", "val", "test")
 FILE_KINDS = ("image", "audio")
 
 
+def _file_named(base: Path, value: Any) -> Path | None:
+    """The file a cell names, if it names one (a list or a long string names none)."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 1024:
+        return None
+    try:
+        path = base / value
+        return path if path.is_file() else None
+    except OSError:  # e.g. a name too long for the file system
+        return None
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -50,7 +61,7 @@ class ModalityColumns(BaseModel):
     """Which column(s) make a modality, and how to decode them."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["image", "audio", "text", "tabular", "features", "text_embedding"]
+    kind: Literal["image", "audio", "text", "tabular", "features", "text_embedding", "distribution"]
     column: str | None = Field(None, description="the column (image/audio path, text, feature vector)")
     folder: str = Field("", description="file columns: paths are relative to this folder (itself relative to "
                         "the manifest's)")
@@ -87,6 +98,16 @@ class ModalityColumns(BaseModel):
         return [*self.numeric, *self.categorical] if self.kind == "tabular" else [str(self.column)]
 
 
+class JoinSpec(BaseModel):
+    """A second table whose columns are added to each row with the same key (e.g. per-rater scores by id)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    key: str = Field(description="the key column, in both tables (e.g. id)")
+    format: Literal["csv", "tsv", "jsonl", "json", "parquet"] | None = None
+    column_names: list[str] | None = None
+
+
 class ManifestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="the manifest file; relative file paths in it are relative to its folder")
@@ -103,6 +124,7 @@ class ManifestOptions(BaseModel):
     ratios: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/val/test when no column")
     group_column: str | None = Field(None, description="keep each group (speaker, patient) in one split")
     skip_bad_rows: bool = Field(False, description="drop rows that do not decode (counted in the log)")
+    join: JoinSpec | None = Field(None, description="add the columns of a second table, matched by a key")
     eval_path: str | None = Field(None, description="supervision transfer: `path` holds unlabelled pairs (all "
                                   "for training, no label column needed); this labelled manifest, with the same "
                                   "columns, gives the validation and test splits (cut by `ratios`' last two)")
@@ -128,6 +150,8 @@ class Manifest:
         rows = read_rows(self.path, self.options.format, self.options.column_names)
         if not rows:
             raise ConfigError(f"{self.path}: the manifest has no rows")
+        if self.options.join:
+            rows = self._joined(rows, self.options.join, root)
         check_columns(rows, self._needed_columns(), self.path)
         rows = [row | {"_row": number} for number, row in enumerate(rows, start=1)]  # the table's row numbers
         if self.options.drop_labels:
@@ -139,6 +163,19 @@ class Manifest:
         self.classes, self.labels = self._labels()
         self.assignment = self._split()
         self.ids = np.asarray([row["_row"] - 1 for row in self.rows])  # 0-based row of the table
+
+    def _joined(self, rows: list[dict[str, Any]], join: JoinSpec, root: Path) -> list[dict[str, Any]]:
+        path = Path(join.path).expanduser()
+        path = path if path.is_absolute() else root / path
+        other = read_rows(path, join.format, join.column_names)
+        check_columns(rows, {join.key: "join key"}, self.path)
+        check_columns(other, {join.key: "join key"}, path)
+        by_key = {str(row[join.key]): row for row in other}
+        unmatched = [i for i, row in enumerate(rows, start=1) if str(row[join.key]) not in by_key]
+        if unmatched:
+            raise ManifestError(f"{self.path}: {len(unmatched)} rows have no {join.key!r} in {path} (rows "
+                                f"{', '.join(map(str, unmatched[:10]))})")
+        return [by_key[str(row[join.key])] | row for row in rows]  # the manifest's own cells win
 
     def _pair_unlabelled_with_labelled(self, root: Path) -> None:
         """Supervision transfer (Gupta et al., CVPR 2016): unlabelled pairs to train on, a labelled manifest to
@@ -167,6 +204,8 @@ class Manifest:
 
     def _decode_cell(self, spec: ModalityColumns, value: Any) -> np.ndarray:
         base = self.base / spec.folder
+        if spec.kind == "distribution":
+            return self._distribution(decode_features(value, base))
         if spec.kind == "image":
             return decode_image(value, base, spec.size, spec.grayscale)
         if spec.kind == "audio":
@@ -182,7 +221,7 @@ class Manifest:
 
     def _decode(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         decoded_kinds = {m: s for m, s in self.options.modalities.items()
-                         if s.kind in (*FILE_KINDS, "features", "text_embedding")}
+                         if s.kind in (*FILE_KINDS, "features", "text_embedding", "distribution")}
         cache = cache_root() / "preprocessed" / f"manifest-{self._content_key(rows, decoded_kinds)}.npz"
         if cache.is_file():
             with np.load(cache, allow_pickle=False) as stored:
@@ -267,9 +306,9 @@ class Manifest:
         for spec in decoded.values():
             for row in rows:
                 value = row[spec.column]
-                target = self.base / spec.folder / str(value) if isinstance(value, str) and value.strip() else None
-                digest.update(sha256_file(target).encode() if target is not None and target.is_file()
-                              else repr(value).encode())
+                target = _file_named(self.base / spec.folder, value) if spec.kind in (*FILE_KINDS, "features") \
+                    else None
+                digest.update(sha256_file(target).encode() if target is not None else repr(value).encode())
         return digest.hexdigest()[:24]
 
     # ---- labels and splits ------------------------------------------------------------------------------------
@@ -365,6 +404,9 @@ class Manifest:
                 if spec.kind == "text_embedding" else {})
         if spec.kind == "audio":
             tensor = log_mel(array, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)
+        elif spec.kind == "distribution":  # probabilities, kept as they are: a soft target, not an input
+            tensor = torch.from_numpy(array.astype(np.float32))
+            meta = {"distribution": True}
         else:
             axes = (0, 2, 3) if spec.kind == "image" else (0,)  # images: per channel; features: per dimension
             fitted = array[train & present]  # statistics of the training rows that have the modality
@@ -382,6 +424,16 @@ class Manifest:
             raise ConfigError(f"modality {modality!r}: vocabulary {path} is not a data_info.json holding a "
                               f"tokenizer for {modality!r}") from None
         return Tokenizer.from_state(saved)
+
+    def _distribution(self, scores: np.ndarray) -> np.ndarray:
+        """Scores (e.g. one per human rater) -> the share of them in each class of ``label_bins``: (C,)."""
+        edges = self.options.label_bins
+        if not edges:
+            raise BadCell("a distribution column needs label_bins (the class edges its scores fall between)")
+        if scores.size == 0:
+            raise BadCell("no scores")
+        classes = np.searchsorted(np.asarray(sorted(edges)), scores.ravel(), side="left")
+        return (np.bincount(classes, minlength=len(edges) + 1) / scores.size).astype(np.float32)
 
     def _present(self, spec: ModalityColumns, modality: str) -> np.ndarray:
         if spec.kind == "text":

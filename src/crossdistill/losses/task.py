@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch
 from crossdistill.losses.base import register_loss
 
@@ -22,3 +23,18 @@ def cross_entropy(student: Tensor, teacher: Tensor | None, batch: Batch, label_s
     if not bool(rows.any()):
         return student.sum() * 0.0
     return F.cross_entropy(student[rows], batch.target[rows], label_smoothing=label_smoothing)
+
+
+@register_loss("soft_target", needs_teacher=False)
+def soft_target_ce(student: Tensor, teacher: Tensor | None, batch: Batch, source: str = "") -> Tensor:
+    """Soft-target cross-entropy: -sum_k q_k log p_k with q a class distribution the data gives, such as the
+    share of human raters per class (learning from human label distributions, Peterson et al., "Human
+    Uncertainty Makes Classification More Robust", ICCV 2019).
+
+    student: (B, K) logits; ``source`` names the distribution column, (B, K) in ``batch.inputs``.
+    """
+    if source not in batch.inputs:
+        raise ConfigError(f"loss 'soft_target': source {source!r} is not a column of the batch; set kwargs: "
+                          f"{{source: <distribution modality>}} (batch has: {', '.join(sorted(batch.inputs))})")
+    q = batch.inputs[source]  # (B, K)
+    return -(q * F.log_softmax(student, dim=1)).sum(dim=1).mean()
