@@ -45,3 +45,17 @@ def test_external_teacher_end_to_end_trained_or_frozen(tiny_config, tmp_path):
     models = json.loads((run_dir / "results.json").read_text())["models"]
     assert not (run_dir / "models" / "teacher" / "fold0" / "metrics.jsonl").exists()  # never trained
     assert models["distilled"]["modalities"] == ["audio"]
+
+
+def test_a_two_modality_student_gets_a_robustness_table(tiny_config, tmp_path):
+    from crossdistill import report
+
+    exp = load(tiny_config, ["student.encoders={audio: {name: spec_cnn, channels: [4, 8]}, "
+                             "image: {name: image_cnn, channels: [4, 8]}}", "train.epochs=1"])
+    run_dir = run(exp, tmp_path)
+    models = json.loads((run_dir / "results.json").read_text())["models"]
+    assert set(models["distilled"]["modality_ablation"]) == {"audio", "image"}
+    text = report.build(run_dir)["markdown"].read_text()
+    assert "| model | all present | without audio | without image |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| distilled |") and line.count("|") == 5)
+    assert all(cell.strip().replace(".", "").isdigit() for cell in row.split("|")[2:5])

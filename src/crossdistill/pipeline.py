@@ -162,6 +162,8 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
             for seed in plan.seeds:
                 model_dir = run_dir / "models" / plan.name / f"fold{fold_id}-seed{seed}"
                 student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
-                book.record(plan.name, exp.student, student, fold, seed, plan=plan)
+                ablation = (modality_ablation(student, fold["test"], fold.info.num_classes)
+                            if exp.evaluate.modality_ablation and len(student.modalities) > 1 else None)
+                book.record(plan.name, exp.student, student, fold, seed, plan=plan, ablation=ablation)
     book.write()
     return run_dir
