@@ -163,7 +163,7 @@ def job(setting_name: str, budget: float, teacher_path: str, weights: dict[str, 
             continue
         epoch_s = [json.loads(line)["seconds"] for seed in seeds
                    for line in (run_dir / "models" / name / f"fold{exp.data.fold_ids[0]}-seed{seed}" /
-                                "checkpoints" / ".." / "metrics.jsonl").read_text().splitlines()]
+                                "metrics.jsonl").read_text().splitlines()]
         method = {"baseline": "alone", "distilled": "kd"}.get(name, name)
         rows[method] = {"accuracy": model["metrics"]["accuracy"]["per_seed"], "epoch_s": statistics.mean(epoch_s)}
     teacher_acc = results["models"]["teacher"]["metrics"]["accuracy"]["mean"]
