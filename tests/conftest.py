@@ -89,3 +89,13 @@ def small_specs():
     student = ModelSpec.model_validate({"encoders": {"audio": {"name": "spec_cnn", "channels": [4, 8]}},
                                         "embed_dim": 8})
     return teacher, student
+
+
+@pytest.fixture
+def pair(av_fold, small_specs):
+    """(student, teacher), freshly initialised with seed 0: an audio CNN and an image CNN."""
+    from crossdistill.models import build_model
+
+    torch.manual_seed(0)
+    teacher, student = small_specs
+    return build_model(student, av_fold.info), build_model(teacher, av_fold.info)

@@ -143,3 +143,9 @@ def test_list_datasets_describes_modalities_sizes_and_licence():
 def test_fsdd_content_digest_matches_the_pinned_release(data_root):
     """The digest ``fetch`` verifies downloads against is the one of the real files."""
     assert sums_digest(data_root / "fsdd", FSDD.sums_pattern) == FSDD.sha256
+
+
+def test_label_budget_never_marks_unlabelled_pairs():
+    labels = np.array([-1, -1, 0, 0, 1, 1, -1, 1])
+    mask = label_budget_mask(labels, 1.0, seed=0)
+    assert mask.tolist() == (labels >= 0).tolist()

@@ -7,13 +7,6 @@ from crossdistill.losses import LOSSES
 from crossdistill.models import build_model
 
 
-@pytest.fixture
-def pair(av_fold, small_specs):
-    torch.manual_seed(0)
-    teacher, student = small_specs
-    return build_model(student, av_fold.info), build_model(teacher, av_fold.info)
-
-
 def terms(*specs):
     return resolve_terms([TermSpec.model_validate(s) for s in specs])
 

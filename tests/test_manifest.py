@@ -74,7 +74,11 @@ def test_jsonl_and_parquet_manifests_give_the_same_tensors(emoji_rows, tmp_path)
     pq.write_table(pa.Table.from_pylist(emoji_rows), parquet)
     a = open_dataset("manifest", None, emoji_options(jsonl), 0).fold(0)
     b = open_dataset("manifest", None, emoji_options(parquet), 0).fold(0)
+    array = tmp_path / "emoji.json"
+    array.write_text(json.dumps(emoji_rows))
+    c = open_dataset("manifest", None, emoji_options(array), 0).fold(0)
     for split in ("train", "val", "test"):
+        assert torch.equal(a[split].inputs["text"], c[split].inputs["text"])
         assert torch.equal(a[split].index, b[split].index)
         for modality in ("image", "text"):
             assert torch.equal(a[split].inputs[modality], b[split].inputs[modality])
@@ -294,36 +298,6 @@ def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoj
                                                                        "optional": True}}}, 0)
 
 
-UNLABELLED_RUN = """
-data:
-  dataset: manifest
-  options:
-    path: {pairs}
-    eval_path: {labelled}
-    label: category
-    ratios: [0.0, 0.5, 0.5]
-    modalities:
-      image: {{kind: image, column: image, size: 16}}
-      text: {{kind: text, column: name, max_length: 6, vocabulary: {vocabulary}}}
-student_labels: 0.0
-seeds: [0]
-teacher:
-  encoders:
-    image: {{name: image_cnn, channels: [8, 16]}}
-    text: {{name: text_gru, dim: 16, hidden: 16}}
-  embed_dim: 16
-  checkpoint: {checkpoint}
-student:
-  encoders:
-    text: {{name: text_bag, dim: 8}}
-  embed_dim: 8
-distill:
-  terms: [{{loss: kd}}]
-train: {{epochs: 2, batch_size: 32, progress: false, select_on: teacher}}
-evaluate: {{latency_repeats: 2}}
-"""
-
-
 def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
     """A teacher trained elsewhere labels nothing but teaches a text student on unlabelled image+name pairs;
     the student is then tested on a separate labelled manifest."""
@@ -348,13 +322,16 @@ def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
     assert len(set(torch.cat([fold[s].index for s in ("train", "val", "test")]).tolist())) == 180
 
     config = tmp_path / "transfer.yaml"
-    config.write_text(UNLABELLED_RUN.format(pairs=pairs, labelled=labelled, checkpoint=checkpoint,
-                                            vocabulary=teacher_run / "data_info.json"))
-    run_dir = run(load(config), tmp_path / "runs")
+    config.write_text(TINY_MANIFEST_RUN.format(path=pairs, student="text_bag"))
+    transfer = [f"data.options.eval_path={labelled}", "data.options.ratios=[0.0, 0.5, 0.5]",
+                f"data.options.modalities.text.vocabulary={teacher_run / 'data_info.json'}",
+                "student_labels=0.0", f"teacher.checkpoint={checkpoint}", "distill.terms=[{loss: kd}]",
+                "train.select_on=teacher"]
+    run_dir = run(load(config, transfer), tmp_path / "runs")
     models = json.loads((run_dir / "results.json").read_text())["models"]
     assert set(models) == {"teacher", "distilled"}  # no labels: no student alone to train
     assert models["distilled"]["student_labels"] == 0.0 and models["distilled"]["modalities"] == ["text"]
-    no_checkpoint = load(config, ["teacher.checkpoint=null"])
+    no_checkpoint = load(config, [*transfer, "teacher.checkpoint=null"])
     with pytest.raises(ConfigError, match="training pairs are unlabelled.*give teacher.checkpoint"):
         run(no_checkpoint, tmp_path / "runs2")
     with pytest.raises(ConfigError, match="no `label` column: name one, or give `eval_path`"):
@@ -465,3 +442,17 @@ def test_pretrained_word_pieces_as_the_text_tokenizer(emoji_rows, tmp_path):
     row = int(fold["train"].index[0])
     expected = reference.encode(emoji_rows[row]["name"]).ids[:8]
     assert fold["train"].inputs["text"][0, : len(expected)].tolist() == expected
+
+
+def test_file_folders_and_dropped_labels(emoji_rows, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for r in emoji_rows:
+        shutil.copy(r["image"], folder)
+    rows = [{**r, "image": r["image"].rsplit("/", 1)[1]} for r in emoji_rows]  # bare file names
+    path = write_csv(tmp_path / "emoji.csv", rows)
+    options = emoji_options(path, drop_labels=["Symbols", "Objects"])
+    options["modalities"]["image"]["folder"] = "pictures"
+    fold = open_dataset("manifest", None, options, 0).fold(0)
+    assert fold.info.num_classes == 4 and "Symbols" not in fold.info.class_names
+    assert sum(len(fold[s]) for s in ("train", "val", "test")) == 120

@@ -170,13 +170,6 @@ def test_c2kd_golden_value_with_identity_proxies():
     assert c2kd.selected_share.item() == 0.5
 
 
-@pytest.fixture
-def pair(av_fold, small_specs):
-    torch.manual_seed(0)
-    teacher, student = small_specs
-    return build_model(student, av_fold.info), build_model(teacher, av_fold.info)
-
-
 def terms(*specs):
     return resolve_terms([TermSpec.model_validate(s) for s in specs])
 

@@ -125,7 +125,6 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     # The labelled subset belongs to the data (seeded by data.seed, like the split), not to the training seed:
     # every seed and every student of a fold sees the same labels, so the seed spread measures training alone.
     labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, exp.data.seed))
-    labeled &= fold["train"].target >= 0  # unlabelled pairs (class -1) never count as labelled
     train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"

@@ -190,7 +190,8 @@ class Manifest:
                                    "ratios": (0.0, *self.options.ratios[1:])}, self.seed)
         self.path, self.base = pairs.path, pairs.base
         self.rows = pairs.rows + labelled.rows
-        self.decoded = {k: np.concatenate([pairs.decoded[k], labelled.decoded[k]]) for k in pairs.decoded}
+        self.decoded = {k: np.concatenate([v, labelled.decoded[k]]) if v.ndim else v  # (sizes are scalars)
+                        for k, v in pairs.decoded.items()}
         self.classes = labelled.classes
         self.labels = np.concatenate([pairs.labels, labelled.labels])
         self.assignment = np.concatenate([pairs.assignment, labelled.assignment])
@@ -232,8 +233,7 @@ class Manifest:
                 if len(kept) < len(rows):
                     log.warning("%s: skipped %d of %d rows that cannot be used (as when first read)", self.path,
                                 len(rows) - len(kept), len(rows))
-                return ([rows[i] for i in kept],
-                        {k: stored[k] for m in decoded_kinds for k in (m, f"{m}.present")})
+                return [rows[i] for i in kept], {k: stored[k] for k in stored.files if k != "rows"}
         problems, kept, arrays = [], [], {m: [] for m in decoded_kinds}
         for position, row in enumerate(rows):
             number, cells, bad = row["_row"], {}, None
@@ -267,10 +267,13 @@ class Manifest:
             for modality in decoded_kinds:
                 arrays[modality].append(cells[modality])
         self._report(problems, len(rows))
+        sizes: dict[str, np.ndarray] = {}  # parameters of the pretrained models that made a column
         for modality, spec in decoded_kinds.items():
             if spec.kind == "text_embedding":  # a frozen pretrained model, run once over the kept rows
-                arrays[modality] = list(sentence_encoder(spec.model)(arrays[modality]))
-        stacked = {}
+                encoder = sentence_encoder(spec.model)
+                arrays[modality] = list(encoder(arrays[modality]))
+                sizes[f"{modality}.pretrained_params"] = np.asarray(encoder.params)
+        stacked = dict(sizes)
         for modality, items in arrays.items():
             given = [i for i, a in enumerate(items) if a is not None]
             if not given:
@@ -407,7 +410,8 @@ class Manifest:
         if spec.kind == "tabular":
             return self._tabular(spec, train)
         array, present = self.decoded[modality], self.decoded[f"{modality}.present"]
-        meta = ({"pretrained_model": spec.model, "pretrained_params": sentence_encoder(spec.model).params}
+        meta = ({"pretrained_model": spec.model,
+                 "pretrained_params": int(self.decoded[f"{modality}.pretrained_params"])}
                 if spec.kind == "text_embedding" else {})
         if spec.kind == "audio":
             tensor = log_mel(array, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)

@@ -20,12 +20,13 @@ def stratified_fractions(labels: np.ndarray, fractions: list[float], seed: int) 
 
 def label_budget_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the samples whose label may be used: ``fraction`` of each class, at least one per class
-    when ``fraction > 0`` (a budget that drops a class entirely would not be a budget but another task)."""
+    when ``fraction > 0`` (a budget that drops a class entirely would not be a budget but another task).
+    Rows without a label (class -1, unlabelled pairs) are never in it."""
     mask = np.zeros(labels.size, dtype=bool)
     if fraction <= 0:
         return mask
     rng = np.random.default_rng(seed)
-    for cls in np.unique(labels):
+    for cls in np.unique(labels[labels >= 0]):
         rows = rng.permutation(np.flatnonzero(labels == cls))
         take = max(1, int(round(fraction * rows.size)))
         mask[rows[:take]] = True
