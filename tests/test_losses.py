@@ -254,14 +254,15 @@ def test_fitnet_is_the_hint_loss_on_maps_by_hand():
 # Every registered loss has a golden value computed by hand somewhere in the tests: here, or in
 # test_stateful_losses.py for the losses that own modules. A new loss must join this list with its own test.
 HAND_CHECKED = {"ce", "soft_target", "kd", "soft_mse", "feature_mse", "fitnet", "dkd", "dist", "ls_kd", "sp", "pkt",
-                "rkd", "cosine", "at", "crd", "infonce", "c2kd", "mgkd"}
+                "rkd", "cosine", "at", "crd", "infonce", "c2kd", "mgkd", "mse", "pred_mse", "teacher_bounded"}
 
 
 def test_every_registered_loss_has_a_hand_computed_golden_test():
     assert set(LOSSES.names()) == HAND_CHECKED
 
 
-LOGIT_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).reads == "logits" and LOSSES.get(n).needs_teacher]
+LOGIT_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).reads == "logits" and LOSSES.get(n).needs_teacher
+                and LOSSES.get(n).tasks == ("classification",)]  # those over class distributions
 
 
 @pytest.mark.parametrize("name", LOGIT_LOSSES)
@@ -285,3 +286,29 @@ def test_soft_target_is_cross_entropy_with_the_given_distribution():
     assert LOSSES.get("soft_target").fn(student, None, batch, source="raters").item() == pytest.approx(expected)
     with pytest.raises(Exception, match="source 'votes' is not a column of the batch"):
         LOSSES.get("soft_target").fn(student, None, batch, source="votes")
+
+
+def test_mse_task_loss_uses_labelled_rows_with_a_value():
+    predicted = torch.tensor([[1.0], [0.0], [3.0], [2.0]])
+    target = torch.tensor([0.0, 2.0, float("nan"), 0.0])  # row 2: an unlabelled pair
+    batch = batch_of(target.tolist(), [True, True, True, False])  # row 3: outside the label budget
+    assert LOSSES.get("mse").fn(predicted, None, batch).item() == pytest.approx((1 + 4) / 2)
+    # Huber with delta 1: row 0 quadratic 0.5 * 1, row 1 linear 1 * (2 - 0.5)
+    assert LOSSES.get("mse").fn(predicted, None, batch, huber_delta=1.0).item() == pytest.approx((0.5 + 1.5) / 2)
+    nothing = LOSSES.get("mse").fn(predicted.requires_grad_(), None, batch_of([0.0], [False]))
+    assert nothing.item() == 0.0
+
+
+def test_pred_mse_is_the_squared_distance_of_head_outputs():
+    student, teacher = torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 2.0], [0.0, -1.0]])
+    assert LOSSES.get("pred_mse").fn(student, teacher, batch_of([0, 0])).item() == pytest.approx((1 + 4 + 1) / 2)
+
+
+def test_teacher_bounded_loss_teaches_only_where_the_student_is_worse_than_the_teacher():
+    student = torch.tensor([[1.0], [0.5], [3.0]])
+    teacher = torch.tensor([[0.5], [1.0], [0.0]])
+    batch = batch_of([0.0, 0.0, 0.0], [True, True, False])
+    # row 0: student error 1 > teacher error 0.25 -> 1; row 1: 0.25 < 1 -> 0; row 2 outside the budget
+    assert LOSSES.get("teacher_bounded").fn(student, teacher, batch).item() == pytest.approx(0.5)
+    # a margin of 0.8 also bounds row 1 (0.25 + 0.8 > 1): (1 + 0.25) / 2
+    assert LOSSES.get("teacher_bounded").fn(student, teacher, batch, margin=0.8).item() == pytest.approx(0.625)

@@ -290,9 +290,9 @@ def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoj
     with torch.no_grad():  # a missing image does not matter, whatever its tensor holds
         assert torch.allclose(model(inputs).logits, model(noise).logits, atol=1e-6)
         assert not torch.allclose(model(batch.inputs).logits, model(inputs).logits)
-    table = modality_ablation(model, fold["test"], fold.info.num_classes)
+    table = modality_ablation(model, fold["test"], fold.info)
     assert set(table) == {"image", "text"}
-    assert table["image"] == evaluate_split(model, fold["test"], fold.info.num_classes, zero="image")["metrics"]
+    assert table["image"] == evaluate_split(model, fold["test"], fold.info, zero="image")["metrics"]
     with pytest.raises(ConfigError, match="cannot be optional"):
         open_dataset("manifest", None, {**options, "modalities": {"t": {"kind": "tabular", "numeric": ["name"],
                                                                        "optional": True}}}, 0)

@@ -41,10 +41,10 @@ def _fail(error: Exception) -> None:
 
 
 def print_results(results: dict) -> None:
-    from crossdistill.report.tables import COLUMNS, compression, rows, verdicts
+    from crossdistill.report.tables import columns, compression, describe_metrics, rows, verdicts
 
-    table = Table(title=f"{results['name']} ({results['dataset']}): test accuracy / macro-F1 in %, mean ± std")
-    for column in COLUMNS:
+    table = Table(title=f"{results['name']} ({results['dataset']}): test {describe_metrics(results)}, mean ± std")
+    for column in columns(results):
         table.add_column(column, justify="left" if column in ("model", "modalities", "teacher") else "right")
     for row in rows(results):
         table.add_row(*row.values())
@@ -147,11 +147,11 @@ def list_cmd(
             table.add_row(name, shapes, sizes, str(desc["folds"]), desc["licence"])
         console.print(table)
     elif what == "losses":
-        table = Table("loss", "what", "paper", "reads")
+        table = Table("loss", "what", "paper", "reads", "tasks")
         for name in LOSSES.names():
             loss = LOSSES.get(name)
             reads = loss.reads if not loss.teacher_reads else f"{loss.reads} / teacher {loss.teacher_reads}"
-            table.add_row(name, loss.headline, loss.paper, reads)
+            table.add_row(name, loss.headline, loss.paper, reads, ", ".join(loss.tasks))
         console.print(table)
     elif what == "encoders":
         for name in ENCODERS.names():

@@ -151,6 +151,9 @@ class VariantSpec(Strict):
     seeds: list[int] | None = None
     full_only: bool = Field(False, description="run only under --full (keeps the quick run short)")
     train: dict[str, Any] = Field(default_factory=dict)
+    init_from: str | None = Field(None, description="start from the weights an earlier student run ('distilled' or "
+                                  "a variant above) selected on the same fold and seed, e.g. to fine-tune on a few "
+                                  "labels after distilling without any")
 
 
 class EvalConfig(Strict):

@@ -52,7 +52,8 @@ def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed:
     exp = config.load(run_dir / "config.yaml")
     raw = json.loads((run_dir / "data_info.json").read_text())
     info = DataInfo(num_samples={}, num_classes=raw["num_classes"], class_names=raw["class_names"],
-                    modalities={m: modality_spec(s) for m, s in raw["modalities"].items()})
+                    modalities={m: modality_spec(s) for m, s in raw["modalities"].items()},
+                    task=raw.get("task", "classification"), target_scale=tuple(raw.get("target_scale", (0.0, 1.0))))
     runs = sorted((run_dir / "models" / model).glob(f"fold{fold}*"))
     if seed is not None:
         runs = [r for r in runs if r.name == f"fold{fold}-seed{seed}"]

@@ -26,6 +26,7 @@ from crossdistill.models.fusion import MultiModalModel
 from crossdistill.plans import StudentPlan, student_plans
 from crossdistill.results import ResultsBook
 from crossdistill.runtime import resolve_device, seed_everything
+from crossdistill.tasks import TASK_LOSS, has_label, predictions
 from crossdistill.train import fit
 
 log = logging.getLogger("crossdistill")
@@ -49,7 +50,7 @@ def prepare_run_dir(exp: Experiment, out: Path) -> Path:
 def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
     """Everything that can be checked before training: modalities, encoders, checkpoints, loss outputs."""
     info = fold.info
-    unlabelled = bool((fold["train"].target < 0).any())
+    unlabelled = not bool(has_label(fold["train"].target).all())
     for name in ["teacher", *exp.extra_teachers]:
         spec = exp.teacher_spec(name)
         model = build_model(spec, info, role=name)
@@ -86,10 +87,10 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
     if spec.external is not None and not spec.external.trainable:
         return model.eval()  # used as its factory built it (with its own pretrained weights), frozen
     train, val = _loaders(exp, fold, spec.train, None, False, exp.seeds[0])
-    distiller = Distiller(model, None, resolve_terms([TermSpec(loss="ce")]))
+    distiller = Distiller(model, None, resolve_terms([TermSpec(loss=TASK_LOSS[fold.info.task])]))
     cfg = exp.train_for(spec.train)
     fit(distiller, train, val, fold["val"].target, cfg, run_dir / "models" / name / f"fold{fold.fold}",
-        resolve_device(cfg.device), label=f"{name} fold {fold.fold}")
+        resolve_device(cfg.device), label=f"{name} fold {fold.fold}", task=fold.info.task)
     return model.cpu().eval()
 
 
@@ -128,10 +129,13 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"
-    val_targets = predict_logits(selector, val).argmax(dim=1) if by_teacher else fold["val"].target
+    val_targets = predictions(predict_logits(selector, val), fold.info.task) if by_teacher else fold["val"].target
     distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
+    if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
+        load_weights(distiller.student, model_dir.parent.parent / plan.init_from / model_dir.name / "checkpoints"
+                     / "best.safetensors")
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
-                 label=f"{plan.name} fold {fold.fold} seed {seed}")
+                 label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task)
     summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum())}
     (model_dir / "fit.json").write_text(json.dumps(summary))
     return distiller.student.cpu().eval()
@@ -139,8 +143,8 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
 
 def run(exp: Experiment, out: Path, full: bool = False) -> Path:
     """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
-    plans = student_plans(exp, full)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
+    plans = student_plans(exp, full, dataset.task)
     if max(exp.data.fold_ids) >= dataset.num_folds:
         raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
                           f"(one per speaker: ids 0..{dataset.num_folds - 1})")
@@ -153,7 +157,7 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
         needed = ["teacher", *sorted({n for p in plans for n in p.teacher_names} - {"teacher"})]
         teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
         for name, teacher in teachers.items():
-            ablation = (modality_ablation(teacher, fold["test"], fold.info.num_classes)
+            ablation = (modality_ablation(teacher, fold["test"], fold.info)
                         if exp.evaluate.modality_ablation else None)
             book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
         for plan in plans:
@@ -161,7 +165,7 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
             for seed in plan.seeds:
                 model_dir = run_dir / "models" / plan.name / f"fold{fold_id}-seed{seed}"
                 student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
-                ablation = (modality_ablation(student, fold["test"], fold.info.num_classes)
+                ablation = (modality_ablation(student, fold["test"], fold.info)
                             if exp.evaluate.modality_ablation and len(student.modalities) > 1 else None)
                 book.record(plan.name, exp.student, student, fold, seed, plan=plan, ablation=ablation)
     book.write()

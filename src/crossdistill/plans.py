@@ -7,6 +7,8 @@ from typing import Any
 
 from crossdistill.config import ConfigError, Experiment, TermSpec
 from crossdistill.distill.distiller import Term, resolve_terms
+from crossdistill.losses import LOSSES
+from crossdistill.tasks import TASK_LOSS
 
 
 @dataclass
@@ -18,6 +20,7 @@ class StudentPlan:
     seeds: list[int]
     train: dict[str, Any] = field(default_factory=dict)
     select_on: str = "labels"  # model selection: validation labels, or agreement with the teacher
+    init_from: str | None = None  # an earlier plan whose selected weights (same fold, seed) this one starts from
 
     @property
     def needs_teacher(self) -> bool:
@@ -33,11 +36,12 @@ class StudentPlan:
         return sorted(named | ({self.teacher} if uses_own else set()))
 
 
-def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
-    """Baseline (task loss only, same label budget), distilled, then the variants in config order.
+def student_plans(exp: Experiment, full: bool = False, task: str = "classification") -> list[StudentPlan]:
+    """Baseline (the task's loss only, same label budget), distilled, then the variants in config order.
     ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list, and the variants
-    marked ``full_only``."""
-    plans = [StudentPlan("baseline", exp.student_labels, resolve_terms([TermSpec(loss="ce")]), None, exp.seeds),
+    marked ``full_only``. Every term's loss must suit ``task`` (a KL over classes has no meaning for a value)."""
+    baseline = resolve_terms([TermSpec(loss=TASK_LOSS[task])])
+    plans = [StudentPlan("baseline", exp.student_labels, baseline, None, exp.seeds),
              StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", exp.seeds)]
     for name, variant in exp.variants.items():
         if variant.full_only and not full:
@@ -48,8 +52,9 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
             labels=exp.student_labels if variant.student_labels is None else variant.student_labels,
             terms=terms, teacher=variant.teacher or "teacher",
             seeds=exp.seeds if (full or variant.seeds is None) else variant.seeds,
-            train=variant.train,
+            train=variant.train, init_from=variant.init_from,
         )
+        check_init_from(plan, plans)
         plans.append(plan)
     if exp.student_labels == 0:
         plans = [p for p in plans if p.name != "baseline"]  # no labels: nothing to train alone
@@ -59,8 +64,33 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
             plan.teacher = None
         for name in plan.teacher_names:
             exp.teacher_spec(name)  # unknown teacher name -> ConfigError now
-        uses_labels = any(t.name.startswith("ce") for t in plan.terms)
+        check_task(plan, task)
+        uses_labels = any(t.loss in [LOSSES.get(n) for n in TASK_LOSS.values()] for t in plan.terms)
         if plan.labels == 0 and uses_labels and not plan.needs_teacher:
             raise ConfigError(f"student run {plan.name!r} has no labels (student_labels: 0) and no teacher "
                               "term: it has nothing to learn from")
     return plans
+
+
+def check_task(plan: StudentPlan, task: str) -> None:
+    """A clear error, before training, for a term whose loss does not suit the data set's task."""
+    for term in plan.terms:
+        if task not in term.loss.tasks:
+            suited = "pred_mse or teacher_bounded (distillation), mse (task)" if task == "regression" else "kd, ce"
+            raise ConfigError(f"student run {plan.name!r}: loss {term.name!r} is for {' / '.join(term.loss.tasks)}, "
+                              f"but the data set's task is {task}; use e.g. {suited} "
+                              "(`crossdistill list losses` says what each loss is for)")
+
+
+def check_init_from(plan: StudentPlan, earlier: list[StudentPlan]) -> None:
+    """``init_from`` must name a run trained before this one, on every seed this one runs."""
+    if plan.init_from is None:
+        return
+    source = next((p for p in earlier if p.name == plan.init_from), None)
+    if source is None:
+        raise ConfigError(f"variant {plan.name!r}: init_from {plan.init_from!r} is not a student run listed before "
+                          f"it (runs before it: {', '.join(p.name for p in earlier)})")
+    missing = sorted(set(plan.seeds) - set(source.seeds))
+    if missing:
+        raise ConfigError(f"variant {plan.name!r}: init_from {plan.init_from!r} runs seeds {source.seeds}, not "
+                          f"{missing}: give both the same seeds")

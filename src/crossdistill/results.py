@@ -17,6 +17,7 @@ from crossdistill.data.batch import FoldData, ModalitySpec
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
 from crossdistill.plans import StudentPlan
+from crossdistill.tasks import METRIC_NAMES
 
 log = logging.getLogger("crossdistill")
 
@@ -37,11 +38,14 @@ class ResultsBook:
         self.folds: list[dict] = []
         self.models: dict[str, dict] = {}
         self.specs: dict[str, ModalitySpec] = {}
+        self.task = "classification"
 
     def add_fold(self, fold: FoldData) -> None:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
         self.specs = dict(fold.info.modalities)
-        info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
+        self.task = fold.info.task
+        info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names, "task": fold.info.task,
+                "target_scale": list(fold.info.target_scale),
                 "modalities": {m: {"shape": list(s.shape), "dtype": s.dtype, "meta": s.meta}
                                for m, s in fold.info.modalities.items()}}
         write_json(self.run_dir / "data_info.json", info)
@@ -49,7 +53,7 @@ class ResultsBook:
     def record(self, name: str, spec: ModelSpec, model: nn.Module, fold: FoldData, seed: int | None,
                plan: StudentPlan | None = None, ablation: dict | None = None) -> None:
         """Evaluate ``model`` on the fold's test split and file the scores under ``name``."""
-        report = evaluate_split(model, fold["test"], fold.info.num_classes)
+        report = evaluate_split(model, fold["test"], fold.info)
         model_dir = self.run_dir / "models" / name / (f"fold{fold.fold}" if seed is None
                                                       else f"fold{fold.fold}-seed{seed}")
         weights = model_dir / "checkpoints" / "best.safetensors"
@@ -61,30 +65,33 @@ class ResultsBook:
             "runs": [], "confusion": np.zeros((fold.info.num_classes,) * 2, dtype=int), "model": model,
             "weights": weights, "ablation": [],
             **({"teacher": plan.teacher, "teachers": plan.teacher_names, "student_labels": plan.labels,
-                "select_on": plan.select_on,
+                "select_on": plan.select_on, "init_from": plan.init_from,
                 "terms": [{"term": t.name, "weight": t.weight, **t.kwargs,
                            **({"teachers": t.teachers} if t.teachers else {})} for t in plan.terms]}
                if plan else {}),
         })
         entry["runs"].append({"fold": fold.fold, "seed": seed, **report["metrics"]})
         where = f"fold {fold.fold}" + ("" if seed is None else f" seed {seed}")
-        log.info("%-24s %-16s test accuracy %.1f%%", name, where, 100 * report["metrics"]["accuracy"])
-        entry["confusion"] += np.array(report["confusion"])
+        headline = METRIC_NAMES[fold.info.task][0]
+        log.info("%-24s %-16s test %s %.3f", name, where, headline, report["metrics"][headline])
+        if report["confusion"] is not None:
+            entry["confusion"] += np.array(report["confusion"])
         if ablation:
             entry["ablation"].append(ablation)
 
     def _model_summary(self, entry: dict) -> dict:
-        metrics = {m: summarize([r[m] for r in entry["runs"]]) for m in ("accuracy", "macro_f1")}
+        names = METRIC_NAMES[self.task]
+        metrics = {m: summarize([r[m] for r in entry["runs"]]) for m in names}
         by_fold: dict[int, list[float]] = {}
         for r in entry["runs"]:
-            by_fold.setdefault(r["fold"], []).append(r["accuracy"])
+            by_fold.setdefault(r["fold"], []).append(r[names[0]])
         cost = efficiency(entry["model"], self.specs, entry["weights"], self.exp.evaluate.latency_repeats)
         summary = {k: v for k, v in entry.items() if k not in ("runs", "model", "weights", "confusion", "ablation")}
         summary |= {**cost, "metrics": metrics, "runs": entry["runs"], "confusion": entry["confusion"].tolist(),
-                    "accuracy_std_within_fold": {str(f): summarize(v)["std"] for f, v in by_fold.items()}}
+                    "std_within_fold": {str(f): summarize(v)["std"] for f, v in by_fold.items()}}
         if entry["ablation"]:
             summary["modality_ablation"] = {
-                m: {"accuracy": statistics.fmean(a[m]["accuracy"] for a in entry["ablation"])}
+                m: {names[0]: statistics.fmean(a[m][names[0]] for a in entry["ablation"])}
                 for m in entry["ablation"][0]}
         return summary
 
@@ -93,8 +100,9 @@ class ResultsBook:
         gain = {}
         if "baseline" in models and "distilled" in models:
             gain = {m: models["distilled"]["metrics"][m]["mean"] - models["baseline"]["metrics"][m]["mean"]
-                    for m in ("accuracy", "macro_f1")}
-        results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "folds": self.folds,
+                    for m in METRIC_NAMES[self.task]}
+        results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "task": self.task,
+                   "metric_names": list(METRIC_NAMES[self.task]), "folds": self.folds,
                    "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
                    "student_labels": self.exp.student_labels, "latency_threads": torch.get_num_threads(),
                    "models": models, "gain": gain}

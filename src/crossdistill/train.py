@@ -23,6 +23,7 @@ from crossdistill.config import TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill.distiller import Distiller
 from crossdistill.evaluate.predict import predict_logits
+from crossdistill.tasks import validation_score
 
 
 @dataclass
@@ -87,12 +88,14 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
 
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
-        run_dir: Path, device: torch.device, resume: bool = True, label: str = "") -> FitResult:
+        run_dir: Path, device: torch.device, resume: bool = True, label: str = "",
+        task: str = "classification") -> FitResult:
     """Train ``distiller``'s student (+ adapters, loss modules, a jointly trained teacher); keep the student
     weights of the best validation epoch.
 
-    ``val_targets`` (N_val,) are what validation accuracy is measured against: the labels of a labelled
-    validation split, or the teacher's predictions (selection without labels). No test data is seen here.
+    ``val_targets`` (N_val,) are what the validation score (accuracy, or R^2 for regression) is measured
+    against: the labels of a labelled validation split, or the teacher's predictions (selection without labels).
+    No test data is seen here.
     A ``last.pt`` in ``run_dir`` (a crash, or a finished run) is resumed from when ``resume``.
     """
     distiller.to(device)
@@ -107,7 +110,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     stateful = {"student": distiller.student, "training_state": distiller.training_state(), "optimizer": optimizer,
                 "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
     last_path = run_dir / "checkpoints" / "last.pt"
-    progress = {"epoch": -1, "best_score": -1.0, "best_epoch": -1, "best_student": None, "stopped": False}
+    progress = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
     history: list[dict] = []
     if resume and last_path.is_file():
         state = load_state(last_path)
@@ -120,12 +123,11 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     run_dir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     with Progress(transient=True, console=console, disable=not (cfg.progress and console.is_terminal)) as bar:
-        task = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
+        bar_id = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
         for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
             tic = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema, epoch)}
-            predictions = predict_logits(evaluated, val, device).argmax(dim=1)
-            row |= {"val_score": float((predictions == val_targets).float().mean()),
+            row |= {"val_score": validation_score(predict_logits(evaluated, val, device), val_targets, task),
                     "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
             progress["epoch"] = epoch
             if row["val_score"] > progress["best_score"]:
@@ -138,7 +140,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                         "loader_rng": train.generator.get_state()}, last_path)
             # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
             write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
-            bar.update(task, advance=1, description=f"{label} loss {row['train_loss']:.3f} "
+            bar.update(bar_id, advance=1, description=f"{label} loss {row['train_loss']:.3f} "
                                                     f"val {row['val_score']:.3f}")
             if progress["stopped"]:
                 break

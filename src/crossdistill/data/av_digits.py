@@ -39,6 +39,7 @@ class AudioVisualDigits:
 
     name = ""
     licence = ""
+    task = "classification"
     Options: type[AudioOptions] = AudioOptions
 
     def __init__(self, root: Path, options: dict, seed: int) -> None:

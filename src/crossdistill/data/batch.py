@@ -13,7 +13,7 @@ class Batch:
     """One mini-batch. ``labeled[i]`` says whether the student may use ``target[i]`` (its label budget)."""
 
     inputs: dict[str, Tensor]  # modality -> (B, ...)
-    target: Tensor | None  # (B,) class ids
+    target: Tensor | None  # (B,) class ids (int64), or standardised values (float32) for regression
     index: Tensor  # (B,) global sample ids, the teacher cache's key
     labeled: Tensor | None = None  # (B,) bool
 
@@ -49,10 +49,11 @@ class DataInfo:
     """What every builder is handed: sizes, classes, modalities, task. No driver special-cases a method."""
 
     num_samples: dict[str, int]  # split -> count
-    num_classes: int
+    num_classes: int  # 0 for regression
     modalities: dict[str, ModalitySpec]
-    task: str = "classification"
+    task: str = "classification"  # or "regression" (see crossdistill.tasks)
     class_names: list[str] = field(default_factory=list)
+    target_scale: tuple[float, float] = (0.0, 1.0)  # regression: (mean, std) of the raw training targets
 
 
 @dataclass

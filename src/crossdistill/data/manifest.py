@@ -30,6 +30,7 @@ from crossdistill.data.decoders import BadCell, decode_audio, decode_features, d
 from crossdistill.data.sources import cache_root, sha256_file
 from crossdistill.data.splits import stratified_fractions
 from crossdistill.data.table import check_columns, read_rows
+from crossdistill.data.targets import binned_labels, class_labels, regression_values, standardised, unlabelled
 from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.models.external import sentence_encoder
 
@@ -118,7 +119,10 @@ class ManifestOptions(BaseModel):
     format: Literal["csv", "tsv", "jsonl", "json", "parquet"] | None = Field(
         None, description="the table's format when its extension does not say (e.g. tsv for a .txt)")
     column_names: list[str] | None = Field(None, description="names of the columns of a CSV/TSV without header")
-    label: str | None = Field(None, description="label column: class name or number")
+    label: str | None = Field(None, description="label column: class name or number (or a value to regress)")
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="regression: the label is a real number to predict (standardised on train; "
+        "test metrics R^2, MAE, RMSE in its units)")
     label_bins: list[float] | None = Field(None, description="a numeric label column cut into classes at these "
                                            "edges (e.g. [0.0]: negative <= 0 < positive)")
     drop_labels: list[str] = Field(default_factory=list, description="label values whose rows are left out "
@@ -132,6 +136,12 @@ class ManifestOptions(BaseModel):
                                   "for training, no label column needed); this labelled manifest, with the same "
                                   "columns, gives the validation and test splits (cut by `ratios`' last two)")
 
+    @model_validator(mode="after")
+    def _one_task(self) -> ManifestOptions:
+        if self.task == "regression" and self.label_bins:
+            raise ValueError("label_bins cuts the label into classes, task: regression predicts its value: choose one")
+        return self
+
 
 class Manifest:
     """The ``manifest`` data set (one fold)."""
@@ -144,6 +154,7 @@ class Manifest:
 
     def __init__(self, root: Path, options: dict, seed: int) -> None:
         self.options, self.seed = ManifestOptions.model_validate(options), seed
+        self.task = self.options.task
         if self.options.eval_path:
             self._pair_unlabelled_with_labelled(root)
             return
@@ -253,7 +264,7 @@ class Manifest:
                     break
             if bad is None and self.options.label and str(row[self.options.label]).strip() in ("", "None"):
                 bad = f"row {number}, column {self.options.label!r} (label): empty"
-            if bad is None and self.options.label and self.options.label_bins:
+            if bad is None and self.options.label and (self.options.label_bins or self.options.task == "regression"):
                 try:
                     decode_number(row[self.options.label])
                 except BadCell as why:
@@ -319,22 +330,15 @@ class Manifest:
 
     # ---- labels and splits ------------------------------------------------------------------------------------
     def _labels(self) -> tuple[list[str], np.ndarray]:
-        if not self.options.label:  # unlabelled pairs (only inside supervision transfer): class -1
-            return [], np.full(len(self.rows), -1, dtype=np.int64)
-        if self.options.label_bins:
-            return self._binned_labels(self.options.label_bins)
-        values = [str(row[self.options.label]).strip() for row in self.rows]
-        numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in values)
-        classes = sorted(set(values), key=(lambda v: float(v)) if numeric else None)
-        index = {c: i for i, c in enumerate(classes)}
-        return classes, np.asarray([index[v] for v in values], dtype=np.int64)
-
-    def _binned_labels(self, edges: list[float]) -> tuple[list[str], np.ndarray]:
-        """Class i: the value lies in (edge[i-1], edge[i]]; names say so."""
-        values = np.asarray([decode_number(row[self.options.label]) for row in self.rows])
-        names = [f"<= {edges[0]:g}"] + [f"({a:g}, {b:g}]" for a, b in zip(edges, edges[1:], strict=False)] + \
-            [f"> {edges[-1]:g}"]
-        return names, np.searchsorted(np.asarray(sorted(edges)), values, side="left").astype(np.int64)
+        opts = self.options
+        if not opts.label:  # unlabelled pairs (only inside supervision transfer)
+            return [], unlabelled(len(self.rows), opts.task)
+        cells = [row[opts.label] for row in self.rows]
+        if opts.task == "regression":
+            return [], regression_values(cells)
+        if opts.label_bins:
+            return binned_labels(cells, opts.label_bins)
+        return class_labels([str(cell).strip() for cell in cells])
 
     def _split(self) -> np.ndarray:
         """Split id (0 train, 1 val, 2 test) of every kept row."""
@@ -369,7 +373,7 @@ class Manifest:
     def fold(self, fold: int) -> FoldData:
         if fold != 0:
             raise ValueError(f"manifest: fold {fold} out of range 0..0 (one split)")
-        if not self.classes:
+        if not self.options.label:
             raise ConfigError(f"{self.path}: no `label` column: name one, or give `eval_path` (a labelled manifest "
                               "for validation and test) to train on these unlabelled pairs")
         train = self.assignment == 0
@@ -378,6 +382,9 @@ class Manifest:
             inputs[modality], specs[modality] = self._modality(spec, modality, train)
             if spec.optional:  # (N,) bool, read by the models' masked fusion
                 inputs[f"{modality}.present"] = torch.from_numpy(self._present(spec, modality))
+        targets, scale = self.labels, (0.0, 1.0)
+        if self.task == "regression":
+            targets, scale = standardised(self.labels, train)
         splits, digest = {}, hashlib.sha256(self.path.read_bytes() + self.options.model_dump_json().encode())
         for split_id, split in enumerate(SPLITS):
             rows = np.flatnonzero(self.assignment == split_id)
@@ -385,12 +392,13 @@ class Manifest:
                 raise ManifestError(f"{self.path}: the {split} split is empty")
             groups = [str(self.rows[r][self.options.group_column]) for r in rows] if self.options.group_column else []
             manifest_rows = torch.from_numpy(self.ids[rows])
-            splits[split] = SplitData({m: t[rows] for m, t in inputs.items()}, torch.from_numpy(self.labels[rows]),
+            splits[split] = SplitData({m: t[rows] for m, t in inputs.items()}, torch.from_numpy(targets[rows]),
                                       manifest_rows, groups)
             digest.update(rows.tobytes() + self.ids[rows].tobytes())  # which samples, by their ids
         for tensor in inputs.values():
             digest.update(tensor.numpy().tobytes())
-        info = DataInfo({k: len(v) for k, v in splits.items()}, len(self.classes), specs, class_names=self.classes)
+        info = DataInfo({k: len(v) for k, v in splits.items()}, len(self.classes), specs, self.task, self.classes,
+                        scale)
         return FoldData(0, splits, info, f"{self.path.name}: {len(self.rows)} rows", digest.hexdigest()[:20])
 
     def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray

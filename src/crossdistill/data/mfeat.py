@@ -30,6 +30,7 @@ class MultipleFeatures:
     licence = "UCI Multiple Features (R. Duin), DOI 10.24432/C5HC70, CC BY 4.0 per the UCI repository"
     Options = MfeatOptions
     num_folds = 1
+    task = "classification"
 
     def __init__(self, root: Path, options: dict, seed: int) -> None:
         self.options, self.seed = MfeatOptions.model_validate(options), seed

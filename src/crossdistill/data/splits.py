@@ -5,8 +5,24 @@ from __future__ import annotations
 import numpy as np
 
 
+def strata(labels: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Stratum of each row: its class, or for real-valued targets (regression) its decile of the labelled rows'
+    values, so that splits and label budgets cover the whole range of the target. Unlabelled rows (class -1,
+    NaN) get -1."""
+    if not np.issubdtype(labels.dtype, np.floating):
+        return labels
+    known = ~np.isnan(labels)
+    out = np.full(labels.size, -1, dtype=np.int64)
+    if known.any():
+        edges = np.quantile(labels[known], np.linspace(0, 1, bins + 1)[1:-1])
+        out[known] = np.searchsorted(edges, labels[known], side="right")
+    return out
+
+
 def stratified_fractions(labels: np.ndarray, fractions: list[float], seed: int) -> list[np.ndarray]:
-    """Split row ids into len(fractions) parts, each class cut in the same proportions (seeded)."""
+    """Split row ids into len(fractions) parts, each class (or decile of a real target) cut in the same
+    proportions (seeded)."""
+    labels = strata(labels)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
     bounds = np.cumsum(fractions) / np.sum(fractions)
@@ -21,7 +37,9 @@ def stratified_fractions(labels: np.ndarray, fractions: list[float], seed: int) 
 def label_budget_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the samples whose label may be used: ``fraction`` of each class, at least one per class
     when ``fraction > 0`` (a budget that drops a class entirely would not be a budget but another task).
-    Rows without a label (class -1, unlabelled pairs) are never in it."""
+    Rows without a label (class -1 or NaN: unlabelled pairs) are never in it; real-valued targets are
+    stratified by decile."""
+    labels = strata(labels)
     mask = np.zeros(labels.size, dtype=bool)
     if fraction <= 0:
         return mask

@@ -5,29 +5,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crossdistill.data.batch import SplitData
+from crossdistill.data.batch import DataInfo, SplitData
 from crossdistill.data.loader import BatchLoader
-from crossdistill.evaluate.metrics import METRICS, classification_report
+from crossdistill.evaluate.metrics import METRICS, score_outputs
 from crossdistill.evaluate.predict import predict_logits
 
 
-def evaluate_split(model: nn.Module, data: SplitData, num_classes: int, batch_size: int = 256,
+def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size: int = 256,
                    zero: str | None = None) -> dict:
-    """Metrics + confusion matrix of ``model`` on ``data``; ``zero`` names a modality removed: its input zeroed
-    and marked missing (the modality-ablation test: what does the model lose without it?)."""
+    """The task's metrics (+ confusion matrix for classes) of ``model`` on ``data``; ``zero`` names a modality
+    removed: its input zeroed and marked missing (the modality-ablation test: what does the model lose without
+    it?)."""
     if zero is not None:
         inputs = {k: torch.zeros_like(v) if k == zero else v for k, v in data.inputs.items()}
         inputs[f"{zero}.present"] = torch.zeros(len(data), dtype=torch.bool)
         data = SplitData(inputs, data.target, data.index, data.groups)
     logits = predict_logits(model, BatchLoader(data, batch_size))
-    predicted = logits.argmax(dim=1).numpy()
-    return classification_report(data.target.numpy(), predicted, num_classes)
+    return score_outputs(logits, data.target, info)
 
 
-def modality_ablation(model: nn.Module, data: SplitData, num_classes: int) -> dict[str, dict]:
+def modality_ablation(model: nn.Module, data: SplitData, info: DataInfo) -> dict[str, dict]:
     """Scores with each modality the model reads zeroed in turn: what each modality carries (with a single
     modality, the floor the model falls to without its input)."""
-    return {m: evaluate_split(model, data, num_classes, zero=m)["metrics"] for m in model.modalities}
+    return {m: evaluate_split(model, data, info, zero=m)["metrics"] for m in model.modalities}
 
 
 

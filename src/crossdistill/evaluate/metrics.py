@@ -1,13 +1,16 @@
-"""Task metrics by name (scikit-learn does the arithmetic)."""
+"""Test metrics: classification metrics by name, regression metrics (scikit-learn does the arithmetic)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix, f1_score, mean_absolute_error, r2_score, root_mean_squared_error
+from torch import Tensor
 
+from crossdistill.data.batch import DataInfo
 from crossdistill.registry import Registry
+from crossdistill.tasks import predictions
 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 METRICS: Registry[Metric] = Registry("metric")
@@ -29,3 +32,21 @@ def classification_report(target: np.ndarray, predicted: np.ndarray, num_classes
     scores = {name: METRICS.get(name)(target, predicted, num_classes) for name in METRICS.names()}
     matrix = confusion_matrix(target, predicted, labels=list(range(num_classes)))
     return {"metrics": scores, "confusion": matrix.tolist()}
+
+
+def regression_report(target: np.ndarray, predicted: np.ndarray) -> dict:
+    """R^2 (coefficient of determination), mean absolute error and root mean squared error, in the target's
+    units; no confusion matrix."""
+    scores = {"r2": float(r2_score(target, predicted)), "mae": float(mean_absolute_error(target, predicted)),
+              "rmse": float(root_mean_squared_error(target, predicted))}
+    return {"metrics": scores, "confusion": None}
+
+
+def score_outputs(outputs: Tensor, target: Tensor, info: DataInfo) -> dict:
+    """Test metrics of (N, K) head outputs against (N,) targets; regression in the target's own units."""
+    predicted = predictions(outputs, info.task).numpy()
+    if info.task == "classification":
+        return classification_report(target.numpy(), predicted, info.num_classes)
+    mean, std = info.target_scale
+    return regression_report(target.numpy().astype(np.float64) * std + mean,
+                             predicted.astype(np.float64) * std + mean)

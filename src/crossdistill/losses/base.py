@@ -13,6 +13,9 @@ from torch import Tensor, nn
 
 from crossdistill.registry import Registry, summary
 
+ALL_TASKS = ("classification", "regression")
+CLASSES = ("classification",)  # losses over class distributions
+REGRESSION = ("regression",)
 LossFn = Callable[..., Tensor]  # (student: Tensor, teacher: Tensor | None, batch: Batch, **kwargs) -> scalar
 
 
@@ -32,6 +35,7 @@ class LossDef:
     trains_teacher: bool = False  # the teacher is trained jointly with the student (no frozen teacher, no cache)
     teacher_reads: str | None = None  # the teacher's output when it differs from ``reads`` by default
     single_teacher: bool = False  # needs one whole teacher model (not an ensemble's mean output)
+    tasks: tuple[str, ...] = ALL_TASKS  # the tasks it makes sense for (class distributions need classes)
 
     @property
     def options(self) -> list[str]:
@@ -60,23 +64,23 @@ class LossDef:
 LOSSES: Registry[LossDef] = Registry("loss")
 
 
-def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = True,
-                  adapter: bool = False) -> Callable[[LossFn], LossFn]:
+def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = True, adapter: bool = False,
+                  tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[LossFn], LossFn]:
     def add(fn: LossFn) -> LossFn:
-        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn)))
+        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn), tasks=tasks))
         return fn
 
     return add
 
 
 def register_loss_module(name: str, *, reads: str = "embed", teacher_reads: str | None = None,
-                         trains_teacher: bool = False, single_teacher: bool = False
-                         ) -> Callable[[type[nn.Module]], type[nn.Module]]:
+                         trains_teacher: bool = False, single_teacher: bool = False,
+                         tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Register an ``nn.Module`` loss (see ``LossDef``)."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         LOSSES.register(name)(LossDef(None, reads, True, False, summary(cls), cls, trains_teacher, teacher_reads,
-                                      single_teacher or trains_teacher))
+                                      single_teacher or trains_teacher, tasks))
         return cls
 
     return add

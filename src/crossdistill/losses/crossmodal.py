@@ -14,9 +14,10 @@ from torch import Tensor, nn
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch
 from crossdistill.data.loader import BatchLoader
-from crossdistill.losses.base import register_loss_module
+from crossdistill.losses.base import CLASSES, register_loss_module
 from crossdistill.losses.logit import hinton_kd, target_or_teacher
 from crossdistill.models.outputs import Outputs
+from crossdistill.tasks import has_label
 
 log = logging.getLogger("crossdistill")
 
@@ -59,7 +60,7 @@ class ProxyHead(nn.Module):
         return self.layers(embed.flatten(1))  # (B, K)
 
 
-@register_loss_module("c2kd", reads="outputs", trains_teacher=True)
+@register_loss_module("c2kd", reads="outputs", trains_teacher=True, tasks=CLASSES)
 class CrossModalC2KD(nn.Module):
     """C2KD: proxy heads on the student and the teacher exchange knowledge by a bidirectional KL over the
     non-target classes, kept only for samples whose two proxies rank the classes alike (Kendall tau above
@@ -91,7 +92,7 @@ class CrossModalC2KD(nn.Module):
             keep = (kendall_tau(p_t, p_s) > self.tau_threshold).float()  # (B,) on-the-fly selection
             self.selected_share.copy_(keep.mean())
         target = target_or_teacher(batch, z_t.detach())
-        known = batch.target >= 0 if batch.target is not None else None  # unlabelled pairs carry class -1
+        known = has_label(batch.target) if batch.target is not None else None  # unlabelled pairs carry class -1
         teacher_ce = (F.cross_entropy(z_t[known], batch.target[known]) if known is not None and bool(known.any())
                       else z_t.sum() * 0.0)
         teacher_side = (teacher_ce + _kl(p_t, z_t.detach(), t).mean() + _kl(z_t, p_t.detach(), t).mean()
@@ -126,7 +127,7 @@ def permutation_saliency(student_logits: Tensor, teacher_embed: Tensor, head: nn
     return (scores - scores.min()) / span if span > 0 else torch.ones(d)
 
 
-@register_loss_module("mgkd", reads="logits", teacher_reads="embed", single_teacher=True)
+@register_loss_module("mgkd", reads="logits", teacher_reads="embed", single_teacher=True, tasks=CLASSES)
 class ModalityGeneralKD(nn.Module):
     """Modality-general KD: Hinton KD from the teacher with its modality-specific embedding channels frozen at
     their mean, so only knowledge the student's modality can reach is distilled (Xue et al., "The Modality

@@ -1,4 +1,4 @@
-"""Task losses."""
+"""Task losses: cross-entropy on classes, squared error on values, soft targets from the data."""
 
 from __future__ import annotations
 
@@ -7,25 +7,49 @@ from torch import Tensor
 
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch
-from crossdistill.losses.base import register_loss
+from crossdistill.losses.base import CLASSES, REGRESSION, register_loss
+from crossdistill.tasks import has_label
 
 
-@register_loss("ce", needs_teacher=False)
+def budget_rows(batch: Batch, loss: str = "this loss") -> Tensor:
+    """(B,) bool: rows whose label the student may use (its budget) and that carry one."""
+    if batch.target is None:
+        raise ValueError(f"{loss} needs labels, but the batch has no target")
+    rows = has_label(batch.target)
+    return rows if batch.labeled is None else rows & batch.labeled
+
+
+@register_loss("ce", needs_teacher=False, tasks=CLASSES)
 def cross_entropy(student: Tensor, teacher: Tensor | None, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy on the samples whose label the student may use (its label budget).
 
     student: (B, K) logits. Mean over the labelled rows of the batch; 0 (with a gradient path) when the batch
     holds none, so a label-free batch contributes only the distillation terms.
     """
-    if batch.target is None:
-        raise ValueError("the 'ce' loss needs labels, but the batch has no target")
-    rows = batch.labeled if batch.labeled is not None else batch.target.new_ones(len(batch), dtype=bool)
+    rows = budget_rows(batch, "ce")
     if not bool(rows.any()):
         return student.sum() * 0.0
     return F.cross_entropy(student[rows], batch.target[rows], label_smoothing=label_smoothing)
 
 
-@register_loss("soft_target", needs_teacher=False)
+@register_loss("mse", needs_teacher=False, tasks=REGRESSION)
+def regression_task_loss(student: Tensor, teacher: Tensor | None, batch: Batch, huber_delta: float = 0.0) -> Tensor:
+    """Squared error to the regression target (standardised on the training split) on the rows of the label
+    budget; with ``huber_delta`` > 0 the Huber loss (Huber, "Robust Estimation of a Location Parameter", 1964),
+    quadratic within delta and linear beyond, for targets with outliers.
+
+    student: (B, 1) predictions. 0 (with a gradient path) when the batch holds no usable label.
+    """
+    rows = budget_rows(batch, "mse")
+    if not bool(rows.any()):
+        return student.sum() * 0.0
+    predicted, target = student[rows, 0], batch.target[rows]  # (R,)
+    if huber_delta > 0:
+        return F.huber_loss(predicted, target, delta=huber_delta)
+    return F.mse_loss(predicted, target)
+
+
+@register_loss("soft_target", needs_teacher=False, tasks=CLASSES)
 def soft_target_ce(student: Tensor, teacher: Tensor | None, batch: Batch, source: str = "") -> Tensor:
     """Soft-target cross-entropy: -sum_k q_k log p_k with q a class distribution the data gives, such as the
     share of human raters per class (learning from human label distributions, Peterson et al., "Human

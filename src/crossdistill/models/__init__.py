@@ -17,6 +17,7 @@ from crossdistill.models.tabular import tabular_mlp
 from crossdistill.models.text import text_bag, text_gru, text_transformer
 from crossdistill.models.vector import mlp
 from crossdistill.registry import Registry
+from crossdistill.tasks import output_dim
 
 ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
 ENCODERS.register("image_cnn")(image_cnn)
@@ -62,7 +63,7 @@ def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> MultiMo
     if spec.external is not None:
         return build_external(spec.external)
     encoders = {m: build_encoder(m, spec, info, role) for m in spec.modalities}
-    return MultiModalModel(encoders, info.num_classes, spec.fusion, spec.embed_dim, spec.dropout)
+    return MultiModalModel(encoders, output_dim(info), spec.fusion, spec.embed_dim, spec.dropout)
 
 
 __all__ = ["ENCODERS", "MultiModalModel", "Outputs", "build_model", "check_modalities"]

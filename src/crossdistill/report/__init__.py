@@ -10,14 +10,25 @@ import html
 import json
 from pathlib import Path
 
-from crossdistill.report.plots import accuracy_vs_latency, confusion_matrices, training_curves
-from crossdistill.report.tables import compression, csv_text, markdown, rows, spread_within_fold, verdicts
+from crossdistill.report.plots import confusion_matrices, score_vs_latency, training_curves
+from crossdistill.report.tables import (
+    METRIC_STYLE,
+    compression,
+    csv_text,
+    describe_metrics,
+    headline,
+    markdown,
+    metric_value,
+    rows,
+    spread_within_fold,
+    verdicts,
+)
 
 
 def _header(results: dict) -> list[str]:
     folds = "; ".join(f"fold {f['fold']}: {f['description']}" for f in results["folds"])
     return [f"# crossdistill report: {results['name']}", "",
-            f"Dataset `{results['dataset']}` ({folds}). Test accuracy and macro-F1 in %, mean ± std over "
+            f"Dataset `{results['dataset']}` ({folds}). Test {describe_metrics(results)}, mean ± std over "
             f"seeds {results['seeds']} x {len(results['folds'])} fold(s). Model selection on the validation "
             f"split ({'labels' if results['select_on'] == 'labels' else 'agreement with the teacher'}); "
             "the test split is used only for the numbers below. CPU latency: median forward time with "
@@ -25,28 +36,32 @@ def _header(results: dict) -> list[str]:
 
 
 def _ablation(results: dict) -> list[str]:
-    """Robustness: each multimodal model's accuracy with all its modalities, then with each one removed."""
+    """Robustness: each multimodal model's headline score with all its modalities, then with each one removed."""
     models = {n: m for n, m in results["models"].items() if m.get("modality_ablation")}
     if not models:
         return []
+    metric = headline(results)
     removed = sorted({mod for m in models.values() for mod in m["modality_ablation"]})
     lines = ["| model | all present | " + " | ".join(f"without {mod}" for mod in removed) + " |",
              "|---|---|" + "---|" * len(removed)]
     for name, m in models.items():
-        cells = [f"{m['modality_ablation'][mod]['accuracy'] * 100:.1f}" if mod in m["modality_ablation"] else "-"
-                 for mod in removed]
-        lines.append(f"| {name} | {m['metrics']['accuracy']['mean'] * 100:.1f} | " + " | ".join(cells) + " |")
-    return ["## What each modality carries (test accuracy %, a modality removed at test time)", "", *lines, ""]
+        cells = [metric_value(metric, m["modality_ablation"][mod][metric], unit=False)
+                 if mod in m["modality_ablation"] else "-" for mod in removed]
+        lines.append(f"| {name} | {metric_value(metric, m['metrics'][metric]['mean'], unit=False)} | "
+                     + " | ".join(cells) + " |")
+    unit = " %" if METRIC_STYLE[metric][2] == "%" else ""
+    return [f"## What each modality carries (test {metric}{unit}, a modality removed at test time)", "", *lines, ""]
 
 
 def _ablation_sentences(results: dict) -> list[str]:
     """The robustness table as one "- " line per model (for the HTML list)."""
-    lines = []
+    lines, metric = [], headline(results)
     for name, m in results["models"].items():
         if m.get("modality_ablation"):
-            removed = "; ".join(f"without {mod} {score['accuracy'] * 100:.1f}%"
+            removed = "; ".join(f"without {mod} {metric_value(metric, score[metric])}"
                                 for mod, score in m["modality_ablation"].items())
-            lines.append(f"- {name}: {m['metrics']['accuracy']['mean'] * 100:.1f}% with every modality; {removed}")
+            lines.append(f"- {name}: {metric} {metric_value(metric, m['metrics'][metric]['mean'])} with every "
+                         f"modality; {removed}")
     return lines
 
 
@@ -61,14 +76,16 @@ def build(run_dir: Path) -> dict[str, Path]:
     (out / "plots").mkdir(parents=True, exist_ok=True)
     plots = {
         "Training curves (validation)": training_curves(run_dir, results, out / "plots" / "curves.png"),
-        "Accuracy vs latency": accuracy_vs_latency(results, out / "plots" / "accuracy_latency.png"),
-        "Confusion matrices (summed over seeds and folds)": confusion_matrices(results,
-                                                                               out / "plots" / "confusion.png"),
+        f"Test {headline(results)} vs latency": score_vs_latency(results, out / "plots" / "score_latency.png"),
     }
+    if results.get("task", "classification") == "classification":
+        plots["Confusion matrices (summed over seeds and folds)"] = confusion_matrices(
+            results, out / "plots" / "confusion.png")
     notes = [f"- {line}" for line in verdicts(results)]
     spread = [f"- {line}" for line in spread_within_fold(results)]
     md = [*_header(results), markdown(results), "", compression(results), "", "## Does distillation help?", "",
-          *notes, "", *(["## Seed-to-seed spread on a fixed fold (accuracy std)", "", *spread, ""] if spread else []),
+          *notes, "", *([f"## Seed-to-seed spread on a fixed fold ({headline(results)} std)", "", *spread, ""]
+            if spread else []),
           *_ablation(results), *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "results.csv").write_text(csv_text(results))

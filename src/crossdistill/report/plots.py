@@ -1,4 +1,4 @@
-"""Plots of a run directory: training curves, accuracy vs latency, confusion matrices (PNG, Agg backend)."""
+"""Plots of a run directory: training curves, score vs latency, confusion matrices (PNG, Agg backend)."""
 
 from __future__ import annotations
 
@@ -45,12 +45,15 @@ def training_curves(run_dir: Path, results: dict, path: Path) -> Path:
     return path
 
 
-def accuracy_vs_latency(results: dict, path: Path) -> Path:
+def score_vs_latency(results: dict, path: Path) -> Path:
+    """The headline test metric (accuracy in %, or R^2) of each model against its batch-1 CPU latency."""
+    metric = results.get("metric_names", ["accuracy"])[0]
+    scale = 100.0 if metric == "accuracy" else 1.0
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, m in results["models"].items():
-        acc = m["metrics"]["accuracy"]
-        ax.errorbar(m["latency_ms"]["batch1"], acc["mean"] * 100, yerr=acc["std"] * 100, fmt="o", capsize=3)
-        ax.annotate(name, (m["latency_ms"]["batch1"], acc["mean"] * 100), fontsize=8,
+        score = m["metrics"][metric]
+        ax.errorbar(m["latency_ms"]["batch1"], score["mean"] * scale, yerr=score["std"] * scale, fmt="o", capsize=3)
+        ax.annotate(name, (m["latency_ms"]["batch1"], score["mean"] * scale), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
@@ -58,7 +61,7 @@ def accuracy_vs_latency(results: dict, path: Path) -> Path:
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.margins(x=0.25)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy (%)" if metric == "accuracy" else f"test {metric}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -5,12 +5,45 @@ from __future__ import annotations
 import csv
 import io
 
-COLUMNS = ["model", "modalities", "teacher", "labels", "selection", "accuracy", "macro_f1", "params", "MFLOPs",
-           "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
+COST_COLUMNS = ["params", "MFLOPs", "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
+# metric -> (scale, decimals, unit): classification in %, regression in the target's units (R^2 unit-free)
+METRIC_STYLE = {"accuracy": (100.0, 1, "%"), "macro_f1": (100.0, 1, "%"), "r2": (1.0, 3, ""), "mae": (1.0, 3, ""),
+                "rmse": (1.0, 3, "")}
 
 
-def pm(stat: dict, scale: float = 100.0) -> str:
-    return f"{stat['mean'] * scale:.1f} ± {stat['std'] * scale:.1f}"
+def metric_names(results: dict) -> list[str]:
+    """The run's test metrics, headline first (runs written before regression: accuracy, macro-F1)."""
+    return results.get("metric_names", ["accuracy", "macro_f1"])
+
+
+def headline(results: dict) -> str:
+    return metric_names(results)[0]
+
+
+def columns(results: dict) -> list[str]:
+    return ["model", "modalities", "teacher", "labels", "selection", *metric_names(results), *COST_COLUMNS]
+
+
+def describe_metrics(results: dict) -> str:
+    """E.g. "accuracy, macro_f1 in %" or "r2, mae, rmse (MAE and RMSE in the target's units)"."""
+    names = metric_names(results)
+    if all(METRIC_STYLE[n][2] == "%" for n in names):
+        return f"{', '.join(names)} in %"
+    return f"{', '.join(names)} (R² unit-free; MAE and RMSE in the target's units)"
+
+
+def pm(stat: dict, scale: float = 100.0, decimals: int = 1) -> str:
+    return f"{stat['mean'] * scale:.{decimals}f} ± {stat['std'] * scale:.{decimals}f}"
+
+
+def metric_pm(name: str, stat: dict) -> str:
+    scale, decimals, _ = METRIC_STYLE[name]
+    return pm(stat, scale, decimals)
+
+
+def metric_value(name: str, value: float, unit: bool = True) -> str:
+    scale, decimals, suffix = METRIC_STYLE[name]
+    return f"{value * scale:.{decimals}f}{suffix if unit else ''}"
 
 
 def rows(results: dict) -> list[dict[str, str]]:
@@ -19,11 +52,10 @@ def rows(results: dict) -> list[dict[str, str]]:
         out.append({
             "model": name,
             "modalities": "+".join(m["modalities"]),
-            "teacher": m.get("teacher") or "-",
+            "teacher": m.get("teacher") or (f"via {m['init_from']}" if m.get("init_from") else "-"),
             "labels": "all" if m["role"] == "teacher" else f"{m['student_labels']:.0%}",
             "selection": {"labels": "val labels", "teacher": "teacher agr."}.get(m.get("select_on", "labels")),
-            "accuracy": pm(m["metrics"]["accuracy"]),
-            "macro_f1": pm(m["metrics"]["macro_f1"]),
+            **{metric: metric_pm(metric, m["metrics"][metric]) for metric in metric_names(results)},
             "params": f"{m['params']:,}",
             "MFLOPs": f"{m['flops'] / 1e6:.2f}",
             "latency b1 (ms)": f"{m['latency_ms']['batch1']:.2f}",
@@ -34,14 +66,15 @@ def rows(results: dict) -> list[dict[str, str]]:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows(results)]
+    names = columns(results)
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(r[c] for c in names) + " |" for r in rows(results)]
     return "\n".join(lines)
 
 
 def csv_text(results: dict) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns(results))
     writer.writeheader()
     writer.writerows(rows(results))
     return buffer.getvalue()
@@ -62,43 +95,48 @@ def compression(results: dict) -> str:
     # Below 0.1% of the teacher's FLOPs the count is dominated by what the counter skips (embedding lookups).
     if student["flops"] <= 0.001 * teacher["flops"]:
         return f"{sizes}; its FLOP count is too small to compare (embedding lookups are not counted)."
-    return (f"{sizes} and {teacher['flops'] / student['flops']:.1f}x fewer FLOPs "
-            f"({student['flops'] / 1e6:.2f} vs {teacher['flops'] / 1e6:.2f} MFLOPs per sample).")
+    ratio = (f"{teacher['flops'] / student['flops']:.1f}x fewer" if teacher["flops"] >= student["flops"]
+             else f"{student['flops'] / teacher['flops']:.1f}x more")
+    return (f"{sizes} and {ratio} FLOPs ({student['flops'] / 1e6:.2f} vs {teacher['flops'] / 1e6:.2f} MFLOPs per "
+            "sample).")
 
 
 def spread_within_fold(results: dict) -> list[str]:
-    """Seed-to-seed standard deviation of accuracy on each fixed fold (the stability of training itself)."""
-    lines = []
+    """Seed-to-seed standard deviation of the headline metric on each fixed fold (the stability of training)."""
+    lines, metric = [], headline(results)
     for name, m in results["models"].items():
-        stds = m.get("accuracy_std_within_fold", {})
+        stds = m.get("std_within_fold", {})
         if m["role"] == "student" and len(m["runs"]) > len(stds):
-            shown = ", ".join(f"fold {f}: {v * 100:.1f}" for f, v in stds.items())
-            lines.append(f"`{name}`: {shown} points")
+            shown = ", ".join(f"fold {f}: {metric_value(metric, v)}" for f, v in stds.items())
+            lines.append(f"`{name}`: {shown}")
     return lines
 
 
 def verdicts(results: dict) -> list[str]:
-    """For each distilled student, compared with the student trained alone on the same label budget: helps,
-    hurts, or no clear difference (the gap is within one pooled standard deviation)."""
+    """For each distilled student, compared with the student trained alone on the same label budget on the
+    headline metric (accuracy, or R^2): helps, hurts, or no clear difference (the gap is within one pooled
+    standard deviation)."""
     models = results["models"]
-    alone = {m["student_labels"]: name for name, m in models.items()
-             if m["role"] == "student" and not m.get("teacher")}
-    lines = []
+    taught = {name for name, m in models.items() if m.get("teacher") or m.get("init_from")}
+    alone = {m["student_labels"]: name for name, m in models.items() if m["role"] == "student" and name not in taught}
+    lines, metric = [], headline(results)
+    scale, _, unit = METRIC_STYLE[metric]
     for name, m in models.items():
-        if m["role"] != "student" or not m.get("teacher"):
+        if m["role"] != "student" or name not in taught:
             continue
         reference = alone.get(m["student_labels"])
-        ours = m["metrics"]["accuracy"]
+        ours = m["metrics"][metric]
         if reference is None:
-            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {pm(ours)} accuracy; no student trained "
-                         "alone on this budget to compare with.")
+            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {metric_pm(metric, ours)} {metric}; no "
+                         "student trained alone on this budget to compare with.")
             continue
-        theirs = models[reference]["metrics"]["accuracy"]
-        gap = (ours["mean"] - theirs["mean"]) * 100
-        spread = ((ours["std"] ** 2 + theirs["std"] ** 2) / 2) ** 0.5 * 100
+        theirs = models[reference]["metrics"][metric]
+        gap = (ours["mean"] - theirs["mean"]) * scale
+        spread = ((ours["std"] ** 2 + theirs["std"] ** 2) / 2) ** 0.5 * scale
         word = "helps" if gap > spread else "hurts" if gap < -spread else "makes no clear difference"
         runs = min(len(ours["per_seed"]), len(theirs["per_seed"]))
         caveat = " Single run: indicative only (more seeds, or --full, give a spread)." if runs < 2 else ""
+        amount = f"{gap:+.1f} points" if unit == "%" else f"{gap:+.3f} {metric}"
         lines.append(f"`{name}` vs `{reference}` ({m['student_labels']:.0%} labels): distillation {word} "
-                     f"({gap:+.1f} points; {pm(ours)} vs {pm(theirs)}).{caveat}")
+                     f"({amount}; {metric_pm(metric, ours)} vs {metric_pm(metric, theirs)}).{caveat}")
     return lines

@@ -1,0 +1,48 @@
+"""A manifest's label column -> targets: class ids (names, numbers, or numbers cut into bins), or real values for
+regression, standardised on the training split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from crossdistill.data.decoders import decode_number
+
+
+def class_labels(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """Class names (in numeric order when every value is a number) and each row's class id."""
+    numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in values)
+    classes = sorted(set(values), key=(lambda v: float(v)) if numeric else None)
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, np.asarray([index[v] for v in values], dtype=np.int64)
+
+
+def binned_labels(cells: list[Any], edges: list[float]) -> tuple[list[str], np.ndarray]:
+    """Class i: the value lies in (edge[i-1], edge[i]]; names say so."""
+    values = np.asarray([decode_number(cell) for cell in cells])
+    names = [f"<= {edges[0]:g}"] + [f"({a:g}, {b:g}]" for a, b in zip(edges, edges[1:], strict=False)] + \
+        [f"> {edges[-1]:g}"]
+    return names, np.searchsorted(np.asarray(sorted(edges)), values, side="left").astype(np.int64)
+
+
+def regression_values(cells: list[Any]) -> np.ndarray:
+    """(N,) float64 targets in the label's own units."""
+    return np.asarray([decode_number(cell) for cell in cells], dtype=np.float64)
+
+
+def unlabelled(count: int, task: str) -> np.ndarray:
+    """Targets of unlabelled pairs: class -1, or NaN for regression."""
+    return np.full(count, -1, dtype=np.int64) if task == "classification" else np.full(count, np.nan)
+
+
+def standardised(values: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """Z-scores of regression targets with the mean and std of the labelled training rows (so no statistic of
+    validation or test leaks into training); returns them as float32 with (mean, std)."""
+    known = values[train & ~np.isnan(values)]
+    if known.size < 2:
+        raise ValueError(f"regression needs at least 2 labelled training rows to standardise the target, got "
+                         f"{known.size}")
+    mean, std = float(known.mean()), float(known.std())
+    std = std if std > 0 else 1.0
+    return ((values - mean) / std).astype(np.float32), (mean, std)
