@@ -146,6 +146,9 @@ def test_regression_run_end_to_end_with_report_and_export(vader_small, tmp_path)
     assert "distillation" in report and " r2;" in report.replace(" r2)", " r2;")  # verdicts on R²
     exported = runner.invoke(app, ["export", str(run_dir), "--format", "onnx"])
     assert exported.exit_code == 0, exported.output
+    written = json.loads((run_dir / "export" / "distilled.json").read_text())
+    mean, std = json.loads((run_dir / "data_info.json").read_text())["target_scale"]
+    assert written["task"] == "regression" and (written["target_mean"], written["target_std"]) == (mean, std)
 
 
 def test_a_class_distribution_loss_on_a_regression_task_is_refused_before_training(vader_small, tmp_path):

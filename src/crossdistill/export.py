@@ -107,7 +107,11 @@ def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: in
     net, info, weights = load_run_model(Path(run_dir), model, fold, seed)
     out = Path(run_dir) / "export"
     out.mkdir(exist_ok=True)
-    written: dict = {"model": model, "modalities": net.modalities}
+    # What a deployment needs to read the output: class names, or how a standardised value maps to the label's units.
+    reading = ({"class_names": info.class_names} if info.task == "classification" else
+               {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],
+                "value": "logits[:, 0] * target_std + target_mean"})
+    written: dict = {"model": model, "modalities": net.modalities, "task": info.task, **reading}
     if "safetensors" in formats:
         shutil.copy(weights, out / f"{model}.safetensors")
         written["safetensors"] = str(out / f"{model}.safetensors")

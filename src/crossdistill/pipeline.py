@@ -143,8 +143,8 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
 
 def run(exp: Experiment, out: Path, full: bool = False) -> Path:
     """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
+    plans = student_plans(exp, full)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
-    plans = student_plans(exp, full, dataset.task)
     if max(exp.data.fold_ids) >= dataset.num_folds:
         raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
                           f"(one per speaker: ids 0..{dataset.num_folds - 1})")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossdistill.config import ConfigError, Experiment, TermSpec
+from crossdistill.data import task_of
 from crossdistill.distill.distiller import Term, resolve_terms
 from crossdistill.losses import LOSSES
 from crossdistill.tasks import TASK_LOSS
@@ -36,10 +37,12 @@ class StudentPlan:
         return sorted(named | ({self.teacher} if uses_own else set()))
 
 
-def student_plans(exp: Experiment, full: bool = False, task: str = "classification") -> list[StudentPlan]:
+def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
     """Baseline (the task's loss only, same label budget), distilled, then the variants in config order.
     ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list, and the variants
-    marked ``full_only``. Every term's loss must suit ``task`` (a KL over classes has no meaning for a value)."""
+    marked ``full_only``. Every term's loss must suit the data set's task (a KL over classes means nothing for a
+    value)."""
+    task = task_of(exp.data.dataset, exp.data.options)
     baseline = resolve_terms([TermSpec(loss=TASK_LOSS[task])])
     plans = [StudentPlan("baseline", exp.student_labels, baseline, None, exp.seeds),
              StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", exp.seeds)]

@@ -19,17 +19,27 @@ DATASETS.register("manifest")(Manifest)
 DATASETS.register("mfeat")(MultipleFeatures)
 
 
-def open_dataset(name: str, root: str | None, options: dict, seed: int
-                 ) -> AudioVisualDigits | Manifest | MultipleFeatures:
-    """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache)."""
+def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set's own Options model)
     dataset = DATASETS.get(name)
     try:
-        dataset.Options.model_validate(options)
+        return dataset.Options.model_validate(options)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"data.options of {name}: {problems} (valid options: "
                           f"{', '.join(dataset.Options.model_fields)})") from None
-    return dataset(data_root(root), options, seed)
 
 
-__all__ = ["DATASETS", "Batch", "DataInfo", "FoldData", "ModalitySpec", "SplitData", "open_dataset"]
+def task_of(name: str, options: dict) -> str:
+    """The task a data set's options give (classification, or regression for a manifest that says so), known
+    from the config alone, before any file is read."""
+    return getattr(_validated_options(name, options), "task", DATASETS.get(name).task)
+
+
+def open_dataset(name: str, root: str | None, options: dict, seed: int
+                 ) -> AudioVisualDigits | Manifest | MultipleFeatures:
+    """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache)."""
+    _validated_options(name, options)
+    return DATASETS.get(name)(data_root(root), options, seed)
+
+
+__all__ = ["DATASETS", "Batch", "DataInfo", "FoldData", "ModalitySpec", "SplitData", "open_dataset", "task_of"]

@@ -151,6 +151,7 @@ class Manifest:
     usage = "your own table: set data.options.path and modalities (docs/guide.md)"
     Options = ManifestOptions
     num_folds = 1
+    task = "classification"  # the options' ``task`` per instance
 
     def __init__(self, root: Path, options: dict, seed: int) -> None:
         self.options, self.seed = ManifestOptions.model_validate(options), seed
