@@ -84,7 +84,7 @@ class ModelSpec(Strict):
     encoders: dict[str, EncoderSpec] = Field(default_factory=dict,
                                              description="modality -> encoder; the modalities the model reads")
     external: ExternalSpec | None = Field(None, description="instead of encoders: a model from your own code")
-    fusion: Literal["concat", "gated"] = "concat"
+    fusion: Literal["concat", "gated", "identity"] = "concat"
     embed_dim: int = Field(64, ge=1, description="size of the fused embedding fed to the head")
     dropout: float = Field(0.1, ge=0, lt=1)
     checkpoint: str | None = Field(None, description="safetensors weights to load instead of training")
@@ -128,9 +128,16 @@ class TrainConfig(Strict):
     ema_horizon: float | None = Field(
         0.2, gt=0, le=1, description="time constant of an exponential moving average of the weights, as a share "
         "of all training steps; the average is what gets validated and kept (None: the raw weights)")
-    select_on: Literal["labels", "teacher"] = Field(
-        "labels", description="model selection: validation labels, or agreement with the teacher"
+    select_on: Literal["labels", "teacher", "last"] = Field(
+        "labels", description="model selection: validation labels, agreement with the teacher, or none (the "
+        "last epoch's weights, as protocols that fix the epoch count)"
     )
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
+    schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="after the linear warm-up: cosine decay to 0, or a constant learning rate")
+    checkpoint_every: int = Field(1, ge=1, description="write last.pt and metrics.jsonl every this many epochs "
+                                  "(and at the end): long runs of tiny models spend their time writing otherwise")
     device: str = "auto"
     progress: bool = True
 

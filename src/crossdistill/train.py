@@ -1,6 +1,6 @@
-"""``fit()``: the one training loop. AdamW + warmup/cosine schedule, gradient clipping, model selection on
-validation (labels, or agreement with the teacher), early stopping, ``metrics.jsonl`` per epoch, a resumable
-``last.pt`` and the selected weights in ``best.safetensors``."""
+"""``fit()``: the one training loop. AdamW (or SGD) + warm-up/cosine (or constant) schedule, gradient clipping,
+model selection on validation (labels, agreement with the teacher, or none: the last epoch), early stopping,
+``metrics.jsonl`` per epoch, a resumable ``last.pt`` and the selected weights in ``best.safetensors``."""
 
 from __future__ import annotations
 
@@ -34,12 +34,20 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR multiplier: linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total``."""
+def warmup_cosine(step: int, warmup: int, total: int, decay: bool = True) -> float:
+    """LR multiplier: linear warm-up for ``warmup`` steps, then cosine decay to 0 at ``total`` (or constant)."""
     if step < warmup:
         return (step + 1) / warmup
+    if not decay:
+        return 1.0
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def ema_decay(horizon: float, total_steps: int) -> float:
@@ -99,9 +107,10 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     A ``last.pt`` in ``run_dir`` (a crash, or a finished run) is resumed from when ``resume``.
     """
     distiller.to(device)
-    optimizer = torch.optim.AdamW(list(distiller.trainable_parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(list(distiller.trainable_parameters()), cfg)
     total = cfg.epochs * len(train)
-    schedule = lambda step: warmup_cosine(step, cfg.warmup_epochs * len(train), total)  # noqa: E731
+    decay = cfg.schedule == "cosine"
+    schedule = lambda step: warmup_cosine(step, cfg.warmup_epochs * len(train), total, decay)  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     # The moving average (Polyak averaging, as timm's ModelEmaV2) smooths the seed-to-seed noise of small data.
     ema = (AveragedModel(distiller.student, avg_fn=ema_with_warmup(ema_decay(cfg.ema_horizon, total)),
@@ -110,6 +119,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     stateful = {"student": distiller.student, "training_state": distiller.training_state(), "optimizer": optimizer,
                 "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
     last_path = run_dir / "checkpoints" / "last.pt"
+    keep_last = cfg.select_on == "last"  # no selection: the final weights
     progress = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
     history: list[dict] = []
     if resume and last_path.is_file():
@@ -127,23 +137,29 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
             tic = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema, epoch)}
-            row |= {"val_score": validation_score(predict_logits(evaluated, val, device), val_targets, task),
-                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
+            writes = (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1
+            if not keep_last or writes:  # with no selection, the validation score is only logged
+                row["val_score"] = validation_score(predict_logits(evaluated, val, device), val_targets, task)
+            row |= {"lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
             progress["epoch"] = epoch
-            if row["val_score"] > progress["best_score"]:
+            if not keep_last and row["val_score"] > progress["best_score"]:
                 progress |= {"best_score": row["val_score"], "best_epoch": epoch,
                              "best_student": copy.deepcopy(evaluated.state_dict())}
-            progress["stopped"] = bool(cfg.patience and epoch - progress["best_epoch"] >= cfg.patience)
+            progress["stopped"] = bool(not keep_last and cfg.patience
+                                       and epoch - progress["best_epoch"] >= cfg.patience)
             history.append(row)
-            save_state({**{k: v.state_dict() for k, v in stateful.items()}, **progress,
-                        "history": json.dumps(history), "rng": torch.get_rng_state(),
-                        "loader_rng": train.generator.get_state()}, last_path)
-            # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
-            write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
-            bar.update(bar_id, advance=1, description=f"{label} loss {row['train_loss']:.3f} "
-                                                    f"val {row['val_score']:.3f}")
+            if writes or progress["stopped"]:
+                save_state({**{k: v.state_dict() for k, v in stateful.items()}, **progress,
+                            "history": json.dumps(history), "rng": torch.get_rng_state(),
+                            "loader_rng": train.generator.get_state()}, last_path)
+                # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
+                write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+            bar.update(bar_id, advance=1, description=f"{label} loss {row['train_loss']:.3f}")
             if progress["stopped"]:
                 break
+    if keep_last:
+        progress |= {"best_student": copy.deepcopy(evaluated.state_dict()), "best_epoch": progress["epoch"],
+                     "best_score": history[-1]["val_score"]}
     distiller.student.load_state_dict(progress["best_student"])
     save_weights(progress["best_student"], run_dir / "checkpoints" / "best.safetensors")
     return FitResult(progress["best_epoch"], progress["best_score"], len(history), history)

@@ -10,13 +10,16 @@ from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, Spl
 from crossdistill.data.manifest import Manifest
 from crossdistill.data.mfeat import MultipleFeatures
 from crossdistill.data.sources import data_root
+from crossdistill.data.synthetic_mfh import SyntheticMFH
 from crossdistill.registry import Registry
 
-DATASETS: Registry[type[AudioVisualDigits] | type[Manifest] | type[MultipleFeatures]] = Registry("dataset")
+Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH
+DATASETS: Registry[type[Dataset]] = Registry("dataset")
 DATASETS.register("av-digits")(AVDigits)
 DATASETS.register("av-mnist")(AVMnist)
 DATASETS.register("manifest")(Manifest)
 DATASETS.register("mfeat")(MultipleFeatures)
+DATASETS.register("synthetic-mfh")(SyntheticMFH)
 
 
 def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set's own Options model)
@@ -35,8 +38,7 @@ def task_of(name: str, options: dict) -> str:
     return getattr(_validated_options(name, options), "task", DATASETS.get(name).task)
 
 
-def open_dataset(name: str, root: str | None, options: dict, seed: int
-                 ) -> AudioVisualDigits | Manifest | MultipleFeatures:
+def open_dataset(name: str, root: str | None, options: dict, seed: int) -> Dataset:
     """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache)."""
     _validated_options(name, options)
     return DATASETS.get(name)(data_root(root), options, seed)

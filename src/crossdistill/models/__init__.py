@@ -15,7 +15,7 @@ from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.outputs import Outputs
 from crossdistill.models.tabular import tabular_mlp
 from crossdistill.models.text import text_bag, text_gru, text_transformer
-from crossdistill.models.vector import mlp
+from crossdistill.models.vector import identity, mlp
 from crossdistill.registry import Registry
 from crossdistill.tasks import output_dim
 
@@ -23,6 +23,7 @@ ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
 ENCODERS.register("image_cnn")(image_cnn)
 ENCODERS.register("spec_cnn")(spec_cnn)
 ENCODERS.register("mlp")(mlp)
+ENCODERS.register("identity")(identity)
 ENCODERS.register("text_bag")(text_bag)
 ENCODERS.register("text_gru")(text_gru)
 ENCODERS.register("text_transformer")(text_transformer)

@@ -9,17 +9,35 @@ from crossdistill.data.batch import Batch
 from crossdistill.models.outputs import Outputs
 
 
+def _masked(embeds: list[Tensor], present: Tensor | None) -> list[Tensor]:
+    """Zero the embedding of each row's missing modalities; ``present`` (B, M) in {0, 1}."""
+    if present is None:
+        return embeds
+    return [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
+
+
+class IdentityFusion(nn.Module):
+    """Concatenate the embeddings as they are, no projection (``embed_dim`` unused): over one identity encoder
+    the whole model is its linear head."""
+
+    def __init__(self, dims: list[int], embed_dim: int) -> None:
+        super().__init__()
+        self.out_dim = sum(dims)
+
+    def forward(self, embeds: list[Tensor], present: Tensor | None = None) -> Tensor:
+        return torch.cat(_masked(embeds, present), dim=1)  # (B, sum of dims)
+
+
 class ConcatFusion(nn.Module):
     """Concatenate the encoders' embeddings, project to ``embed_dim``. A missing modality's embedding is zero."""
 
     def __init__(self, dims: list[int], embed_dim: int) -> None:
         super().__init__()
+        self.out_dim = embed_dim
         self.project = nn.Sequential(nn.Linear(sum(dims), embed_dim), nn.ReLU())
 
     def forward(self, embeds: list[Tensor], present: Tensor | None = None) -> Tensor:
-        if present is not None:  # (B, M) in {0, 1}
-            embeds = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
-        return self.project(torch.cat(embeds, dim=1))  # (B, embed_dim)
+        return self.project(torch.cat(_masked(embeds, present), dim=1))  # (B, embed_dim)
 
 
 class GatedFusion(nn.Module):
@@ -28,12 +46,12 @@ class GatedFusion(nn.Module):
 
     def __init__(self, dims: list[int], embed_dim: int) -> None:
         super().__init__()
+        self.out_dim = embed_dim
         self.projections = nn.ModuleList(nn.Linear(d, embed_dim) for d in dims)
         self.gate = nn.Linear(sum(dims), len(dims))
 
     def forward(self, embeds: list[Tensor], present: Tensor | None = None) -> Tensor:
-        if present is not None:  # (B, M) in {0, 1}
-            embeds = [e * present[:, i : i + 1] for i, e in enumerate(embeds)]
+        embeds = _masked(embeds, present)
         logits = self.gate(torch.cat(embeds, dim=1))  # (B, M)
         if present is not None:
             logits = logits.masked_fill(present == 0, -1e4)  # a missing modality gets no weight
@@ -42,7 +60,7 @@ class GatedFusion(nn.Module):
         return torch.relu((gates.unsqueeze(-1) * projected).sum(dim=1))  # (B, embed_dim)
 
 
-FUSIONS = {"concat": ConcatFusion, "gated": GatedFusion}
+FUSIONS = {"concat": ConcatFusion, "gated": GatedFusion, "identity": IdentityFusion}
 
 
 class MultiModalModel(nn.Module):
@@ -56,7 +74,7 @@ class MultiModalModel(nn.Module):
         self.modalities = list(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = FUSIONS[fusion]([e.out_dim for e in encoders.values()], embed_dim)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, num_classes))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.fusion.out_dim, num_classes))
 
     def forward(self, batch: Batch | dict[str, Tensor]) -> Outputs:
         inputs = batch.inputs if isinstance(batch, Batch) else batch

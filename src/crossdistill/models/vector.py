@@ -1,4 +1,4 @@
-"""MLP encoder for vectors (tabular rows, pre-extracted features)."""
+"""Encoders for vectors (tabular rows, pre-extracted features): an MLP, or the vector itself."""
 
 from __future__ import annotations
 
@@ -31,3 +31,20 @@ class MLPEncoder(nn.Module):
 def mlp(in_shape: tuple[int, ...], hidden: list[int] | None = None, dropout: float = 0.0) -> MLPEncoder:
     """MLP for vectors (default 128-64)."""
     return MLPEncoder(in_shape, hidden, dropout)
+
+
+class Flatten(nn.Module):
+    """The raw vector as the embedding (no parameters)."""
+
+    def __init__(self, in_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.out_dim = math.prod(in_shape)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return torch.flatten(x, 1), {}  # (B, D)
+
+
+def identity(in_shape: tuple[int, ...]) -> Flatten:
+    """No encoder: the input vector itself. With ``fusion: identity`` and ``dropout: 0`` the model is one
+    ``nn.Linear``, the linear models of controlled studies (Xue et al.'s synthetic Gaussian data)."""
+    return Flatten(in_shape)

@@ -24,13 +24,16 @@ from crossdistill.report.tables import (
     verdicts,
 )
 
+SELECTION_TEXT = {"labels": "Model selection on the validation split (labels)",
+                  "teacher": "Model selection on the validation split (agreement with the teacher)",
+                  "last": "No model selection (the last epoch's weights)"}
+
 
 def _header(results: dict) -> list[str]:
     folds = "; ".join(f"fold {f['fold']}: {f['description']}" for f in results["folds"])
     return [f"# crossdistill report: {results['name']}", "",
             f"Dataset `{results['dataset']}` ({folds}). Test {describe_metrics(results)}, mean ± std over "
-            f"seeds {results['seeds']} x {len(results['folds'])} fold(s). Model selection on the validation "
-            f"split ({'labels' if results['select_on'] == 'labels' else 'agreement with the teacher'}); "
+            f"seeds {results['seeds']} x {len(results['folds'])} fold(s). {SELECTION_TEXT[results['select_on']]}; "
             "the test split is used only for the numbers below. CPU latency: median forward time with "
             f"{results.get('latency_threads', '?')} thread(s).", ""]
 

@@ -35,7 +35,8 @@ def training_curves(run_dir: Path, results: dict, path: Path) -> Path:
     fig, axes = _grid(len(names), 3.2, 2.6, sharey=True)
     for ax, name in zip(axes, names, strict=True):
         for history in _curves(run_dir, name):
-            ax.plot([r["epoch"] for r in history], [r["val_score"] for r in history], alpha=0.7)
+            scored = [r for r in history if "val_score" in r]  # (with no selection, only some epochs are scored)
+            ax.plot([r["epoch"] for r in scored], [r["val_score"] for r in scored], alpha=0.7)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("validation score", fontsize=8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+SELECTION = {"labels": "val labels", "teacher": "teacher agr.", "last": "last epoch"}
 COST_COLUMNS = ["params", "MFLOPs", "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
 # metric -> (scale, decimals, unit): classification in %, regression in the target's units (R^2 unit-free)
 METRIC_STYLE = {"accuracy": (100.0, 1, "%"), "macro_f1": (100.0, 1, "%"), "r2": (1.0, 3, ""), "mae": (1.0, 3, ""),
@@ -54,7 +55,7 @@ def rows(results: dict) -> list[dict[str, str]]:
             "modalities": "+".join(m["modalities"]),
             "teacher": m.get("teacher") or (f"via {m['init_from']}" if m.get("init_from") else "-"),
             "labels": "all" if m["role"] == "teacher" else f"{m['student_labels']:.0%}",
-            "selection": {"labels": "val labels", "teacher": "teacher agr."}.get(m.get("select_on", "labels")),
+            "selection": SELECTION[m.get("select_on", "labels")],
             **{metric: metric_pm(metric, m["metrics"][metric]) for metric in metric_names(results)},
             "params": f"{m['params']:,}",
             "MFLOPs": f"{m['flops'] / 1e6:.2f}",
