@@ -13,7 +13,11 @@ independent draws (folds), mean ± std.
    second teacher sees x1 with the specific channels replaced by noise; both teach the same student.
 
 Writes ``benchmarks/results/mfh.json``, ``mfh_gamma.png``, ``mfh_alpha.png`` and ``mfh_general.png``; prints the
-tables. ``--workers`` processes, one thread each; ``--quick``: 2 folds, 200 epochs (a smoke run).
+tables. Each draw is also diagnosed (``crossdistill diagnose``: from its training/validation data and teacher
+only) and the diagnosis is checked against the measured gain: Spearman correlation of its score with the mean KD
+gain over the gamma and alpha settings, and how often its verdict matches the measured one (helps / hurts beyond
+2 standard errors of the per-draw gains, else neutral). ``--workers`` processes, one thread each; ``--quick``:
+2 folds, 200 epochs (a smoke run).
 """
 
 from __future__ import annotations
@@ -62,18 +66,24 @@ def run_setting(job: tuple[dict, int, int, str]) -> dict:
 
     from crossdistill.config import Experiment
     from crossdistill.data.synthetic_mfh import MfhOptions, layout
+    from crossdistill.diagnose import diagnose
     from crossdistill.pipeline import run
 
     torch.set_num_threads(1)
     options, folds, epochs, out = job
     tic = time.perf_counter()
-    run_dir = run(Experiment.model_validate(experiment_dict(options, folds, epochs)), Path(out))
+    exp = Experiment.model_validate(experiment_dict(options, folds, epochs))
+    run_dir = run(exp, Path(out))
     results = json.loads((run_dir / "results.json").read_text())
     plan = layout(MfhOptions.model_validate(options))
     accuracy = {name: [r["accuracy"] for r in sorted(m["runs"], key=lambda r: r["fold"])]
                 for name, m in results["models"].items()}
+    seconds = time.perf_counter() - tic
+    # The diagnosis of every draw, from its training/validation data and its (already trained) teacher only.
+    validated = options["experiment"] in ("gamma", "alpha")  # (experiment 3 compares teachers, not verdicts)
+    scores = [diagnose(exp, Path(out), fold)["score"] for fold in range(folds)] if validated else []
     return {"options": options, "gamma": plan.gamma, "alpha": plan.alpha, "accuracy": accuracy,
-            "seconds": time.perf_counter() - tic}
+            "diagnose_scores": scores, "seconds": seconds, "diagnose_seconds": time.perf_counter() - tic - seconds}
 
 
 def pm(values: list[float]) -> str:
@@ -102,6 +112,33 @@ def table(points: list[dict], key: str) -> list[str]:
             lines.append(f"| {value} | {pm(acc['teacher'])} | {pm(acc['baseline'])} | {pm(acc['distilled'])} "
                          f"| {pm(delta(p, 'distilled'))} |")
     return lines
+
+
+def measured_class(gains: list[float]) -> str:
+    """helps / hurts when the mean gain is beyond 2 standard errors of 0, else neutral."""
+    mean, se = statistics.fmean(gains), statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else 0.0
+    return "helps" if mean > 2 * se else "hurts" if mean < -2 * se else "neutral"
+
+
+def validation(points: list[dict]) -> dict:
+    """Does the diagnosis rank the settings by the KD gain they really gave, and call its sign?"""
+    from scipy.stats import spearmanr
+
+    from crossdistill.diagnose.verdict import MARGIN
+
+    rows = []
+    for p in points:
+        gains = delta(p, "distilled")
+        score = statistics.fmean(p["diagnose_scores"])
+        predicted = "helps" if score > MARGIN else "hurts" if score < -MARGIN else "neutral"
+        rows.append({"setting": p["options"], "score": score, "gain": statistics.fmean(gains),
+                     "predicted": predicted, "measured": measured_class(gains)})
+    rho, p_value = spearmanr([r["score"] for r in rows], [r["gain"] for r in rows])
+    signs = [r for r in rows if r["predicted"] != "neutral" and r["measured"] != "neutral"]
+    return {"spearman": float(rho), "spearman_p": float(p_value), "settings": len(rows),
+            "verdict_matches": sum(r["predicted"] == r["measured"] for r in rows),
+            "sign_matches": sum(r["predicted"] == r["measured"] for r in signs), "signed_settings": len(signs),
+            "rows": rows}
 
 
 def plot(points: list[dict], key: str, path: Path) -> None:
@@ -165,12 +202,19 @@ def main() -> None:
     payload = {"protocol": {"folds": folds, "epochs": epochs, "n_train": 200, "n_test": 1000, "optimizer": "sgd",
                             "lr": 0.1, "kd": "CE + KL at T=1, weights 1, 1", "selection": "last epoch"},
                "wall_seconds": wall, "workers": args.workers, "quick": args.quick, "experiments": by_grid}
+    payload["diagnose_validation"] = {"gamma + alpha": validation(by_grid["gamma"] + by_grid["alpha"]),
+                                      "gamma": validation(by_grid["gamma"]), "alpha": validation(by_grid["alpha"])}
     (args.out / "mfh.json").write_text(json.dumps(payload, indent=1))
     plot(by_grid["gamma"], "gamma", args.out / "mfh_gamma.png")
     plot(by_grid["alpha"], "alpha", args.out / "mfh_alpha.png")
     plot_general(by_grid["general"], args.out / "mfh_general.png")
     for name, key in (("gamma", "gamma"), ("alpha", "alpha"), ("general", "shared")):
         print(f"\n## {name}\n" + "\n".join(table(by_grid[name], key)))
+    print("\n## diagnose vs the measured KD gain")
+    for name, check in payload["diagnose_validation"].items():
+        print(f"{name}: Spearman {check['spearman']:+.2f} (p {check['spearman_p']:.3f}) over {check['settings']} "
+              f"settings; verdict = measured class in {check['verdict_matches']} of {check['settings']}; sign "
+              f"right in {check['sign_matches']} of {check['signed_settings']} where both call a sign")
     print(f"\n{len(points)} settings x {folds} draws in {wall:.0f} s on {args.workers} worker(s)")
 
 

@@ -85,6 +85,30 @@ def run(
     console.print(f"run directory: {run_dir}\nreport: {paths['html']}", highlight=False)
 
 
+@app.command("diagnose")
+def diagnose_cmd(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. student_labels=0.1")] = None,
+    out: Annotated[Path, typer.Option(help="parent of the run directory")] = Path("runs"),
+    data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
+    fold: Annotated[int | None, typer.Option(help="default: the config's first fold")] = None,
+) -> None:
+    """Will distillation help? Probes the teacher and the modalities before any student is distilled."""
+    from crossdistill import config
+    from crossdistill.diagnose import diagnose
+    from crossdistill.diagnose.verdict import render
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("crossdistill").setLevel(logging.INFO)
+    try:
+        exp = config.load(config_path, list(set_ or []) + ([f"data.root={data_root}"] if data_root else []))
+        result = diagnose(exp, out, fold)
+    except _user_errors() as error:
+        _fail(error)
+    console.print("\n".join(render(result)), highlight=False)
+    console.print(f"written: {out / exp.name / 'diagnose.json'}", highlight=False)
+
+
 @app.command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
     """Rebuild the report of a finished run from its directory."""

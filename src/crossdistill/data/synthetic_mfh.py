@@ -84,10 +84,10 @@ class Layout:
 
     @property
     def gamma(self) -> float:
-        """Modality-general decisive features over the modality-specific ones (the paper's gamma)."""
+        """Shared decisive features over the other decisive features (the paper's gamma: overlap / (20 -
+        overlap) in experiment 1)."""
         shared = len(self.shared_features)
-        specific = len(set(self.x1_features) | set(self.x2_features)) - shared
-        return shared / specific if specific else float("inf")
+        return shared / (self.decisive - shared)
 
     @property
     def alpha(self) -> float:

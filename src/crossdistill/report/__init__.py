@@ -86,17 +86,18 @@ def build(run_dir: Path) -> dict[str, Path]:
             results, out / "plots" / "confusion.png")
     notes = [f"- {line}" for line in verdicts(results)]
     spread = [f"- {line}" for line in spread_within_fold(results)]
+    diagnosis = (run_dir / "diagnose.md").read_text().splitlines() if (run_dir / "diagnose.md").is_file() else []
     md = [*_header(results), markdown(results), "", compression(results), "", "## Does distillation help?", "",
           *notes, "", *([f"## Seed-to-seed spread on a fixed fold ({headline(results)} std)", "", *spread, ""]
             if spread else []),
-          *_ablation(results), *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
+          *_ablation(results), *diagnosis, *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "results.csv").write_text(csv_text(results))
-    (out / "report.html").write_text(_html(results, notes + _ablation_sentences(results), plots))
+    (out / "report.html").write_text(_html(results, notes + _ablation_sentences(results), plots, diagnosis))
     return {"markdown": out / "report.md", "html": out / "report.html", "csv": out / "results.csv"}
 
 
-def _html(results: dict, notes: list[str], plots: dict[str, Path]) -> str:
+def _html(results: dict, notes: list[str], plots: dict[str, Path], diagnosis: list[str]) -> str:
     table = rows(results)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r.values()) + "</tr>" for r in table)
@@ -111,4 +112,24 @@ def _html(results: dict, notes: list[str], plots: dict[str, Path]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
             f"<style>{style}</style></head><body>{intro}<table><tr>{head}</tr>{body}</table>"
             f"<p>{html.escape(compression(results))}</p>"
-            f"<h2>Does distillation help?</h2><ul>{verdict}</ul>{images}</body></html>")
+            f"<h2>Does distillation help?</h2><ul>{verdict}</ul>{_diagnosis_html(diagnosis)}{images}</body></html>")
+
+
+def _diagnosis_html(lines: list[str]) -> str:
+    """The diagnosis (markdown written by ``crossdistill diagnose``) as HTML: heading, paragraphs, list, table."""
+    parts, open_tag = [], ""
+    for line in lines:
+        tag = "ul" if line.startswith("- ") else "table" if line.startswith("|") else ""
+        if tag != open_tag:
+            parts.append((f"</{open_tag}>" if open_tag else "") + (f"<{tag}>" if tag else ""))
+            open_tag = tag
+        if line.startswith("## "):
+            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif tag == "ul":
+            parts.append(f"<li>{html.escape(line[2:])}</li>")
+        elif tag == "table" and not line.startswith("|---"):
+            parts.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
+                         + "</tr>")
+        elif line.strip() and not tag:
+            parts.append(f"<p>{html.escape(line.replace('**', ''))}</p>")
+    return "".join(parts) + (f"</{open_tag}>" if open_tag else "")
