@@ -5,7 +5,8 @@ audio; av-mnist image+audio -> audio and -> image), checked against the KD gains
 The diagnosis trains (or reuses) each setting's teacher exactly as the methods benchmark does, then probes the
 training and validation splits only. Its score depends on the label budget b only through ``b * reach(label)``,
 so one diagnosis per setting gives both budgets. Writes ``benchmarks/results/diagnose_real.json`` and prints a
-table: score, verdict, measured gain and the methods benchmark's own verdict (gain beyond 2 standard errors).
+table: score, verdict, measured gain and the methods benchmark's own verdict (gain beyond 2 standard errors),
+then the Spearman correlation of score and gain and how many verdicts call the right sign.
 """
 
 from __future__ import annotations
@@ -31,7 +32,24 @@ RESULTS = Path(__file__).parent / "results"
 BUDGETS = (0.1, 1.0)
 
 
+def summary(rows: list[dict]) -> dict:
+    """Spearman correlation of the score with the measured KD gain; verdicts against the measured ones."""
+    from scipy.stats import spearmanr
+
+    rho, p_value = spearmanr([r["score"] for r in rows], [r["kd_gain"] for r in rows])
+    called = [r for r in rows if "neutral" not in r["verdict"]]
+    return {"spearman": float(rho), "spearman_p": float(p_value), "settings": len(rows),
+            "sign_right": sum((r["score"] > 0) == (r["kd_gain"] > 0) for r in called), "called": len(called),
+            "verdict_matches_measured": sum(r["verdict"].endswith(r["kd_measured"]) for r in rows)}
+
+
 def main() -> None:
+    if "--summarize-only" in sys.argv:  # recompute the summary of a finished run
+        payload = json.loads((RESULTS / "diagnose_real.json").read_text())
+        payload["summary"] = summary(payload["rows"])
+        (RESULTS / "diagnose_real.json").write_text(json.dumps(payload, indent=1))
+        print(payload["summary"])
+        return
     measured = json.loads((RESULTS / "methods.json").read_text())["settings"]
     rows, tic = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
@@ -51,7 +69,7 @@ def main() -> None:
                              "label_reach": reach["label"]["explained"],
                              "general_share": result["modality_general_share"],
                              "seconds": time.perf_counter() - started})
-    payload = {"rows": rows, "wall_seconds": time.perf_counter() - tic}
+    payload = {"rows": rows, "wall_seconds": time.perf_counter() - tic, "summary": summary(rows)}
     (RESULTS / "diagnose_real.json").write_text(json.dumps(payload, indent=1))
     print("| setting | labels | reach teacher | reach label | general share | score | verdict | KD gain (measured) "
           "| measured verdict |\n|---|---|---|---|---|---|---|---|---|")
@@ -59,7 +77,7 @@ def main() -> None:
         print(f"| {r['setting']} | {r['budget']:.0%} | {r['teacher_reach']:.3f} | {r['label_reach']:.3f} | "
               f"{r['general_share']:.2f} | {r['score']:+.3f} | {r['verdict'].replace('distillation ', '')} | "
               f"{100 * r['kd_gain']:+.1f} | {r['kd_measured']} |")
-    print(f"{payload['wall_seconds']:.0f} s")
+    print(payload["summary"], f"{payload['wall_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ synthetic-mfh settings whose outcome the benchmark measures (KD hurts at overlap
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from crossdistill.diagnose.probes import linear_cka, raw_features, reachability,
 from crossdistill.diagnose.verdict import verdict
 
 runner = CliRunner()
+GAMMA = str(Path(__file__).resolve().parents[1] / "configs" / "synthetic_mfh" / "gamma.yaml")
 
 
 def test_linear_cka_by_its_invariances():
@@ -64,7 +66,7 @@ MFH = ["--set", "train.epochs=400", "--set", "train.checkpoint_every=400"]
 
 @pytest.mark.parametrize(("overlap", "expected"), [(0, "likely hurts"), (10, "likely helps")])
 def test_diagnose_calls_the_synthetic_settings_the_benchmark_measures(tmp_path, overlap, expected):
-    result = runner.invoke(app, ["diagnose", "configs/synthetic_mfh/gamma.yaml", "--out", str(tmp_path), *MFH,
+    result = runner.invoke(app, ["diagnose", GAMMA, "--out", str(tmp_path), *MFH,
                                  "--set", f"data.options.overlap={overlap}"])
     assert result.exit_code == 0, result.output
     assert expected in result.output
@@ -78,7 +80,7 @@ def test_diagnose_calls_the_synthetic_settings_the_benchmark_measures(tmp_path, 
 
 
 def test_diagnosis_joins_the_report_of_a_later_run_which_reuses_its_teacher(tmp_path):
-    args = ["configs/synthetic_mfh/gamma.yaml", "--out", str(tmp_path), *MFH, "--set", "data.folds=1"]
+    args = [GAMMA, "--out", str(tmp_path), *MFH, "--set", "data.folds=1"]
     assert runner.invoke(app, ["diagnose", *args]).exit_code == 0
     teacher_log = tmp_path / "gamma" / "models" / "teacher" / "fold0" / "metrics.jsonl"
     written = teacher_log.stat().st_mtime_ns

@@ -10,7 +10,8 @@ INFO = DataInfo(num_samples={}, num_classes=7, modalities={
     "text": ModalitySpec((10,), "int64", {"vocab_size": 50}),
     "table": ModalitySpec((5,), "float32", {"numeric": 3, "categories": [4, 3]})})
 INPUT_OF = {"image_cnn": "image", "spec_cnn": "audio", "mlp": "vector", "text_bag": "text", "text_gru": "text",
-            "text_transformer": "text", "tabular_mlp": "table"}
+            "text_transformer": "text", "tabular_mlp": "table", "identity": "vector"}
+NO_LAYERS = {"identity"}  # the input itself: no intermediate layer to tap
 
 
 def batch(size=3):
@@ -28,7 +29,7 @@ def test_every_encoder_fits_the_output_contract(name):
     model = build_model(ModelSpec.model_validate({"encoders": {modality: {"name": name}}, "embed_dim": 12}), INFO)
     out = model(batch())
     assert out.logits.shape == (3, 7) and out.embed.shape == (3, 12)
-    assert out.feats and all(k.startswith(f"{modality}.") for k in out.feats)
+    assert (bool(out.feats) or name in NO_LAYERS) and all(k.startswith(f"{modality}.") for k in out.feats)
     assert model.modalities == [modality]
     out.logits.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
@@ -65,7 +66,7 @@ def test_fusion_of_several_modalities(fusion):
 
 
 def test_unknown_encoder_and_option_are_named():
-    with pytest.raises(KeyError, match="unknown encoder 'resnet9'; available: image_cnn, mlp, spec_cnn"):
+    with pytest.raises(KeyError, match="unknown encoder 'resnet9'; available: identity, image_cnn, mlp, spec_cnn"):
         build_model(ModelSpec.model_validate({"encoders": {"image": {"name": "resnet9"}}}), INFO)
     with pytest.raises(ConfigError, match="encoder 'image_cnn' has no option widht; its options: channels"):
         build_model(ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "widht": 3}}}), INFO)

@@ -168,3 +168,16 @@ def test_init_from_must_name_an_earlier_run_with_the_same_seeds(vader_small, tmp
                               ("variants.finetuned.seeds=[0, 5]", "runs seeds [0], not [5]")):
         refused = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs"), "--set", override])
         assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
+def test_diagnose_measures_reach_with_r2_for_a_regression_target(vader_small, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(REGRESSION_RUN.format(path=vader_small))
+    done = runner.invoke(app, ["diagnose", str(config), "--out", str(tmp_path / "runs")])
+    assert done.exit_code == 0, done.output
+    result = json.loads((tmp_path / "runs" / "run" / "diagnose.json").read_text())
+    reach = result["student_reach"]
+    assert result["task"] == "regression" and "agreement" not in reach["label"]  # R², not a class probe
+    assert -1 < reach["label"]["explained"] < 1 and -1 < reach["teacher_soft_labels"]["explained"] < 1
+    assert result["score"] == pytest.approx(reach["teacher_soft_labels"]["explained"]
+                                            - 0.2 * reach["label"]["explained"])

@@ -2,6 +2,7 @@
 independent draws; and a run of the paper's protocol through the pipeline (linear models, SGD, last epoch)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def test_the_papers_protocol_runs_through_the_pipeline(tmp_path):
 
     from crossdistill.pipeline import run
 
-    raw = yaml.safe_load(open("configs/synthetic_mfh/gamma.yaml").read())
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/synthetic_mfh/gamma.yaml").read_text())
     raw |= {"name": "mfh"}
     raw["data"] |= {"folds": 2}
     raw["train"] |= {"epochs": 60, "checkpoint_every": 60}

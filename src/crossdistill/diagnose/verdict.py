@@ -21,8 +21,8 @@ def verdict(teacher_reach: float, label_reach: float, budget: float, general_sha
     else:
         word, advice = "is likely neutral", ("expect little either way; if you try, relational losses (rkd, pkt) "
                                              "or a low-weight kd, and compare with the student alone")
-    evidence = [f"the student's modalities reach {teacher_reach:.2f} of the teacher's soft-label information and "
-                f"{label_reach:.2f} of the label's (held-out linear probes)",
+    evidence = [f"the student's modalities reach {teacher_reach:.2f} of the teacher's soft labels (its predictions, "
+                f"for a regression) and {label_reach:.2f} of the label's (held-out linear probes)",
                 f"label budget {budget:.0%}: score = {teacher_reach:.2f} - {budget:.2f} x {label_reach:.2f} = "
                 f"{score:+.3f} (neutral band ±{MARGIN})"]
     if general_share is not None:
