@@ -54,6 +54,8 @@ NO_ZERO_MINIMUM = {
     "crd": "NCE against random negatives: bounded below by the noise term, not 0",
     "infonce": "in-batch softmax: at best log-odds of the positive, not 0",
     "c2kd": "includes the jointly trained teacher's cross-entropy",
+    "clip_icl": "InfoNCE of the student against the teacher: at best log-odds of the positive",
+    "affinity": "cross-entropy to the teacher's affinities: their entropy at best",
 }
 
 
@@ -254,7 +256,8 @@ def test_fitnet_is_the_hint_loss_on_maps_by_hand():
 # Every registered loss has a golden value computed by hand somewhere in the tests: here, or in
 # test_stateful_losses.py for the losses that own modules. A new loss must join this list with its own test.
 HAND_CHECKED = {"ce", "soft_target", "kd", "soft_mse", "feature_mse", "fitnet", "dkd", "dist", "ls_kd", "sp", "pkt",
-                "rkd", "cosine", "at", "crd", "infonce", "c2kd", "mgkd", "mse", "pred_mse", "teacher_bounded"}
+                "rkd", "cosine", "at", "crd", "infonce", "c2kd", "mgkd", "mse", "pred_mse", "teacher_bounded", "clip",
+                "clip_fd", "clip_icl", "clip_crd", "affinity"}
 
 
 def test_every_registered_loss_has_a_hand_computed_golden_test():

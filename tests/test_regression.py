@@ -141,7 +141,7 @@ def test_regression_run_end_to_end_with_report_and_export(vader_small, tmp_path)
     assert models["baseline"]["terms"] == [{"term": "mse", "weight": 1.0}]
     assert results["gain"].keys() == {"r2", "mae", "rmse"}
     report = (run_dir / "report" / "report.md").read_text()
-    assert "| r2 | mae | rmse |" in report and "R² unit-free" in report
+    assert "| r2 | mae | rmse |" in report and "R² (unit-free)" in report
     assert not (run_dir / "report" / "plots" / "confusion.png").exists()  # no classes, no confusion matrix
     assert "distillation" in report and " r2;" in report.replace(" r2)", " r2;")  # verdicts on R²
     exported = runner.invoke(app, ["export", str(run_dir), "--format", "onnx"])

@@ -81,7 +81,8 @@ def run(
     print_results(json.loads((run_dir / "results.json").read_text()))
     if export_onnx:
         written = export(run_dir, ["onnx", "safetensors"])
-        console.print(f"exported {written['onnx']} (onnxruntime parity {written['onnx_max_abs_diff']:.1e})")
+        paths = written.get("onnx") or ", ".join(t["onnx"] for t in written["towers"].values())
+        console.print(f"exported {paths} (onnxruntime parity {written['onnx_max_abs_diff']:.1e})")
     console.print(f"run directory: {run_dir}\nreport: {paths['html']}", highlight=False)
 
 
@@ -107,6 +108,28 @@ def diagnose_cmd(
         _fail(error)
     console.print("\n".join(render(result)), highlight=False)
     console.print(f"written: {out / exp.name / 'diagnose.json'}", highlight=False)
+
+
+@app.command("search")
+def search_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished retrieval run")],
+    query: Annotated[str, typer.Argument(help="a text, or the path of a file (image, audio)")],
+    gallery: Annotated[Path, typer.Option(help="a folder of files, or a table with the gallery tower's column")],
+    k: Annotated[int, typer.Option("-k", help="how many items to answer with")] = 5,
+    model: Annotated[str, typer.Option(help="which model of the run")] = "distilled",
+) -> None:
+    """Answer a query with the top-k gallery items, embedded by a trained dual encoder's towers."""
+    from crossdistill.search import search
+
+    try:
+        found = search(run_dir, query, gallery, k, model)
+    except _user_errors() as error:
+        _fail(error)
+    table = Table("rank", "item", "score", title=f"{found['query']!r} ({found['query_modality']}) -> "
+                  f"{found['gallery_size']} {found['gallery_modality']} items")
+    for hit in found["results"]:
+        table.add_row(str(hit["rank"]), hit["item"], f"{hit['score']:.3f}")
+    console.print(table)
 
 
 @app.command("report")
@@ -140,6 +163,8 @@ def export_cmd(
     for kind in ("onnx", "safetensors"):
         if kind in written:
             console.print(f"{kind}: {written[kind]}", highlight=False)
+    for modality, tower in written.get("towers", {}).items():
+        console.print(f"onnx ({modality} tower): {tower['onnx']}", highlight=False)
     if "onnx_max_abs_diff" in written:
         console.print(f"onnxruntime vs PyTorch, max |logit difference|: {written['onnx_max_abs_diff']:.2e}")
 

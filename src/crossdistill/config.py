@@ -163,6 +163,15 @@ class VariantSpec(Strict):
                                   "labels after distilling without any")
 
 
+class RetrievalConfig(Strict):
+    """Cross-modal retrieval instead of classification: every model is a dual encoder whose first encoder is the
+    query tower and second the gallery tower (a teacher's towers may read other modalities of the same rows)."""
+
+    positives: Literal["instance", "class"] = Field(
+        "instance", description="what a query must find: its own paired row, or any row of its class (for data "
+        "paired by label, such as av-digits); used by the training loss and for selection")
+
+
 class EvalConfig(Strict):
     latency_repeats: int = Field(30, ge=1)
     modality_ablation: bool = True
@@ -180,6 +189,7 @@ class Experiment(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     variants: dict[str, VariantSpec] = Field(default_factory=dict)
     evaluate: EvalConfig = Field(default_factory=EvalConfig)
+    retrieval: RetrievalConfig | None = Field(None, description="train dual encoders for cross-modal retrieval")
 
     @field_validator("variants")
     @classmethod

@@ -20,6 +20,7 @@ from crossdistill.checkpoint import load_weights
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, ModalitySpec
 from crossdistill.models import build_model
+from crossdistill.models.dual import DualEncoder
 from crossdistill.models.fusion import MultiModalModel
 
 PARITY_TOLERANCE = 1e-4
@@ -53,7 +54,8 @@ def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed:
     raw = json.loads((run_dir / "data_info.json").read_text())
     info = DataInfo(num_samples={}, num_classes=raw["num_classes"], class_names=raw["class_names"],
                     modalities={m: modality_spec(s) for m, s in raw["modalities"].items()},
-                    task=raw.get("task", "classification"), target_scale=tuple(raw.get("target_scale", (0.0, 1.0))))
+                    task=raw.get("task", "classification"), target_scale=tuple(raw.get("target_scale", (0.0, 1.0))),
+                    positives=raw.get("positives", "instance"))
     runs = sorted((run_dir / "models" / model).glob(f"fold{fold}*"))
     if seed is not None:
         runs = [r for r in runs if r.name == f"fold{fold}-seed{seed}"]
@@ -68,34 +70,50 @@ def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed:
     return net.eval(), info, weights
 
 
-def onnx_parity(path: Path, model: MultiModalModel, inputs: list[Tensor]) -> float:
-    """Max absolute difference between onnxruntime's and PyTorch's logits on ``inputs``."""
+class TowerOnly(nn.Module):
+    """One tower of a dual encoder: its modality's tensor -> the normalised embedding (what a search deploys)."""
+
+    def __init__(self, model: DualEncoder, modality: str) -> None:
+        super().__init__()
+        self.model, self.modalities = model, [modality]
+
+    def forward(self, *inputs: Tensor) -> Tensor:  # (one input; varargs like ``LogitsOnly`` for the exporter)
+        return self.model.embed_one(self.modalities[0], inputs[0])
+
+
+def onnx_parity(path: Path, module: nn.Module, names: list[str], inputs: list[Tensor]) -> float:
+    """Max absolute difference between onnxruntime's and PyTorch's output on ``inputs``."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {name: x.numpy() for name, x in zip(model.modalities, inputs, strict=True)}
-    (ours,) = session.run(["logits"], feed)
+    (ours,) = session.run(None, {name: x.numpy() for name, x in zip(names, inputs, strict=True)})
     with torch.no_grad():
-        theirs = LogitsOnly(model)(*inputs).numpy()
+        theirs = module(*inputs).numpy()
     return float(np.abs(ours - theirs).max())
 
 
-def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
-    """Write ``path`` with a dynamic batch axis; returns the parity error (raises above tolerance)."""
-    inputs = [info.modalities[m].example(4) for m in model.modalities]
+def export_onnx(module: nn.Module, names: list[str], specs: list[ModalitySpec], path: Path, output: str) -> float:
+    """Write ``module`` (positional inputs named ``names``) to ``path`` with a dynamic batch axis; returns the
+    parity error against onnxruntime (raises above tolerance)."""
+    inputs = [spec.example(4) for spec in specs]
     batch = torch.export.Dim("batch", min=1, max=4096)
     for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):  # they log every missing torchvision op and pass
         logging.getLogger(noisy).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(LogitsOnly(model).eval(), tuple(inputs), str(path), input_names=list(model.modalities),
-                          output_names=["logits"], dynamic_shapes=(tuple({0: batch} for _ in inputs),),
-                          external_data=False, dynamo=True, verbose=False)
-    probe = [info.modalities[m].example(16) for m in model.modalities]
-    error = onnx_parity(path, model, probe)
+        torch.onnx.export(module.eval(), tuple(inputs), str(path), input_names=names, output_names=[output],
+                          dynamic_shapes=(tuple({0: batch} for _ in inputs),), external_data=False, dynamo=True,
+                          verbose=False)
+    error = onnx_parity(path, module, names, [spec.example(16) for spec in specs])
     if error > PARITY_TOLERANCE:
         raise ParityError(f"{path}: onnxruntime differs from PyTorch by {error:.2e} > {PARITY_TOLERANCE}")
     return error
+
+
+def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
+    """The whole model: modality tensors -> logits."""
+    return export_onnx(LogitsOnly(model), list(model.modalities), [info.modalities[m] for m in model.modalities],
+                       path, "logits")
 
 
 def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: int = 0,
@@ -108,14 +126,24 @@ def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: in
     out = Path(run_dir) / "export"
     out.mkdir(exist_ok=True)
     # What a deployment needs to read the output: class names, or how a standardised value maps to the label's units.
-    reading = ({"class_names": info.class_names} if info.task == "classification" else
-               {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],
-                "value": "logits[:, 0] * target_std + target_mean"})
+    reading = {"classification": {"class_names": info.class_names},
+               "regression": {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],
+                              "value": "logits[:, 0] * target_std + target_mean"},
+               "retrieval": {"query": net.modalities[0], "gallery": net.modalities[1],
+                             "value": "each tower's L2-normalised embedding; rank by dot product"}}[info.task]
     written: dict = {"model": model, "modalities": net.modalities, "task": info.task, **reading}
     if "safetensors" in formats:
         shutil.copy(weights, out / f"{model}.safetensors")
         written["safetensors"] = str(out / f"{model}.safetensors")
-    if "onnx" in formats:
+    if "onnx" in formats and info.task == "retrieval":  # each tower on its own: queries and gallery apart
+        written["towers"] = {}
+        for modality in net.modalities:
+            path = out / f"{model}.{modality}.onnx"
+            error = export_onnx(TowerOnly(net, modality), [modality], [info.modalities[modality]], path,
+                                "normalised_embedding")
+            written["towers"][modality] = {"onnx": str(path), "onnx_max_abs_diff": error}
+        written["onnx_max_abs_diff"] = max(t["onnx_max_abs_diff"] for t in written["towers"].values())
+    elif "onnx" in formats:
         written["onnx_max_abs_diff"] = to_onnx(net, info, out / f"{model}.onnx")
         written["onnx"] = str(out / f"{model}.onnx")
     (out / f"{model}.json").write_text(json.dumps(written, indent=1))

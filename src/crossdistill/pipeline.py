@@ -6,27 +6,28 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from crossdistill.checkpoint import load_weights
-from crossdistill.config import ConfigError, Experiment, ModelSpec, TermSpec, dump
-from crossdistill.data import FoldData, open_dataset
+from crossdistill.config import ConfigError, Experiment, ModelSpec, dump
+from crossdistill.data import Dataset, FoldData, open_dataset
 from crossdistill.data.loader import BatchLoader
 from crossdistill.data.sources import cache_root
 from crossdistill.data.splits import label_budget_mask
 from crossdistill.distill import CacheRefused, Distiller, PrepareContext, TeacherCache, resolve_terms
 from crossdistill.evaluate import modality_ablation
 from crossdistill.evaluate.predict import predict_logits
+from crossdistill.evaluate.retrieval import groups_for
 from crossdistill.models import build_model, check_modalities
 from crossdistill.models.fusion import MultiModalModel
-from crossdistill.plans import StudentPlan, student_plans
+from crossdistill.plans import StudentPlan, student_plans, task_term
 from crossdistill.results import ResultsBook
 from crossdistill.runtime import resolve_device, seed_everything
-from crossdistill.tasks import TASK_LOSS, has_label, predictions
+from crossdistill.tasks import has_label, predictions
 from crossdistill.train import fit
 
 log = logging.getLogger("crossdistill")
@@ -45,6 +46,21 @@ def prepare_run_dir(exp: Experiment, out: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text)
     return run_dir
+
+
+def open_fold(exp: Experiment, dataset: Dataset, fold_id: int) -> FoldData:
+    """One fold of the data, as the experiment's task sees it (retrieval: the same paired rows, ranked)."""
+    fold = dataset.fold(fold_id)
+    if exp.retrieval is not None:
+        fold.info = replace(fold.info, task="retrieval", positives=exp.retrieval.positives)
+    return fold
+
+
+def selection_targets(fold: FoldData, split: str) -> Tensor:
+    """What the validation score compares with: the labels, or for retrieval the groups marking positives."""
+    if fold.info.task == "retrieval":
+        return groups_for(fold[split].target, fold.info.positives)
+    return fold[split].target
 
 
 def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
@@ -87,9 +103,9 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
     if spec.external is not None and not spec.external.trainable:
         return model.eval()  # used as its factory built it (with its own pretrained weights), frozen
     train, val = _loaders(exp, fold, spec.train, None, False, exp.seeds[0])
-    distiller = Distiller(model, None, resolve_terms([TermSpec(loss=TASK_LOSS[fold.info.task])]))
+    distiller = Distiller(model, None, resolve_terms([task_term(exp)]))
     cfg = exp.train_for(spec.train)
-    fit(distiller, train, val, fold["val"].target, cfg, run_dir / "models" / name / f"fold{fold.fold}",
+    fit(distiller, train, val, selection_targets(fold, "val"), cfg, run_dir / "models" / name / f"fold{fold.fold}",
         resolve_device(cfg.device), label=f"{name} fold {fold.fold}", task=fold.info.task)
     return model.cpu().eval()
 
@@ -129,7 +145,8 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"
-    val_targets = predictions(predict_logits(selector, val), fold.info.task) if by_teacher else fold["val"].target
+    val_targets = (predictions(predict_logits(selector, val), fold.info.task) if by_teacher
+                   else selection_targets(fold, "val"))
     distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
         load_weights(distiller.student, model_dir.parent.parent / plan.init_from / model_dir.name / "checkpoints"
@@ -148,17 +165,18 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
     if max(exp.data.fold_ids) >= dataset.num_folds:
         raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
                           f"(one per speaker: ids 0..{dataset.num_folds - 1})")
-    validate(exp, dataset.fold(exp.data.fold_ids[0]), plans)
+    validate(exp, open_fold(exp, dataset, exp.data.fold_ids[0]), plans)
     run_dir = prepare_run_dir(exp, out)
     book = ResultsBook(exp, run_dir)
+    # (a dual encoder without one of its two towers retrieves nothing: no ablation table for retrieval)
+    ablate = exp.evaluate.modality_ablation and exp.retrieval is None
     for fold_id in exp.data.fold_ids:
-        fold = dataset.fold(fold_id)
+        fold = open_fold(exp, dataset, fold_id)
         book.add_fold(fold)
         needed = ["teacher", *sorted({n for p in plans for n in p.teacher_names} - {"teacher"})]
         teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
         for name, teacher in teachers.items():
-            ablation = (modality_ablation(teacher, fold["test"], fold.info)
-                        if exp.evaluate.modality_ablation else None)
+            ablation = modality_ablation(teacher, fold["test"], fold.info) if ablate else None
             book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
         for plan in plans:
             selector = teachers[plan.teacher or "teacher"]
@@ -166,7 +184,7 @@ def run(exp: Experiment, out: Path, full: bool = False) -> Path:
                 model_dir = run_dir / "models" / plan.name / f"fold{fold_id}-seed{seed}"
                 student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
                 ablation = (modality_ablation(student, fold["test"], fold.info)
-                            if exp.evaluate.modality_ablation and len(student.modalities) > 1 else None)
+                            if ablate and len(student.modalities) > 1 else None)
                 book.record(plan.name, exp.student, student, fold, seed, plan=plan, ablation=ablation)
     book.write()
     return run_dir

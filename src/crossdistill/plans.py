@@ -37,13 +37,25 @@ class StudentPlan:
         return sorted(named | ({self.teacher} if uses_own else set()))
 
 
+def experiment_task(exp: Experiment) -> str:
+    """retrieval when the experiment asks for it, else the data set's task (known from the config alone)."""
+    return "retrieval" if exp.retrieval is not None else task_of(exp.data.dataset, exp.data.options)
+
+
+def task_term(exp: Experiment) -> TermSpec:
+    """The task loss a model trains with alone (the teacher, the baseline student)."""
+    task = experiment_task(exp)
+    kwargs = {"positives": exp.retrieval.positives} if exp.retrieval is not None else {}
+    return TermSpec(loss=TASK_LOSS[task], kwargs=kwargs)
+
+
 def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
     """Baseline (the task's loss only, same label budget), distilled, then the variants in config order.
     ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list, and the variants
     marked ``full_only``. Every term's loss must suit the data set's task (a KL over classes means nothing for a
     value)."""
-    task = task_of(exp.data.dataset, exp.data.options)
-    baseline = resolve_terms([TermSpec(loss=TASK_LOSS[task])])
+    task = experiment_task(exp)
+    baseline = resolve_terms([task_term(exp)])
     plans = [StudentPlan("baseline", exp.student_labels, baseline, None, exp.seeds),
              StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", exp.seeds)]
     for name, variant in exp.variants.items():
@@ -68,6 +80,9 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
         for name in plan.teacher_names:
             exp.teacher_spec(name)  # unknown teacher name -> ConfigError now
         check_task(plan, task)
+        if task == "retrieval" and plan.select_on == "teacher":
+            raise ConfigError(f"student run {plan.name!r}: retrieval selects on the validation pairs themselves "
+                              "(select_on: labels or last), not on agreement with a teacher")
         uses_labels = any(t.loss in [LOSSES.get(n) for n in TASK_LOSS.values()] for t in plan.terms)
         if plan.labels == 0 and uses_labels and not plan.needs_teacher:
             raise ConfigError(f"student run {plan.name!r} has no labels (student_labels: 0) and no teacher "
@@ -79,7 +94,9 @@ def check_task(plan: StudentPlan, task: str) -> None:
     """A clear error, before training, for a term whose loss does not suit the data set's task."""
     for term in plan.terms:
         if task not in term.loss.tasks:
-            suited = "pred_mse or teacher_bounded (distillation), mse (task)" if task == "regression" else "kd, ce"
+            suited = {"regression": "pred_mse or teacher_bounded (distillation), mse (task)",
+                      "retrieval": "clip_crd, clip_fd, clip_icl or affinity (distillation), clip (task)"}.get(
+                task, "kd, ce")
             raise ConfigError(f"student run {plan.name!r}: loss {term.name!r} is for {' / '.join(term.loss.tasks)}, "
                               f"but the data set's task is {task}; use e.g. {suited} "
                               "(`crossdistill list losses` says what each loss is for)")

@@ -45,7 +45,7 @@ class ResultsBook:
         self.specs = dict(fold.info.modalities)
         self.task = fold.info.task
         info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names, "task": fold.info.task,
-                "target_scale": list(fold.info.target_scale),
+                "target_scale": list(fold.info.target_scale), "positives": fold.info.positives,
                 "modalities": {m: {"shape": list(s.shape), "dtype": s.dtype, "meta": s.meta}
                                for m, s in fold.info.modalities.items()}}
         write_json(self.run_dir / "data_info.json", info)

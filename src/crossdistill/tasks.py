@@ -14,11 +14,14 @@ import torch
 from torch import Tensor
 
 from crossdistill.data.batch import DataInfo
+from crossdistill.models.dual import split_pair
 
-TASKS = ("classification", "regression")
-TASK_LOSS = {"classification": "ce", "regression": "mse"}
-# Test metrics in report order; the first is the headline (higher is better for both headlines).
-METRIC_NAMES = {"classification": ("accuracy", "macro_f1"), "regression": ("r2", "mae", "rmse")}
+TASKS = ("classification", "regression", "retrieval")
+TASK_LOSS = {"classification": "ce", "regression": "mse", "retrieval": "clip"}
+# Test metrics in report order; the first is the headline (higher is better for every headline). Retrieval:
+# recall@K and median rank at the run's level of positives, averaged over both directions, then R@1 at each level.
+METRIC_NAMES = {"classification": ("accuracy", "macro_f1"), "regression": ("r2", "mae", "rmse"),
+                "retrieval": ("r1", "r5", "r10", "median_rank", "instance_r1", "class_r1")}
 
 
 def output_dim(info: DataInfo) -> int:
@@ -33,12 +36,20 @@ def has_label(target: Tensor) -> Tensor:
 
 def predictions(outputs: Tensor, task: str) -> Tensor:
     """(N, K) head outputs -> (N,) predicted classes, or (N,) predicted values (in standardised units)."""
+    if task == "retrieval":
+        raise ValueError("a retrieval model predicts no label: select on the validation split's own pairs")
     return outputs.argmax(dim=1) if task == "classification" else outputs[:, 0].float()
 
 
 def validation_score(outputs: Tensor, targets: Tensor, task: str) -> float:
-    """The score that selects an epoch (higher is better): accuracy, or R^2 (unit-free). ``targets`` are the
-    validation labels, or the teacher's predictions when selecting by agreement with the teacher."""
+    """The score that selects an epoch (higher is better): accuracy, R^2 (unit-free), or for retrieval the mean
+    R@1 of both directions. ``targets`` are the validation labels, the teacher's predictions when selecting by
+    agreement with the teacher, or for retrieval the group ids that mark positives (``groups_for``)."""
+    if task == "retrieval":
+        from crossdistill.evaluate.retrieval import mean_of_directions, recall_report  # (evaluate imports tasks)
+
+        query, gallery, _ = split_pair(outputs)
+        return mean_of_directions(recall_report(query, gallery, targets))["r1"]
     predicted = predictions(outputs, task)
     if task == "classification":
         return float((predicted == targets).float().mean())

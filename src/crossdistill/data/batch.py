@@ -51,9 +51,10 @@ class DataInfo:
     num_samples: dict[str, int]  # split -> count
     num_classes: int  # 0 for regression
     modalities: dict[str, ModalitySpec]
-    task: str = "classification"  # or "regression" (see crossdistill.tasks)
+    task: str = "classification"  # or "regression", "retrieval" (see crossdistill.tasks)
     class_names: list[str] = field(default_factory=list)
     target_scale: tuple[float, float] = (0.0, 1.0)  # regression: (mean, std) of the raw training targets
+    positives: str = "instance"  # retrieval: a query's positives are its own row, or every row of its class
 
 
 @dataclass

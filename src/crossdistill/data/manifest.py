@@ -347,6 +347,7 @@ class Manifest:
             mean = fitted.mean(axis=axes, keepdims=True, dtype=np.float64)  # float64: the same statistics
             std = fitted.std(axis=axes, keepdims=True, dtype=np.float64) + 1e-6  # whatever the memory layout
             tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
+            meta = {**meta, "normalise": {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}  # (search)
         tensor[torch.from_numpy(~present)] = 0.0  # missing rows stay zero (and are masked by the models)
         return tensor, ModalitySpec(tuple(tensor.shape[1:]), "float32", meta)
 

@@ -148,6 +148,8 @@ def diagnose(exp: Experiment, out: Path, fold_id: int | None = None) -> dict:
     into the same run directory (a later ``run`` of the same config reuses it)."""
     from crossdistill.pipeline import obtain_teacher, prepare_run_dir
 
+    if exp.retrieval is not None:
+        raise ConfigError("diagnose answers for classification and regression students; retrieval is not covered")
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
     fold = dataset.fold(exp.data.fold_ids[0] if fold_id is None else fold_id)
     check_modalities(exp.student, fold.info, "student")

@@ -50,7 +50,10 @@ def efficiency(model: nn.Module, specs: dict[str, ModalitySpec], weights: Path, 
     is part of the model that reads it: its parameters are counted in ``params`` (and shown apart); its FLOPs
     and latency are not measured here."""
     frozen = sum(specs[m].meta.get("pretrained_params", 0) for m in model.modalities)
-    return {
+    towers = getattr(model, "towers", None)  # a dual encoder: each tower is deployed (and exported) on its own
+    per_tower = {} if towers is None else {"towers": {m: tower_costs(tower, m, specs[m], repeats)
+                                                      for m, tower in towers.items()}}
+    return {**per_tower,
         "params": count_params(model) + frozen,
         "frozen_pretrained_params": frozen,
         "flops": count_flops(model, specs),
@@ -58,3 +61,21 @@ def efficiency(model: nn.Module, specs: dict[str, ModalitySpec], weights: Path, 
                        "batch64": latency_ms(model, specs, 64, max(3, repeats // 3))},
         "size_bytes": weights.stat().st_size if weights.is_file() else None,
     }
+
+
+class _OneInput(nn.Module):
+    """A tower as a model of one named modality (what the cost functions above take)."""
+
+    def __init__(self, tower: nn.Module, modality: str) -> None:
+        super().__init__()
+        self.tower, self.modalities = tower, [modality]
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        return self.tower(inputs[self.modalities[0]])[0]
+
+
+def tower_costs(tower: nn.Module, modality: str, spec: ModalitySpec, repeats: int) -> dict:
+    """Parameters (with a frozen pretrained encoder's), FLOPs and batch-1 CPU latency of one retrieval tower."""
+    model, specs = _OneInput(tower, modality), {modality: spec}
+    return {"params": count_params(model) + spec.meta.get("pretrained_params", 0),
+            "flops": count_flops(model, specs), "latency_ms_batch1": latency_ms(model, specs, 1, repeats)}

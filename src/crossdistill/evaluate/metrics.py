@@ -9,6 +9,8 @@ from sklearn.metrics import confusion_matrix, f1_score, mean_absolute_error, r2_
 from torch import Tensor
 
 from crossdistill.data.batch import DataInfo
+from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, recall_report
+from crossdistill.models.dual import split_pair
 from crossdistill.registry import Registry
 from crossdistill.tasks import predictions
 
@@ -44,9 +46,21 @@ def regression_report(target: np.ndarray, predicted: np.ndarray) -> dict:
 
 def score_outputs(outputs: Tensor, target: Tensor, info: DataInfo) -> dict:
     """Test metrics of (N, K) head outputs against (N,) targets; regression in the target's own units."""
+    if info.task == "retrieval":
+        return retrieval_scores(outputs, target, info.positives)
     predicted = predictions(outputs, info.task).numpy()
     if info.task == "classification":
         return classification_report(target.numpy(), predicted, info.num_classes)
     mean, std = info.target_scale
     return regression_report(target.numpy().astype(np.float64) * std + mean,
                              predicted.astype(np.float64) * std + mean)
+
+
+def retrieval_scores(outputs: Tensor, target: Tensor, positives: str) -> dict:
+    """Recall@1/5/10 and median rank, both directions, instance- and class-level; the headline metrics are the
+    mean over directions at the run's level of ``positives``."""
+    query, gallery, _ = split_pair(outputs)
+    levels = {level: recall_report(query, gallery, groups_for(target, level)) for level in ("instance", "class")}
+    scores = mean_of_directions(levels[positives])
+    scores |= {f"{level}_r1": mean_of_directions(report)["r1"] for level, report in levels.items()}
+    return {"metrics": scores, "confusion": None, "retrieval": levels}

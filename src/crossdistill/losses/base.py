@@ -13,9 +13,11 @@ from torch import Tensor, nn
 
 from crossdistill.registry import Registry, summary
 
-ALL_TASKS = ("classification", "regression")
+ALL_TASKS = ("classification", "regression", "retrieval")
 CLASSES = ("classification",)  # losses over class distributions
 REGRESSION = ("regression",)
+RETRIEVAL = ("retrieval",)
+PREDICTIONS = ("classification", "regression")  # losses on a head's outputs (a dual encoder has no head)
 LossFn = Callable[..., Tensor]  # (student: Tensor, teacher: Tensor | None, batch: Batch, **kwargs) -> scalar
 
 

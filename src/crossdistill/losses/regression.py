@@ -5,11 +5,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from crossdistill.data.batch import Batch
-from crossdistill.losses.base import REGRESSION, register_loss
+from crossdistill.losses.base import PREDICTIONS, REGRESSION, register_loss
 from crossdistill.losses.task import budget_rows
 
 
-@register_loss("pred_mse")
+@register_loss("pred_mse", tasks=PREDICTIONS)
 def prediction_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     """Prediction MSE: mean over samples of sum_k (z_k^T - z_k^S)^2 of the head outputs, the student regressing
     the teacher's outputs (mimic learning, Ba & Caruana, "Do Deep Nets Really Need to be Deep?", NeurIPS 2014,

@@ -10,6 +10,7 @@ from torch import nn
 from crossdistill.config import ConfigError, ModelSpec
 from crossdistill.data.batch import DataInfo
 from crossdistill.models.conv import image_cnn, spec_cnn
+from crossdistill.models.dual import DualEncoder
 from crossdistill.models.external import ExternalModel, build_external
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.outputs import Outputs
@@ -57,13 +58,19 @@ def build_encoder(modality: str, spec: ModelSpec, info: DataInfo, role: str) -> 
     return builder(modality_spec.shape, **from_data, **encoder_spec.kwargs)
 
 
-def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> MultiModalModel | ExternalModel:
+def build_model(spec: ModelSpec, info: DataInfo, role: str = "model"
+                ) -> MultiModalModel | DualEncoder | ExternalModel:
     """A randomly initialised model over ``spec``'s modalities (or the ``external`` model its factory builds);
     ``role`` ("teacher", "student") names it in error messages."""
     check_modalities(spec, info, role)
     if spec.external is not None:
         return build_external(spec.external)
     encoders = {m: build_encoder(m, spec, info, role) for m in spec.modalities}
+    if info.task == "retrieval":
+        if len(encoders) != 2:
+            raise ConfigError(f"{role}: a retrieval model is a dual encoder over two modalities (query tower first, "
+                              f"gallery tower second), got {', '.join(encoders) or 'none'}")
+        return DualEncoder(encoders, spec.embed_dim)
     return MultiModalModel(encoders, output_dim(info), spec.fusion, spec.embed_dim, spec.dropout)
 
 

@@ -21,6 +21,7 @@ from crossdistill.report.tables import (
     metric_value,
     rows,
     spread_within_fold,
+    towers_table,
     verdicts,
 )
 
@@ -87,7 +88,8 @@ def build(run_dir: Path) -> dict[str, Path]:
     notes = [f"- {line}" for line in verdicts(results)]
     spread = [f"- {line}" for line in spread_within_fold(results)]
     diagnosis = (run_dir / "diagnose.md").read_text().splitlines() if (run_dir / "diagnose.md").is_file() else []
-    md = [*_header(results), markdown(results), "", compression(results), "", "## Does distillation help?", "",
+    md = [*_header(results), markdown(results), "", compression(results), "", *towers_table(results),
+          "## Does distillation help?", "",
           *notes, "", *([f"## Seed-to-seed spread on a fixed fold ({headline(results)} std)", "", *spread, ""]
             if spread else []),
           *_ablation(results), *diagnosis, *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]

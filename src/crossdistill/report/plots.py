@@ -49,7 +49,7 @@ def training_curves(run_dir: Path, results: dict, path: Path) -> Path:
 def score_vs_latency(results: dict, path: Path) -> Path:
     """The headline test metric (accuracy in %, or R^2) of each model against its batch-1 CPU latency."""
     metric = results.get("metric_names", ["accuracy"])[0]
-    scale = 100.0 if metric == "accuracy" else 1.0
+    scale = 100.0 if metric in ("accuracy", "r1") else 1.0
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, m in results["models"].items():
         score = m["metrics"][metric]
@@ -62,7 +62,7 @@ def score_vs_latency(results: dict, path: Path) -> Path:
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.margins(x=0.25)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
-    ax.set_ylabel("test accuracy (%)" if metric == "accuracy" else f"test {metric}")
+    ax.set_ylabel(f"test {metric} (%)" if scale == 100.0 else f"test {metric}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

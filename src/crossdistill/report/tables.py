@@ -9,7 +9,14 @@ SELECTION = {"labels": "val labels", "teacher": "teacher agr.", "last": "last ep
 COST_COLUMNS = ["params", "MFLOPs", "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
 # metric -> (scale, decimals, unit): classification in %, regression in the target's units (R^2 unit-free)
 METRIC_STYLE = {"accuracy": (100.0, 1, "%"), "macro_f1": (100.0, 1, "%"), "r2": (1.0, 3, ""), "mae": (1.0, 3, ""),
-                "rmse": (1.0, 3, "")}
+                "rmse": (1.0, 3, ""), "r1": (100.0, 1, "%"), "r5": (100.0, 1, "%"), "r10": (100.0, 1, "%"),
+                "median_rank": (1.0, 1, ""), "instance_r1": (100.0, 1, "%"), "class_r1": (100.0, 1, "%")}
+METRICS_TEXT = {
+    "classification": "accuracy and macro-F1 in %",
+    "regression": "R² (unit-free), MAE and RMSE (in the target's units)",
+    "retrieval": "recall@1/5/10 in % and median rank at the run's level of positives (mean of both directions), "
+                 "then R@1 with one positive per query (instance_r1) and with class-level positives (class_r1)",
+}
 
 
 def metric_names(results: dict) -> list[str]:
@@ -26,11 +33,7 @@ def columns(results: dict) -> list[str]:
 
 
 def describe_metrics(results: dict) -> str:
-    """E.g. "accuracy, macro_f1 in %" or "r2, mae, rmse (MAE and RMSE in the target's units)"."""
-    names = metric_names(results)
-    if all(METRIC_STYLE[n][2] == "%" for n in names):
-        return f"{', '.join(names)} in %"
-    return f"{', '.join(names)} (R² unit-free; MAE and RMSE in the target's units)"
+    return METRICS_TEXT[results.get("task", "classification")]
 
 
 def pm(stat: dict, scale: float = 100.0, decimals: int = 1) -> str:
@@ -141,3 +144,16 @@ def verdicts(results: dict) -> list[str]:
         lines.append(f"`{name}` vs `{reference}` ({m['student_labels']:.0%} labels): distillation {word} "
                      f"({amount}; {metric_pm(metric, ours)} vs {metric_pm(metric, theirs)}).{caveat}")
     return lines
+
+
+def towers_table(results: dict) -> list[str]:
+    """Retrieval: what each tower of each model costs (each is deployed and exported on its own)."""
+    models = {n: m for n, m in results["models"].items() if m.get("towers")}
+    if not models:
+        return []
+    lines = ["| model | tower | params | MFLOPs | latency b1 (ms) |", "|---|---|---|---|---|"]
+    for name, m in models.items():
+        for modality, cost in m["towers"].items():
+            lines.append(f"| {name} | {modality} | {cost['params']:,} | {cost['flops'] / 1e6:.2f} | "
+                         f"{cost['latency_ms_batch1']:.2f} |")
+    return ["## Towers", "", *lines, ""]

@@ -1,0 +1,145 @@
+"""Losses for dual encoders (cross-modal retrieval): CLIP's contrastive task loss and the distillation terms of
+CLIP-KD (Yang et al., "CLIP-KD: An Empirical Study of CLIP Model Distillation", CVPR 2024) and TinyCLIP (Wu et
+al., "TinyCLIP: CLIP Distillation via Affinity Mimicking and Weight Inheritance", ICCV 2023).
+
+Every loss reads the dual encoder's per-sample ``[z_query | z_gallery | log s]`` (see ``models.dual``); the
+in-batch similarity matrix ``s * z_query @ z_gallery^T`` (B, B) is what retrieval ranks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crossdistill.config import ConfigError
+from crossdistill.data.batch import Batch
+from crossdistill.losses.base import RETRIEVAL, register_loss, register_loss_module
+from crossdistill.models.dual import split_pair
+from crossdistill.tasks import has_label
+
+
+def in_batch_logits(pair: Tensor) -> Tensor:
+    """(B, 2D + 1) -> (B, B) scaled similarities, rows: queries, columns: gallery items."""
+    query, gallery, scale = split_pair(pair)
+    return scale * query @ gallery.T
+
+
+def positive_targets(batch: Batch, positives: str) -> Tensor:
+    """(B, B) target distribution over the batch's gallery items: its own pair (instance), or uniform over the
+    rows of its class (rows without a label: their own pair)."""
+    eye = torch.eye(len(batch), device=batch.index.device)
+    if positives == "instance" or batch.target is None or batch.target.is_floating_point():
+        return eye
+    known = has_label(batch.target)
+    same = (batch.target[:, None] == batch.target[None, :]) & known[:, None] & known[None, :]
+    same = same.float().maximum(eye)
+    return same / same.sum(dim=1, keepdim=True)
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+@register_loss("clip", needs_teacher=False, tasks=RETRIEVAL)
+def clip_contrastive(student: Tensor, teacher: Tensor | None, batch: Batch, positives: str = "instance") -> Tensor:
+    """Symmetric InfoNCE over the batch with the model's learnable temperature (Radford et al., "Learning
+    Transferable Visual Models From Natural Language Supervision", ICML 2021): cross-entropy of each query over
+    the gallery items and of each gallery item over the queries, averaged; with ``positives: class`` every row of
+    the query's class is a positive (uniform target), as in supervised contrastive learning.
+
+    student: (B, 2D + 1) dual-encoder pairs.
+    """
+    if positives not in ("instance", "class"):
+        raise ConfigError(f"loss 'clip': positives must be instance or class, got {positives!r}")
+    logits = in_batch_logits(student)  # (B, B)
+    target = positive_targets(batch, positives)
+    return (soft_cross_entropy(logits, target) + soft_cross_entropy(logits.T, target.T)) / 2
+
+
+class _Projectors(nn.Module):
+    """Student embeddings -> the teacher's width, per tower (identity when the widths match), re-normalised."""
+
+    def __init__(self, student: Tensor, teacher: Tensor) -> None:
+        super().__init__()
+        s_dim, t_dim = (student.shape[1] - 1) // 2, (teacher.shape[1] - 1) // 2
+        make = (lambda: nn.Identity()) if s_dim == t_dim else (lambda: nn.Linear(s_dim, t_dim, bias=False))
+        self.query, self.gallery = make(), make()
+
+    def student_side(self, pair: Tensor) -> tuple[Tensor, Tensor]:
+        query, gallery, _ = split_pair(pair)
+        return F.normalize(self.query(query), dim=1), F.normalize(self.gallery(gallery), dim=1)
+
+
+def teacher_side(pair: Tensor) -> tuple[Tensor, Tensor]:
+    """The teacher's normalised embeddings (a dual encoder's already are: normalising is a safeguard)."""
+    query, gallery, _ = split_pair(pair)
+    return F.normalize(query, dim=1), F.normalize(gallery, dim=1)
+
+
+@register_loss_module("clip_fd", reads="logits", tasks=RETRIEVAL)
+class FeatureDistillation(_Projectors):
+    """CLIP-KD feature distillation: mean over samples of ||P(z_s) - z_t||^2 for the query and the gallery tower,
+    summed, on normalised embeddings; P a learned linear projector when the widths differ (Yang et al., CVPR
+    2024, section 3.3, "FD").
+
+    student, teacher: (B, 2D + 1) pairs.
+    """
+
+    def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+        s_query, s_gallery = self.student_side(student)
+        t_query, t_gallery = teacher_side(teacher)
+        return ((s_query - t_query).pow(2).sum(1) + (s_gallery - t_gallery).pow(2).sum(1)).mean()
+
+
+@register_loss_module("clip_icl", reads="logits", tasks=RETRIEVAL)
+class InteractiveContrastive(_Projectors):
+    """CLIP-KD interactive contrastive learning: the student's queries contrasted against the teacher's gallery
+    embeddings and the student's gallery items against the teacher's queries (InfoNCE, own pair positive),
+    averaged, with a learnable temperature initialised at 0.07 (Yang et al., CVPR 2024, section 3.4, "ICL").
+
+    student, teacher: (B, 2D + 1) pairs.
+    """
+
+    def __init__(self, student: Tensor, teacher: Tensor) -> None:
+        super().__init__(student, teacher)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
+
+    def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+        s_query, s_gallery = self.student_side(student)
+        t_query, t_gallery = teacher_side(teacher)
+        scale = self.log_scale.clamp(max=math.log(100.0)).exp()
+        own = torch.arange(len(student), device=student.device)
+        return (F.cross_entropy(scale * s_query @ t_gallery.T, own)
+                + F.cross_entropy(scale * s_gallery @ t_query.T, own)) / 2
+
+
+@register_loss("clip_crd", tasks=RETRIEVAL)
+def contrastive_relational(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    """CLIP-KD contrastive relational distillation: KL(p_t || p_s) between the teacher's and the student's
+    in-batch query -> gallery distributions (softmax of each model's scaled similarities), and the same for
+    gallery -> query, averaged (Yang et al., CVPR 2024, section 3.2, "CRD").
+
+    student, teacher: (B, 2D + 1) pairs (widths may differ: only B x B similarities are compared).
+    """
+    s_logits, t_logits = in_batch_logits(student), in_batch_logits(teacher)  # (B, B)
+
+    def kl(s: Tensor, t: Tensor) -> Tensor:
+        return F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), reduction="batchmean", log_target=True)
+
+    return (kl(s_logits, t_logits) + kl(s_logits.T, t_logits.T)) / 2
+
+
+@register_loss("affinity", tasks=RETRIEVAL)
+def affinity_mimicking(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    """TinyCLIP affinity mimicking: cross-entropy of the student's query -> gallery affinities (softmax of its
+    scaled in-batch similarities) against the teacher's, plus the same for gallery -> query (Wu et al., ICCV
+    2023, section 3.1). Its gradient is CRD's times two; the value adds the teacher affinities' entropy.
+
+    student, teacher: (B, 2D + 1) pairs.
+    """
+    s_logits, t_logits = in_batch_logits(student), in_batch_logits(teacher)  # (B, B)
+    return (soft_cross_entropy(s_logits, F.softmax(t_logits, 1))
+            + soft_cross_entropy(s_logits.T, F.softmax(t_logits.T, 1)))
