@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+DIGEST_KEY = "crossdistill_sha256"  # safetensors metadata: the tensors' digest
+STATE_FORMAT = 2
 
 
 def atomic_path(path: Path) -> Path:
@@ -24,20 +31,60 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``state`` in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors, with the tensors' SHA-256 in its metadata (checked by ``load_weights``)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     tmp = atomic_path(path)
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    save_file(tensors, str(tmp), metadata={DIGEST_KEY: tensors_digest(tensors)})
     os.replace(tmp, path)
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:
+    """Training state (tensors, numbers, strings) in one atomic file: the ``torch.save`` payload wrapped with
+    its SHA-256, so that a truncated or altered file is refused on load instead of resuming from wrong values."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     tmp = atomic_path(path)
-    torch.save(state, tmp)
+    torch.save({"format": STATE_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, tmp)
     os.replace(tmp, path)
 
 
+class CorruptCheckpointError(ValueError):
+    """A checkpoint that is truncated, altered, or holds more than tensors (a pickle payload)."""
+
+
+def _load_tensors_only(source: Any, path: Path) -> Any:
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CorruptCheckpointError(f"{path}: refused: it holds Python objects beyond tensors and numbers (a "
+                                     "pickle payload); crossdistill never unpickles files") from None
+    except (RuntimeError, OSError, EOFError) as error:
+        raise CorruptCheckpointError(f"{path}: truncated or not a checkpoint ({str(error).splitlines()[0]})") \
+            from None
+
+
 def load_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The training state ``save_state`` wrote, after checking its SHA-256."""
+    outer = _load_tensors_only(path, path)
+    if not isinstance(outer, dict) or outer.get("format") != STATE_FORMAT:
+        raise CorruptCheckpointError(f"{path}: not a crossdistill training checkpoint (format {STATE_FORMAT})")
+    payload = outer["payload"].numpy().tobytes()
+    if hashlib.sha256(payload).hexdigest() != outer["sha256"]:
+        raise CorruptCheckpointError(f"{path}: checksum mismatch: the file was altered or corrupted")
+    return _load_tensors_only(io.BytesIO(payload), path)
 
 
 class CheckpointMismatchError(ValueError):
@@ -50,8 +97,12 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         state = load_file(str(path))
+        with safe_open(str(path), "pt") as handle:
+            stored = (handle.metadata() or {}).get(DIGEST_KEY)
     except Exception as error:  # safetensors raises its own error types
         raise CheckpointMismatchError(f"{path}: not a readable safetensors file ({error})") from None
+    if stored is not None and stored != tensors_digest(state):  # (weights from elsewhere may carry none)
+        raise CorruptCheckpointError(f"{path}: checksum mismatch: the weights were altered or corrupted")
     expected = model.state_dict()
     problems = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                 for k, v in expected.items() if k in state and state[k].shape != v.shape]

@@ -23,15 +23,16 @@ console = Console(width=None if Console().is_terminal else 200)  # logs and CI: 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by what the user gave (config, data, checkpoints): reported in one line, exit code 2.
     Anything else is a bug and keeps its traceback."""
-    from crossdistill.checkpoint import CheckpointMismatchError
+    from crossdistill.checkpoint import CheckpointMismatchError, CorruptCheckpointError
     from crossdistill.config import ConfigError
     from crossdistill.data.audio import AudioFileError
     from crossdistill.data.manifest import ManifestError
     from crossdistill.models.outputs import MissingOutputError
     from crossdistill.registry import UnknownNameError
+    from crossdistill.train import NonFiniteLossError
 
     return (ConfigError, UnknownNameError, AudioFileError, ManifestError, CheckpointMismatchError, MissingOutputError,
-            FileNotFoundError)
+            CorruptCheckpointError, NonFiniteLossError, FileNotFoundError)
 
 
 def _fail(error: Exception) -> None:

@@ -136,6 +136,9 @@ class TrainConfig(Strict):
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
     schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="after the linear warm-up: cosine decay to 0, or a constant learning rate")
+    nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="a NaN/inf loss: stop with a message naming the term and step (the last checkpoint is "
+        "kept), or skip the batch and count it (metrics.jsonl: skipped_steps)")
     checkpoint_every: int = Field(1, ge=1, description="write last.pt and metrics.jsonl every this many epochs "
                                   "(and at the end): long runs of tiny models spend their time writing otherwise")
     device: str = "auto"

@@ -18,12 +18,16 @@ from rich.progress import Progress
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
-from crossdistill.checkpoint import load_state, save_state, save_weights, write_text_atomic
+from crossdistill.checkpoint import CorruptCheckpointError, load_state, save_state, save_weights, write_text_atomic
 from crossdistill.config import TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill.distiller import Distiller
 from crossdistill.evaluate.predict import predict_logits
 from crossdistill.tasks import validation_score
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; the message names it and the step."""
 
 
 @dataclass
@@ -77,11 +81,18 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
                  ema: AveragedModel | None, epoch: int) -> dict[str, float]:
     distiller.train()
     sums: dict[str, float] = {}
+    skipped = 0
     for step, batch in enumerate(loader):
         distiller.epoch = epoch + step / len(loader)  # for terms whose weight warms up
         losses = distiller(batch.to(device))
         if not torch.isfinite(losses["loss"]):
-            raise FloatingPointError(f"loss became {losses['loss'].item()}; lower train.lr or check the data")
+            bad = ", ".join(f"{k} = {v.item()}" for k, v in losses.items() if k != "loss" and not torch.isfinite(v))
+            if cfg.nonfinite == "stop":
+                raise NonFiniteLossError(f"epoch {epoch}, step {step}: loss term {bad or 'total'} is not finite; "
+                                         "the last epoch's checkpoint is kept. Lower train.lr, check the data, or "
+                                         "set train.nonfinite: skip to drop such batches")
+            skipped += 1
+            continue
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.clip_grad:
@@ -92,7 +103,8 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
             ema.update_parameters(distiller.student)
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
-    return {f"train_{k}": v / len(loader) for k, v in sums.items()}
+    done = max(1, len(loader) - skipped)
+    return {f"train_{k}": v / done for k, v in sums.items()} | ({"skipped_steps": skipped} if skipped else {})
 
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
@@ -123,7 +135,10 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     progress = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
     history: list[dict] = []
     if resume and last_path.is_file():
-        state = load_state(last_path)
+        try:
+            state = load_state(last_path)
+        except CorruptCheckpointError as error:
+            raise CorruptCheckpointError(f"{error}. Delete it to train this model from the start") from None
         for name, obj in stateful.items():
             obj.load_state_dict(state[name])
         progress = {k: state[k] for k in progress}
