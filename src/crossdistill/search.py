@@ -35,6 +35,9 @@ def preprocess(cells: list[Any], columns: ModalityColumns, spec: ModalitySpec, b
     try:
         if columns.kind == "image":
             array = np.stack([decode_image(c, base / columns.folder, columns.size, columns.grayscale) for c in cells])
+            if "normalise" not in spec.meta:
+                raise ConfigError("search: the run's data_info.json lacks the image normalisation (written since "
+                                  "search exists): run the same config again to refresh it (finished models resume)")
             stats = spec.meta["normalise"]
             shape = (1, -1, 1, 1)
             normalised = (array - np.reshape(stats["mean"], shape)) / np.reshape(stats["std"], shape)

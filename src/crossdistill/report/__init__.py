@@ -30,11 +30,17 @@ SELECTION_TEXT = {"labels": "Model selection on the validation split (labels)",
                   "last": "No model selection (the last epoch's weights)"}
 
 
+def _selection(results: dict) -> str:
+    if results.get("task") == "retrieval" and results["select_on"] == "labels":
+        return "Model selection on the validation split's mean R@1 (its own pairs)"
+    return SELECTION_TEXT[results["select_on"]]
+
+
 def _header(results: dict) -> list[str]:
     folds = "; ".join(f"fold {f['fold']}: {f['description']}" for f in results["folds"])
     return [f"# crossdistill report: {results['name']}", "",
             f"Dataset `{results['dataset']}` ({folds}). Test {describe_metrics(results)}, mean ± std over "
-            f"seeds {results['seeds']} x {len(results['folds'])} fold(s). {SELECTION_TEXT[results['select_on']]}; "
+            f"seeds {results['seeds']} x {len(results['folds'])} fold(s). {_selection(results)}; "
             "the test split is used only for the numbers below. CPU latency: median forward time with "
             f"{results.get('latency_threads', '?')} thread(s).", ""]
 
