@@ -30,7 +30,7 @@ def no_training(monkeypatch):
 @pytest.mark.parametrize("setting,message", [
     ("data.dataset=av-video", "unknown dataset 'av-video'; available: av-digits, av-mnist"),
     ("student.encoders.audio.name=wavenet", "unknown encoder 'wavenet'; available: identity, image_cnn, mlp, spec_cnn"),
-    ("distill.terms=[{loss: kdd}]", "unknown loss 'kdd'; available: at, c2kd, ce, cosine, crd"),
+    ("distill.terms=[{loss: kdd}]", "unknown loss 'kdd'; available: affinity, at, c2kd, ce, clip"),
     ("train.epoch=3", "unknown config key 'train.epoch'"),
     ("teacher.encoders={video: {name: image_cnn}}", "teacher reads modality 'video' but the dataset has: audio, image"),
     ("data.options.n_mel=40", "n_mel"),

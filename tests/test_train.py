@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from crossdistill.checkpoint import load_state
 from crossdistill.config import ModelSpec, TermSpec, TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill import Distiller, resolve_terms
@@ -61,7 +62,7 @@ def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_
     monkeypatch.setattr(train_module, "predict_logits", crash_on_third_validation)
     with pytest.raises(RuntimeError, match="simulated crash"):
         small_fit(av_fold, tmp_path / "resumed", epochs=3, losses=losses)
-    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    assert load_state(tmp_path / "resumed" / "checkpoints" / "last.pt")["epoch"] == 1
     monkeypatch.setattr(train_module, "predict_logits", real)
     resumed_distiller, resumed = small_fit(av_fold, tmp_path / "resumed", epochs=3, losses=losses)
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
@@ -93,7 +94,7 @@ def test_fit_keeps_the_moving_average_weights(av_fold, tmp_path):
 
     distiller, _ = small_fit(av_fold, tmp_path, epochs=2, ema=0.2)
     saved = load_file(str(tmp_path / "checkpoints" / "best.safetensors"))
-    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    last = load_state(tmp_path / "checkpoints" / "last.pt")
     raw = last["student"]
     assert any(not torch.equal(saved[k], raw[k]) for k in saved if saved[k].is_floating_point())
     assert all(torch.equal(saved[k], v) for k, v in distiller.student.state_dict().items())

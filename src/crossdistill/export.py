@@ -126,11 +126,14 @@ def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: in
     out = Path(run_dir) / "export"
     out.mkdir(exist_ok=True)
     # What a deployment needs to read the output: class names, or how a standardised value maps to the label's units.
-    reading = {"classification": {"class_names": info.class_names},
-               "regression": {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],
-                              "value": "logits[:, 0] * target_std + target_mean"},
-               "retrieval": {"query": net.modalities[0], "gallery": net.modalities[1],
-                             "value": "each tower's L2-normalised embedding; rank by dot product"}}[info.task]
+    if info.task == "retrieval":
+        reading = {"query": net.modalities[0], "gallery": net.modalities[1],
+                   "value": "each tower's L2-normalised embedding; rank by dot product"}
+    elif info.task == "regression":
+        reading = {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],
+                   "value": "logits[:, 0] * target_std + target_mean"}
+    else:
+        reading = {"class_names": info.class_names}
     written: dict = {"model": model, "modalities": net.modalities, "task": info.task, **reading}
     if "safetensors" in formats:
         shutil.copy(weights, out / f"{model}.safetensors")
