@@ -87,6 +87,25 @@ def run(
     console.print(f"run directory: {run_dir}\nreport: {paths['html']}", highlight=False)
 
 
+@app.command("check")
+def check_cmd(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.epochs=5")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
+) -> None:
+    """Check a config, its data and its models without training anything."""
+    from crossdistill import config, pipeline
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        exp = config.load(config_path, list(set_ or []) + ([f"data.root={data_root}"] if data_root else []))
+        plans, _ = pipeline.check(exp)
+    except _user_errors() as error:
+        _fail(error)
+    console.print(f"{config_path}: ok ({exp.data.dataset}; runs: {', '.join(p.name for p in plans)})",
+                  highlight=False)
+
+
 @app.command("diagnose")
 def diagnose_cmd(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML")],

@@ -226,6 +226,17 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _yaml(text: str, where: str) -> Any:
+    """Parsed YAML, or a one-line error naming where and the line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
+
+
 def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     """``["train.lr=3e-4", "seeds=[0,1]"]`` -> ``[("train.lr", 0.0003), ("seeds", [0, 1])]`` (values are YAML)."""
     parsed = []
@@ -233,7 +244,7 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
-        parsed.append((key.strip(), yaml.safe_load(raw)))
+        parsed.append((key.strip(), _yaml(raw, f"--set {item}")))
     return parsed
 
 
@@ -278,7 +289,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _yaml(path.read_text(), str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)

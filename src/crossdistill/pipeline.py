@@ -158,14 +158,21 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     return distiller.student.cpu().eval()
 
 
-def run(exp: Experiment, out: Path, full: bool = False) -> Path:
-    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
+def check(exp: Experiment, full: bool = False) -> tuple[list[StudentPlan], Dataset]:
+    """Everything that can go wrong before training, checked: the runs' losses and teachers, the data set, its
+    folds, the models over its modalities, the losses' outputs (``crossdistill check``; the start of ``run``)."""
     plans = student_plans(exp, full)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
     if max(exp.data.fold_ids) >= dataset.num_folds:
         raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
-                          f"(one per speaker: ids 0..{dataset.num_folds - 1})")
+                          f"(ids 0..{dataset.num_folds - 1})")
     validate(exp, open_fold(exp, dataset, exp.data.fold_ids[0]), plans)
+    return plans, dataset
+
+
+def run(exp: Experiment, out: Path, full: bool = False) -> Path:
+    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
+    plans, dataset = check(exp, full)
     run_dir = prepare_run_dir(exp, out)
     book = ResultsBook(exp, run_dir)
     # (a dual encoder without one of its two towers retrieves nothing: no ablation table for retrieval)
