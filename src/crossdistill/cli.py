@@ -67,6 +67,7 @@ def run(
 ) -> None:
     """Train the teacher, the student alone and the distilled student; evaluate; write the report."""
     from crossdistill import config, pipeline, report
+    from crossdistill.distributed import is_main, process_group
     from crossdistill.export import export
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: warnings only
@@ -75,15 +76,18 @@ def run(
         overrides = (list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
                      + (["data.options.skip_bad_rows=true"] if skip_bad_rows else []))
         exp = config.load(config_path, overrides)
-        run_dir = pipeline.run(exp, out, full=full)
+        with process_group():  # several processes under torchrun; nothing to do otherwise
+            run_dir, reports = pipeline.run(exp, out, full=full), is_main()
     except _user_errors() as error:
         _fail(error)
+    if not reports:
+        return  # rank 0 reports
     paths = report.build(run_dir)
     print_results(json.loads((run_dir / "results.json").read_text()))
     if export_onnx:
         written = export(run_dir, ["onnx", "safetensors"])
-        paths = written.get("onnx") or ", ".join(t["onnx"] for t in written["towers"].values())
-        console.print(f"exported {paths} (onnxruntime parity {written['onnx_max_abs_diff']:.1e})")
+        files = written.get("onnx") or ", ".join(t["onnx"] for t in written["towers"].values())
+        console.print(f"exported {files} (onnxruntime parity {written['onnx_max_abs_diff']:.1e})")
     console.print(f"run directory: {run_dir}\nreport: {paths['html']}", highlight=False)
 
 

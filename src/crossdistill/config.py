@@ -119,7 +119,7 @@ class TermSpec(Strict):
 
 class TrainConfig(Strict):
     epochs: int = Field(40, ge=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="the global batch: with N processes, each takes 1/N of it")
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(1, ge=0)
@@ -136,6 +136,8 @@ class TrainConfig(Strict):
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
     schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="after the linear warm-up: cosine decay to 0, or a constant learning rate")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast of the forward pass: bf16 (CPU or GPU), fp16 (GPU, with loss scaling)")
     nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="a NaN/inf loss: stop with a message naming the term and step (the last checkpoint is "
         "kept), or skip the batch and count it (metrics.jsonl: skipped_steps)")

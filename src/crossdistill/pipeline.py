@@ -19,6 +19,7 @@ from crossdistill.data.loader import BatchLoader
 from crossdistill.data.sources import cache_root
 from crossdistill.data.splits import label_budget_mask
 from crossdistill.distill import CacheRefused, Distiller, PrepareContext, TeacherCache, resolve_terms
+from crossdistill.distributed import barrier, is_main, rank, world_size
 from crossdistill.evaluate import modality_ablation
 from crossdistill.evaluate.predict import predict_logits
 from crossdistill.evaluate.retrieval import groups_for
@@ -38,6 +39,9 @@ def prepare_run_dir(exp: Experiment, out: Path) -> Path:
     changed config starts the models afresh (the old config is kept as ``config.previous.yaml``)."""
     run_dir = out / exp.name
     text = dump(exp)
+    if not is_main():  # rank 0 prepares it
+        barrier()
+        return run_dir
     config_path = run_dir / "config.yaml"
     if config_path.is_file() and config_path.read_text() != text:
         log.warning("config of %s changed: training its models afresh", run_dir)
@@ -45,6 +49,7 @@ def prepare_run_dir(exp: Experiment, out: Path) -> Path:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text)
+    barrier()
     return run_dir
 
 
@@ -88,7 +93,7 @@ def _loaders(exp: Experiment, fold: FoldData, spec_train: dict, labeled: Tensor 
              seed: int) -> tuple[BatchLoader, BatchLoader]:
     cfg = exp.train_for(spec_train)
     train = BatchLoader(fold["train"], cfg.batch_size, shuffle=True, seed=seed, labeled=labeled,
-                        augment=exp.data.augment, only_labeled=only_labeled)
+                        augment=exp.data.augment, only_labeled=only_labeled, shard=(rank(), world_size()))
     return train, BatchLoader(fold["val"], 256)
 
 
@@ -125,10 +130,13 @@ def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
         if not exp.distill.cache or name in distiller.joint:
             continue
         try:
-            distiller.use_teacher_source(TeacherCache.open(
-                distiller.teachers[name], fold["train"], split="train", data_fingerprint=fold.fingerprint,
-                reads=distiller.teacher_reads(name), root=cache_root() / "teacher_outputs",
-                augmented=set(exp.data.augment)), name)
+            for turn in (True, False):  # rank 0 builds the cache, then the others open it
+                if is_main() == turn:
+                    distiller.use_teacher_source(TeacherCache.open(
+                        distiller.teachers[name], fold["train"], split="train", data_fingerprint=fold.fingerprint,
+                        reads=distiller.teacher_reads(name), root=cache_root() / "teacher_outputs",
+                        augmented=set(exp.data.augment)), name)
+                barrier()
         except CacheRefused as why:
             log.info("%s: teacher %s runs online (%s)", plan.name, name, why)
     return distiller
@@ -154,7 +162,8 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
                  label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task)
     summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum())}
-    (model_dir / "fit.json").write_text(json.dumps(summary))
+    if is_main():
+        (model_dir / "fit.json").write_text(json.dumps(summary))
     return distiller.student.cpu().eval()
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from crossdistill.checkpoint import save_weights, write_text_atomic
 from crossdistill.config import Experiment, ModelSpec
 from crossdistill.data.batch import FoldData, ModalitySpec
+from crossdistill.distributed import is_main
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
 from crossdistill.plans import StudentPlan
@@ -29,7 +30,9 @@ def summarize(values: list[float]) -> dict:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=1))
+    """(rank 0 only, under several processes: they all hold the same results)"""
+    if is_main():
+        write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 class ResultsBook:
@@ -57,7 +60,7 @@ class ResultsBook:
         model_dir = self.run_dir / "models" / name / (f"fold{fold.fold}" if seed is None
                                                       else f"fold{fold.fold}-seed{seed}")
         weights = model_dir / "checkpoints" / "best.safetensors"
-        if not weights.is_file():  # a teacher loaded from a checkpoint
+        if not weights.is_file() and is_main():  # a teacher loaded from a checkpoint
             save_weights(model.state_dict(), weights)
         write_json(model_dir / "eval.json", {**report, "ablation": ablation, "seed": seed, "fold": fold.fold})
         entry = self.models.setdefault(name, {

@@ -4,6 +4,7 @@ model selection on validation (labels, agreement with the teacher, or none: the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -11,19 +12,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 from rich.progress import Progress
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
-from crossdistill.checkpoint import CorruptCheckpointError, load_state, save_state, save_weights, write_text_atomic
-from crossdistill.config import TrainConfig
+from crossdistill.checkpoint import (
+    CorruptCheckpointError,
+    load_state,
+    save_state,
+    save_weights,
+    tensors_digest,
+    write_text_atomic,
+)
+from crossdistill.config import ConfigError, TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill.distiller import Distiller
+from crossdistill.distributed import all_ranks_agree, barrier, gather_strings, is_main, mean_over_ranks, world_size
 from crossdistill.evaluate.predict import predict_logits
 from crossdistill.tasks import validation_score
+
+PROGRESS = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -36,6 +49,7 @@ class FitResult:
     best_score: float
     epochs_run: int
     history: list[dict] = field(default_factory=list)
+    weights_digest_per_rank: list[str] = field(default_factory=list)  # identical: checked across ranks
 
 
 def warmup_cosine(step: int, warmup: int, total: int, decay: bool = True) -> float:
@@ -76,16 +90,27 @@ def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return update
 
 
-def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig, device: torch.device,
-                 ema: AveragedModel | None, epoch: int) -> dict[str, float]:
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass: bf16 (CPU or GPU) or fp16 (GPU, with loss scaling)."""
+    if cfg.precision == "fp32":
+        return contextlib.nullcontext()
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision: fp16 needs a GPU; on CPU use bf16 (or fp32)")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+
+
+def _train_epoch(distiller: Distiller, forward: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, cfg: TrainConfig,
+                 device: torch.device, ema: AveragedModel | None, epoch: int) -> dict[str, float]:
+    """One epoch; ``forward`` is the distiller, or its DistributedDataParallel wrapper."""
     distiller.train()
     sums: dict[str, float] = {}
     skipped = 0
     for step, batch in enumerate(loader):
         distiller.epoch = epoch + step / len(loader)  # for terms whose weight warms up
-        losses = distiller(batch.to(device))
-        if not torch.isfinite(losses["loss"]):
+        with _autocast(cfg, device):
+            losses = forward(batch.to(device))
+        if not all_ranks_agree(bool(torch.isfinite(losses["loss"]))):  # (every rank skips or stops together)
             bad = ", ".join(f"{k} = {v.item()}" for k, v in losses.items() if k != "loss" and not torch.isfinite(v))
             if cfg.nonfinite == "stop":
                 raise NonFiniteLossError(f"epoch {epoch}, step {step}: loss term {bad or 'total'} is not finite; "
@@ -94,17 +119,33 @@ def _train_epoch(distiller: Distiller, loader: BatchLoader, optimizer: torch.opt
             skipped += 1
             continue
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        scaler.scale(losses["loss"]).backward()
         if cfg.clip_grad:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(list(distiller.trainable_parameters()), cfg.clip_grad)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         if ema is not None:
             ema.update_parameters(distiller.student)
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
     done = max(1, len(loader) - skipped)
-    return {f"train_{k}": v / done for k, v in sums.items()} | ({"skipped_steps": skipped} if skipped else {})
+    means = mean_over_ranks({f"train_{k}": v / done for k, v in sums.items()})
+    return means | ({"skipped_steps": skipped} if skipped else {})
+
+
+def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[dict, list[dict]]:
+    """Progress and history of an interrupted (or finished) fit, every stateful object restored."""
+    try:
+        state = load_state(path)
+    except CorruptCheckpointError as error:
+        raise CorruptCheckpointError(f"{error}. Delete it to train this model from the start") from None
+    for name, obj in stateful.items():
+        obj.load_state_dict(state[name])
+    torch.set_rng_state(state["rng"])
+    train.generator.set_state(state["loader_rng"])
+    return {k: state[k] for k in PROGRESS}, json.loads(state["history"])
 
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
@@ -132,26 +173,21 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                 "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
     last_path = run_dir / "checkpoints" / "last.pt"
     keep_last = cfg.select_on == "last"  # no selection: the final weights
-    progress = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
-    history: list[dict] = []
+    progress, history = dict(PROGRESS), []
     if resume and last_path.is_file():
-        try:
-            state = load_state(last_path)
-        except CorruptCheckpointError as error:
-            raise CorruptCheckpointError(f"{error}. Delete it to train this model from the start") from None
-        for name, obj in stateful.items():
-            obj.load_state_dict(state[name])
-        progress = {k: state[k] for k in progress}
-        history = json.loads(state["history"])
-        torch.set_rng_state(state["rng"])
-        train.generator.set_state(state["loader_rng"])
+        progress, history = _resume(last_path, stateful, train)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Several processes: DDP over the distiller, whose only trainable parameters are the student's, the adapters'
+    # and the losses' own (frozen teachers hold none); rank 0 broadcasts its initial weights.
+    forward = DistributedDataParallel(distiller, find_unused_parameters=True) if world_size() > 1 else distiller
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     console = Console(stderr=True)
     with Progress(transient=True, console=console, disable=not (cfg.progress and console.is_terminal)) as bar:
         bar_id = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
         for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
             tic = time.perf_counter()
-            row = {"epoch": epoch, **_train_epoch(distiller, train, optimizer, scheduler, cfg, device, ema, epoch)}
+            row = {"epoch": epoch, **_train_epoch(distiller, forward, train, optimizer, scheduler, scaler, cfg,
+                                                  device, ema, epoch)}
             writes = (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1
             if not keep_last or writes:  # with no selection, the validation score is only logged
                 row["val_score"] = validation_score(predict_logits(evaluated, val, device), val_targets, task)
@@ -163,7 +199,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
             progress["stopped"] = bool(not keep_last and cfg.patience
                                        and epoch - progress["best_epoch"] >= cfg.patience)
             history.append(row)
-            if writes or progress["stopped"]:
+            if (writes or progress["stopped"]) and is_main():
                 save_state({**{k: v.state_dict() for k, v in stateful.items()}, **progress,
                             "history": json.dumps(history), "rng": torch.get_rng_state(),
                             "loader_rng": train.generator.get_state()}, last_path)
@@ -176,5 +212,10 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         progress |= {"best_student": copy.deepcopy(evaluated.state_dict()), "best_epoch": progress["epoch"],
                      "best_score": history[-1]["val_score"]}
     distiller.student.load_state_dict(progress["best_student"])
-    save_weights(progress["best_student"], run_dir / "checkpoints" / "best.safetensors")
-    return FitResult(progress["best_epoch"], progress["best_score"], len(history), history)
+    digests = gather_strings(tensors_digest(progress["best_student"]))
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"the ranks' trained weights differ ({digests}): distributed training went out of sync")
+    if is_main():
+        save_weights(progress["best_student"], run_dir / "checkpoints" / "best.safetensors")
+    barrier()  # (the other ranks wait for rank 0's files)
+    return FitResult(progress["best_epoch"], progress["best_score"], len(history), history, digests)

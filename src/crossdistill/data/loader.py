@@ -54,12 +54,15 @@ def spec_augment(x: Tensor, aug: SpecAugment, generator: torch.Generator) -> Ten
 
 
 class BatchLoader:
-    """Yields ``Batch``es of a split. ``labeled`` marks rows whose label the model may use."""
+    """Yields ``Batch``es of a split. ``labeled`` marks rows whose label the model may use. Under several
+    processes each takes a disjoint share of every (global) batch, all from the same seeded order: the
+    DistributedSampler contract, kept batch by batch so that N processes see the batches one process would."""
 
     def __init__(self, data: SplitData, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                  labeled: Tensor | None = None, augment: dict[str, SpecAugment] | None = None,
-                 only_labeled: bool = False) -> None:
+                 only_labeled: bool = False, shard: tuple[int, int] = (0, 1)) -> None:
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.shard = shard  # (rank, world size): this process takes rows rank, rank + N, ... of every batch
         self.labeled = labeled if labeled is not None else torch.ones(len(data), dtype=torch.bool)
         self.augment = augment or {}
         self.generator = torch.Generator().manual_seed(seed)
@@ -83,7 +86,7 @@ class BatchLoader:
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
         for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+            rows = order[start : start + self.batch_size][self.shard[0] :: self.shard[1]]
             batch = self.data.batch(rows, self.labeled[rows])
             for modality, aug in self.augment.items():
                 if modality in batch.inputs:
