@@ -116,3 +116,23 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_bit_for_bit(tiny_con
         assert whole == resumed, model
     history = [json.loads(line) for line in log.read_text().splitlines()]
     assert [row["epoch"] for row in history] == list(range(6))
+
+
+def test_no_resume_trains_afresh(tmp_path):
+    from typer.testing import CliRunner
+
+    from crossdistill.cli import app
+
+    config = tmp_path / "mfh.yaml"
+    config.write_text("data: {dataset: synthetic-mfh, options: {experiment: gamma}}\nseeds: [0]\n"
+                      "teacher: {encoders: {x1: {name: identity}}, fusion: identity}\n"
+                      "student: {encoders: {x2: {name: identity}}, fusion: identity}\n"
+                      "train: {epochs: 3, progress: false}\nevaluate: {latency_repeats: 1}\n")
+    runner = CliRunner()
+    log = tmp_path / "runs" / "mfh" / "models" / "teacher" / "fold0" / "metrics.jsonl"
+    assert runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs")]).exit_code == 0
+    first = log.stat().st_mtime_ns
+    assert runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs")]).exit_code == 0
+    assert log.stat().st_mtime_ns == first  # resumed: the finished teacher is not trained again
+    assert runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs"), "--no-resume"]).exit_code == 0
+    assert log.stat().st_mtime_ns > first  # trained afresh

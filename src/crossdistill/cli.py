@@ -64,6 +64,8 @@ def run(
     export_onnx: Annotated[bool, typer.Option("--export", help="also export the distilled student")] = False,
     skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="manifest data: drop rows that do not "
                                                 "decode (counted in the log) instead of stopping")] = False,
+    resume: Annotated[bool, typer.Option(help="continue a killed run of the same config from its checkpoints "
+                                         "(--no-resume: train every model afresh)")] = True,
 ) -> None:
     """Train the teacher, the student alone and the distilled student; evaluate; write the report."""
     from crossdistill import config, pipeline, report
@@ -77,7 +79,7 @@ def run(
                      + (["data.options.skip_bad_rows=true"] if skip_bad_rows else []))
         exp = config.load(config_path, overrides)
         with process_group():  # several processes under torchrun; nothing to do otherwise
-            run_dir, reports = pipeline.run(exp, out, full=full), is_main()
+            run_dir, reports = pipeline.run(exp, out, full=full, resume=resume), is_main()
     except _user_errors() as error:
         _fail(error)
     if not reports:

@@ -34,9 +34,10 @@ from crossdistill.train import fit
 log = logging.getLogger("crossdistill")
 
 
-def prepare_run_dir(exp: Experiment, out: Path) -> Path:
-    """``out/<name>/`` with ``config.yaml``. Finished fits are resumed only under an identical config; a
-    changed config starts the models afresh (the old config is kept as ``config.previous.yaml``)."""
+def prepare_run_dir(exp: Experiment, out: Path, resume: bool = True) -> Path:
+    """``out/<name>/`` with ``config.yaml``. Unfinished and finished fits are resumed only under an identical
+    config and ``resume``; a changed config starts the models afresh (the old config is kept as
+    ``config.previous.yaml``), as does ``resume=False``."""
     run_dir = out / exp.name
     text = dump(exp)
     if not is_main():  # rank 0 prepares it
@@ -47,6 +48,9 @@ def prepare_run_dir(exp: Experiment, out: Path) -> Path:
         log.warning("config of %s changed: training its models afresh", run_dir)
         shutil.copy(config_path, run_dir / "config.previous.yaml")
         shutil.rmtree(run_dir / "models", ignore_errors=True)
+    elif not resume and (run_dir / "models").is_dir():
+        log.warning("%s: not resuming (--no-resume): training its models afresh", run_dir)
+        shutil.rmtree(run_dir / "models")
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text)
     barrier()
@@ -179,10 +183,11 @@ def check(exp: Experiment, full: bool = False) -> tuple[list[StudentPlan], Datas
     return plans, dataset
 
 
-def run(exp: Experiment, out: Path, full: bool = False) -> Path:
-    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir."""
+def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True) -> Path:
+    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir.
+    A killed run of the same config resumes where its checkpoints stopped (``resume``)."""
     plans, dataset = check(exp, full)
-    run_dir = prepare_run_dir(exp, out)
+    run_dir = prepare_run_dir(exp, out, resume)
     book = ResultsBook(exp, run_dir)
     # (a dual encoder without one of its two towers retrieves nothing: no ablation table for retrieval)
     ablate = exp.evaluate.modality_ablation and exp.retrieval is None
