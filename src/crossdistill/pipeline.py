@@ -133,16 +133,19 @@ def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     for name in distiller.teachers:
         if not exp.distill.cache or name in distiller.joint:
             continue
-        try:
-            for turn in (True, False):  # rank 0 builds the cache, then the others open it
-                if is_main() == turn:
+        refused = None
+        for turn in (True, False):  # rank 0 builds the cache, then the others open it (every rank: 2 barriers)
+            if is_main() == turn:
+                try:
                     distiller.use_teacher_source(TeacherCache.open(
                         distiller.teachers[name], fold["train"], split="train", data_fingerprint=fold.fingerprint,
                         reads=distiller.teacher_reads(name), root=cache_root() / "teacher_outputs",
                         augmented=set(exp.data.augment)), name)
-                barrier()
-        except CacheRefused as why:
-            log.info("%s: teacher %s runs online (%s)", plan.name, name, why)
+                except CacheRefused as why:
+                    refused = why
+            barrier()
+        if refused is not None:
+            log.info("%s: teacher %s runs online (%s)", plan.name, name, refused)
     return distiller
 
 

@@ -152,11 +152,11 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         run_dir: Path, device: torch.device, resume: bool = True, label: str = "",
         task: str = "classification") -> FitResult:
     """Train ``distiller``'s student (+ adapters, loss modules, a jointly trained teacher); keep the student
-    weights of the best validation epoch.
+    weights of the best validation epoch (or of the last, ``select_on: last``).
 
-    ``val_targets`` (N_val,) are what the validation score (accuracy, or R^2 for regression) is measured
-    against: the labels of a labelled validation split, or the teacher's predictions (selection without labels).
-    No test data is seen here.
+    ``val_targets`` (N_val,) are what the validation score (accuracy, R^2 for regression, R@1 for retrieval) is
+    measured against: the labels of a labelled validation split, the teacher's predictions (selection without
+    labels), or retrieval's positive groups. No test data is seen here. Under torchrun, every rank runs this.
     A ``last.pt`` in ``run_dir`` (a crash, or a finished run) is resumed from when ``resume``.
     """
     distiller.to(device)
@@ -205,17 +205,24 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                             "loader_rng": train.generator.get_state()}, last_path)
                 # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
                 write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-            bar.update(bar_id, advance=1, description=f"{label} loss {row['train_loss']:.3f}")
+            bar.update(bar_id, advance=1, description=f"{label} loss {row.get('train_loss', math.nan):.3f}")
             if progress["stopped"]:
                 break
     if keep_last:
         progress |= {"best_student": copy.deepcopy(evaluated.state_dict()), "best_epoch": progress["epoch"],
                      "best_score": history[-1]["val_score"]}
-    distiller.student.load_state_dict(progress["best_student"])
-    digests = gather_strings(tensors_digest(progress["best_student"]))
+    digests = _keep_selected(distiller.student, progress["best_student"], run_dir)
+    return FitResult(progress["best_epoch"], progress["best_score"], len(history), history, digests)
+
+
+def _keep_selected(student: nn.Module, selected: dict[str, Tensor], run_dir: Path) -> list[str]:
+    """Load the selected weights into the student and write them (rank 0), after checking that every rank
+    holds the same ones; returns each rank's digest."""
+    student.load_state_dict(selected)
+    digests = gather_strings(tensors_digest(selected))
     if len(set(digests)) > 1:
         raise RuntimeError(f"the ranks' trained weights differ ({digests}): distributed training went out of sync")
     if is_main():
-        save_weights(progress["best_student"], run_dir / "checkpoints" / "best.safetensors")
+        save_weights(selected, run_dir / "checkpoints" / "best.safetensors")
     barrier()  # (the other ranks wait for rank 0's files)
-    return FitResult(progress["best_epoch"], progress["best_score"], len(history), history, digests)
+    return digests
