@@ -77,7 +77,9 @@ def search(run_dir: Path, query: str, gallery: Path, k: int = 5, model: str = "d
     net, info, _ = load_run_model(Path(run_dir), model, fold, seed)
     columns = ManifestOptions.model_validate(exp.data.options).modalities
     is_file = Path(query).is_file()
-    query_side = [m for m in net.modalities if (columns[m].kind != "text") == is_file]
+    suffix = Path(query).suffix.lower()
+    query_side = [m for m in net.modalities
+                  if (suffix in SUFFIXES.get(columns[m].kind, ()) if is_file else columns[m].kind == "text")]
     if not query_side:
         raise ConfigError(f"search: no tower of {model!r} reads a {'file' if is_file else 'text'} query "
                           f"(towers: {', '.join(f'{m} ({columns[m].kind})' for m in net.modalities)})")
