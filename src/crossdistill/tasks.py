@@ -16,7 +16,6 @@ from torch import Tensor
 from crossdistill.data.batch import DataInfo
 from crossdistill.models.dual import split_pair
 
-TASKS = ("classification", "regression", "retrieval")
 TASK_LOSS = {"classification": "ce", "regression": "mse", "retrieval": "clip"}
 # Test metrics in report order; the first is the headline (higher is better for every headline). Retrieval:
 # recall@K and median rank at the run's level of positives, averaged over both directions, then R@1 at each level.
