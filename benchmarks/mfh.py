@@ -141,47 +141,46 @@ def validation(points: list[dict]) -> dict:
             "rows": rows}
 
 
-def plot(points: list[dict], key: str, path: Path) -> None:
+def _figure() -> tuple:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    return plt, fig, ax
+
+
+def _save(plt, fig, ax, xlabel: str, path: Path, legend_size: int) -> None:  # noqa: ANN001
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot(points: list[dict], key: str, path: Path) -> None:
+    plt, fig, ax = _figure()
     x = [p[key] for p in points]
     for model, label in (("teacher", "teacher (x1)"), ("baseline", "student, no KD"), ("distilled", "student, KD")):
         means = [100 * statistics.fmean(p["accuracy"][model]) for p in points]
         stds = [100 * statistics.pstdev(p["accuracy"][model]) for p in points]
         ax.errorbar(x, means, yerr=stds, marker="o", capsize=3, label=label)
-    ax.set_xlabel({"gamma": "γ (modality-general / modality-specific decisive features)",
-                   "alpha": "α (share of the teacher's decisive features the student lacks)"}[key], fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    xlabel = {"gamma": "γ (modality-general / modality-specific decisive features)",
+              "alpha": "α (share of the teacher's decisive features the student lacks)"}[key]
+    _save(plt, fig, ax, xlabel, path, 8)
 
 
 def plot_general(points: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    plt, fig, ax = _figure()
     x = [p["options"]["shared"] for p in points]
     for model, label in (("teacher", "regular teacher"), ("general_teacher", "modality-general teacher"),
                          ("distilled", "student, KD from regular"), ("distilled_general", "student, KD from general"),
                          ("baseline", "student, no KD")):
         ax.plot(x, [100 * statistics.fmean(p["accuracy"][model]) for p in points], marker="o", label=label)
-    ax.set_xlabel("shared decisive features (x1 has 10 more of its own)", fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, ax, "shared decisive features (x1 has 10 more of its own)", path, 7)
 
 
 def main() -> None:
