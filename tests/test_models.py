@@ -77,3 +77,21 @@ def test_model_reading_a_missing_modality_is_refused():
     expected = "teacher reads modality 'video' but the dataset has: audio, image, table, text, vector"
     with pytest.raises(ConfigError, match=expected):
         build_model(spec, INFO, role="teacher")
+
+
+@pytest.mark.parametrize(("builder", "in_shape", "pool", "map_side"), [
+    ("spec_cnn", (1, 32, 63), (2, 4), (4, 7)),  # the documented 2 bands x 4 time steps
+    ("image_cnn", (1, 8, 8), (1, 1), (1, 1)),  # global average pooling of the last 1x1 map
+    ("image_cnn", (3, 16, 16), (2, 2), (2, 2)),
+])
+def test_pool_sets_the_final_grid_and_out_dim(builder, in_shape, pool, map_side):
+    """``pool`` is the final average-pooling grid: it sets ``out_dim`` and the flattened output's width,
+    whatever the stages' own max-pooling did to the map (an earlier version let the last stage's 2x2 max-pool
+    size overwrite it)."""
+    encoder = ENCODERS.get(builder)(in_shape, pool=pool)
+    assert encoder.pool == pool
+    channels = encoder.stages[-1][0].out_channels
+    assert encoder.out_dim == channels * pool[0] * pool[1]
+    embed, feats = encoder(torch.randn(2, *in_shape))
+    assert embed.shape == (2, encoder.out_dim)
+    assert tuple(feats[f"stage{len(encoder.stages) - 1}"].shape[2:]) == map_side

@@ -21,9 +21,9 @@ class ConvEncoder(nn.Module):
             for _ in range(convs_per_stage):
                 layers += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
                 width = out
-            pool = (2 if size[0] > 1 else 1, 2 if size[1] > 1 else 1)
-            size = [max(1, size[0] // pool[0]), max(1, size[1] // pool[1])]
-            layers.append(nn.MaxPool2d(pool))
+            stage_pool = (2 if size[0] > 1 else 1, 2 if size[1] > 1 else 1)  # (not ``pool``: the final grid)
+            size = [max(1, size[0] // stage_pool[0]), max(1, size[1] // stage_pool[1])]
+            layers.append(nn.MaxPool2d(stage_pool))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
