@@ -5,7 +5,7 @@ import copy
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -55,6 +55,7 @@ def test_random_text_never_crashes(text, tmp_path):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.sampled_from(ALL_PATHS), values, st.booleans()), min_size=1, max_size=3))
+@example(edits=[(("data", "options"), {"\n": None}, False)])  # a key that is a line break: still one line
 def test_mutated_configs_never_crash(edits, tmp_path):
     CASES["mutated"] += 1
     config = copy.deepcopy(BASE)

@@ -265,10 +265,17 @@ def _model_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def key_path(loc: tuple) -> str:
+    """A config location as one line: ``train.lr``; a key with spaces, line breaks or nothing in it is quoted
+    (``data.options.'\\n'``), so that an error message stays one readable line."""
+    return ".".join(str(p) if str(p).isprintable() and str(p).strip() == str(p) and str(p) else repr(p)
+                    for p in loc)
+
+
 def _format_error(error: ValidationError, model: type[BaseModel]) -> str:
     lines = []
     for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"])
+        path = key_path(item["loc"])
         if item["type"] == "extra_forbidden":
             owner = _model_at(model, item["loc"][:-1])
             valid = f" (valid keys here: {', '.join(owner.model_fields)})" if owner else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from crossdistill.config import ConfigError
+from crossdistill.config import ConfigError, key_path
 from crossdistill.data.av_digits import AudioVisualDigits, AVDigits, AVMnist
 from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.manifest import Manifest
@@ -27,7 +27,7 @@ def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set
     try:
         return dataset.Options.model_validate(options)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{key_path(e['loc'])}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"data.options of {name}: {problems} (valid options: "
                           f"{', '.join(dataset.Options.model_fields)})") from None
 
