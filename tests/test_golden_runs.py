@@ -1,0 +1,27 @@
+"""The refactor guard: the golden runs (tests/golden_runs.py) reproduce their recorded test metrics and trained
+weights bit for bit, on the software and processor they were recorded on."""
+
+import json
+
+import pytest
+from golden_runs import CONFIGS, GOLDEN, environment, run_golden
+
+RECORDED = json.loads(GOLDEN.read_text())
+# Changes made on purpose since the recording, each with its reason: "<config>/<model>/<dir>" -> why.
+INTENDED_CHANGES: dict[str, str] = {}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_golden_run_is_reproduced(name, tmp_path):
+    if environment() != RECORDED["environment"]:
+        pytest.skip(f"golden digests were recorded on {RECORDED['environment']}, this is {environment()}: "
+                    "re-record them here with `python tests/golden_runs.py --record` before a refactor")
+    expected = RECORDED["runs"][name]
+    found = run_golden(name, tmp_path)
+    assert sorted(found) == sorted(expected)
+    for model, recorded in expected.items():
+        if f"{name}/{model}" in INTENDED_CHANGES:
+            continue
+        assert found[model]["metrics"] == recorded["metrics"], f"{name}/{model}: test metrics changed"
+        assert found[model]["digest"] == recorded["digest"], f"{name}/{model}: trained weights changed"
