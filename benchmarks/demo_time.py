@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from crossdistill import config, pipeline, report  # noqa: E402
 from crossdistill.data import open_dataset  # noqa: E402
+from crossdistill.plans import experiment_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 300.0
@@ -43,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     exp = config.load(ROOT / "configs/av_digits/demo.yaml", ["train.progress=false"])
     tic = time.perf_counter()
-    open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
+    open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, experiment_task(exp))
     preprocessing_s = time.perf_counter() - tic
     with tempfile.TemporaryDirectory() as out:
         tic = time.perf_counter()

@@ -39,6 +39,7 @@ from crossdistill.config import Experiment  # noqa: E402
 from crossdistill.data import open_dataset  # noqa: E402
 from crossdistill.models import build_model  # noqa: E402
 from crossdistill.pipeline import obtain_teacher, run  # noqa: E402
+from crossdistill.plans import experiment_task  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = [0.0, 0.1, 1.0]
@@ -110,7 +111,8 @@ def train_teacher(setting_name: str, out: Path, epochs: int) -> Path:
     """Phase 1: the setting's teacher, trained once on every training label; its weights for all jobs."""
     setting = SETTINGS[setting_name]
     exp = Experiment.model_validate(base_experiment("teacher", setting, epochs) | {"student_labels": 1.0})
-    fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(exp.data.fold_ids[0])
+    dataset = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed, experiment_task(exp))
+    fold = dataset.fold(exp.data.fold_ids[0])
     spec = json.dumps([setting["data"], setting["teacher"]], sort_keys=True).encode()
     path = out / "teachers" / f"{hashlib.sha256(spec).hexdigest()[:12]}.safetensors"  # shared by equal settings
     if not path.is_file():
@@ -124,7 +126,8 @@ def paper_weights(setting_name: str, teacher_path: Path, methods: list[str]) -> 
     (so it depends on the size of the teacher's map, read from one sample)."""
     setting = SETTINGS[setting_name]
     exp = Experiment.model_validate(base_experiment("w", setting, 1))
-    fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(exp.data.fold_ids[0])
+    dataset = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed, experiment_task(exp))
+    fold = dataset.fold(exp.data.fold_ids[0])
     teacher = build_model(exp.teacher, fold.info, role="teacher")
     load_weights(teacher, teacher_path)
     with torch.no_grad():

@@ -37,7 +37,10 @@ from crossdistill.data.loader import BatchLoader  # noqa: E402
 from crossdistill.data.splits import label_budget_mask  # noqa: E402
 from crossdistill.evaluate.efficiency import count_flops, count_params  # noqa: E402
 from crossdistill.pipeline import distiller_for, obtain_teacher  # noqa: E402
-from crossdistill.plans import student_plans  # noqa: E402
+from crossdistill.plans import (
+    experiment_task,  # noqa: E402
+    student_plans,  # noqa: E402
+)
 from crossdistill.runtime import seed_everything  # noqa: E402
 from crossdistill.train import fit  # noqa: E402
 
@@ -94,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["CROSSDISTILL_CACHE"] = str(Path(scratch) / "cache")  # a cold cache: its build is timed
         exp = config.load(CONFIG, ["seeds=[0]", f"teacher.train.epochs={args.epochs}"])
-        fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(0)
+        fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed, experiment_task(exp)).fold(0)
         teacher = obtain_teacher(exp, "teacher", fold, Path(scratch) / "run")
         plans = {p.name: p for p in student_plans(exp)}
         alone = timed_fit(exp, plans["baseline"], fold, {"teacher": teacher}, args.epochs, Path(scratch) / "a")

@@ -35,7 +35,10 @@ from crossdistill.data import open_dataset  # noqa: E402
 from crossdistill.data.loader import BatchLoader  # noqa: E402
 from crossdistill.evaluate import evaluate_split  # noqa: E402
 from crossdistill.pipeline import distiller_for, obtain_teacher  # noqa: E402
-from crossdistill.plans import student_plans  # noqa: E402
+from crossdistill.plans import (
+    experiment_task,  # noqa: E402
+    student_plans,  # noqa: E402
+)
 from crossdistill.runtime import seed_everything  # noqa: E402
 from crossdistill.train import fit  # noqa: E402
 
@@ -87,7 +90,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         os.environ["CROSSDISTILL_CACHE"] = str(scratch / "cache")  # cold: the cache build is in our time
-        fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed).fold(0)
+        fold = open_dataset(exp.data.dataset, None, exp.data.options, exp.data.seed, experiment_task(exp)).fold(0)
         teacher = obtain_teacher(exp, "teacher", fold, scratch / "teacher")  # shared, not timed
         save_weights(teacher.state_dict(), scratch / "teacher.safetensors")
         np.savez(scratch / "data.npz", **{f"{split}.{key}": value.numpy() for split in ("train", "test")

@@ -29,6 +29,7 @@ from torchdistill.core.distillation import get_distillation_box  # noqa: E402
 from crossdistill.config import ModelSpec  # noqa: E402
 from crossdistill.data.batch import DataInfo, ModalitySpec  # noqa: E402
 from crossdistill.models import build_model  # noqa: E402
+from crossdistill.tasks import build_task  # noqa: E402
 
 
 class OneModality(nn.Module):
@@ -72,7 +73,8 @@ def main() -> None:
     work = Path(sys.argv[1])
     setup = json.loads((work / "setup.json").read_text())
     arrays = dict(np.load(work / "data.npz"))
-    info = DataInfo({}, setup["num_classes"], {m: ModalitySpec(tuple(s)) for m, s in setup["shapes"].items()})
+    info = DataInfo({}, setup["num_classes"], {m: ModalitySpec(tuple(s)) for m, s in setup["shapes"].items()},
+                    build_task("classification"))
     torch.set_num_threads(setup["threads"])
     teacher = build_model(ModelSpec.model_validate(setup["teacher"]), info)
     teacher.load_state_dict(load_file(work / "teacher.safetensors"))

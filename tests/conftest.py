@@ -11,6 +11,10 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from crossdistill.tasks import build_task  # noqa: E402
+
+CLASSIFICATION = build_task("classification")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -39,7 +43,7 @@ def av_fold():
     """Fold 0 of the real av-digits data (test speaker george, validation speaker jackson)."""
     from crossdistill.data import open_dataset
 
-    return open_dataset("av-digits", None, {}, 0).fold(0)
+    return open_dataset("av-digits", None, {}, 0, CLASSIFICATION).fold(0)
 
 
 TINY_CONFIG = """

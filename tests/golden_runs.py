@@ -32,6 +32,7 @@ student: {encoders: {audio: {name: spec_cnn, channels: [4, 8]}}, embed_dim: 16}
 distill: {terms: [{loss: ce}, {loss: kd, kwargs: {temperature: 4.0}}, {loss: fitnet, reads: embed}]}
 """,
     "regression": """
+task: regression
 data:
   dataset: manifest
   options:
@@ -39,7 +40,6 @@ data:
     format: tsv
     column_names: [id, mean, text]
     label: mean
-    task: regression
     modalities: {text: {kind: text, column: text, max_length: 24, min_count: 2}}
 student_labels: 0.1
 teacher: {encoders: {text: {name: text_bag, dim: 32}}, embed_dim: 32}
@@ -48,7 +48,7 @@ distill: {terms: [{loss: mse}, {loss: pred_mse}]}
 """,
     "retrieval": """
 data: {dataset: av-digits}
-retrieval: {positives: class}
+task: {name: retrieval, positives: class}
 teacher:
   encoders: {audio: {name: spec_cnn, channels: [8, 16]}, image: {name: image_cnn, channels: [16, 32]}}
   embed_dim: 32

@@ -40,7 +40,7 @@ def test_list(what, expected):
 
 def test_list_unknown_kind():
     code, output = invoke("list", "gizmos")
-    assert code == 2 and "choose datasets, encoders or losses" in output
+    assert code == 2 and "choose datasets, encoders, losses or tasks" in output
 
 
 def test_run_writes_the_run_directory_contract(finished_run):

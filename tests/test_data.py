@@ -8,6 +8,9 @@ from crossdistill.data.audio import fit_length, log_mel, mel_filterbank
 from crossdistill.data.loader import BatchLoader, spec_augment
 from crossdistill.data.sources import FSDD, sums_digest
 from crossdistill.data.splits import label_budget_mask, pair_by_label, stratified_fractions
+from crossdistill.tasks import build_task
+
+CLASSIFICATION = build_task("classification")
 
 
 def test_pairing_matches_labels_without_replacement_then_cycles():
@@ -52,7 +55,7 @@ def test_av_digits_splits_leave_speakers_out(av_fold):
 
 
 def test_each_split_draws_images_from_its_own_pool():
-    dataset = open_dataset("av-digits", None, {}, 0)
+    dataset = open_dataset("av-digits", None, {}, 0, CLASSIFICATION)
     fold = dataset.fold(0)
     train_pool = dataset.pools["train"][0]
     mean, std = float(train_pool.mean()), float(train_pool.std())
@@ -74,7 +77,7 @@ def test_image_label_agrees_with_clip_label(av_fold):
 
 
 def test_folds_rotate_test_and_validation_speakers():
-    dataset = open_dataset("av-digits", None, {}, 0)
+    dataset = open_dataset("av-digits", None, {}, 0, CLASSIFICATION)
     assert dataset.num_folds == 6
     described = [dataset.fold(k).description for k in (1, 5)]
     assert described == ["test speaker jackson, validation speaker lucas",
@@ -86,16 +89,16 @@ def test_folds_rotate_test_and_validation_speakers():
 def test_preprocessing_is_cached_on_disk(monkeypatch):
     import crossdistill.data.fsdd as fsdd
 
-    open_dataset("av-digits", None, {}, 0)  # warm
+    open_dataset("av-digits", None, {}, 0, CLASSIFICATION)  # warm
     calls = []
     monkeypatch.setattr(fsdd, "log_mel", lambda *a, **k: calls.append(1))
-    open_dataset("av-digits", None, {}, 0)
+    open_dataset("av-digits", None, {}, 0, CLASSIFICATION)
     assert calls == []  # second run reads the cache, no spectrogram recomputed
 
 
 def test_av_mnist_weakens_images_and_adds_noise():
-    plain = open_dataset("av-mnist", None, {}, 0)
-    weak = open_dataset("av-mnist", None, {"image_energy": 0.25, "snr_db": 0.0}, 0)
+    plain = open_dataset("av-mnist", None, {}, 0, CLASSIFICATION)
+    weak = open_dataset("av-mnist", None, {"image_energy": 0.25, "snr_db": 0.0}, 0, CLASSIFICATION)
     fold_plain, fold_weak = plain.fold(0), weak.fold(0)
     assert fold_weak.info.modalities["image"].shape == (1, 28, 28)
     assert len(fold_weak["test"]) == 500
@@ -134,7 +137,7 @@ def test_loader_gives_every_budget_the_same_number_of_steps(av_fold):
 
 
 def test_list_datasets_describes_modalities_sizes_and_licence():
-    desc = open_dataset("av-digits", None, {}, 0).describe()
+    desc = open_dataset("av-digits", None, {}, 0, CLASSIFICATION).describe()
     assert desc["modalities"] == {"audio": [1, 32, 63], "image": [1, 8, 8]}
     assert "CC BY-SA 4.0" in desc["licence"]
     assert DATASETS.names() == ["av-digits", "av-mnist", "manifest", "mfeat", "synthetic-mfh"]

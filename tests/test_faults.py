@@ -18,7 +18,10 @@ from crossdistill.data import open_dataset
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill import Distiller, resolve_terms
 from crossdistill.models import build_model
+from crossdistill.tasks import build_task
 from crossdistill.train import NonFiniteLossError, fit
+
+CLASSIFICATION = build_task("classification")
 
 
 class NotATensor:  # what a malicious checkpoint would smuggle in
@@ -71,7 +74,7 @@ def test_altered_or_truncated_checkpoints_are_named_never_used(tmp_path):
 
 def _mfh_fit(tmp_path, nonfinite: str):
     """A linear student on synthetic-mfh whose 6th training sample is NaN: 1 of 4 batches per epoch is."""
-    fold = open_dataset("synthetic-mfh", None, {"experiment": "gamma", "overlap": 4}, 0).fold(0)
+    fold = open_dataset("synthetic-mfh", None, {"experiment": "gamma", "overlap": 4}, 0, CLASSIFICATION).fold(0)
     fold["train"].inputs["x2"][5, 0] = float("nan")
     spec = ModelSpec.model_validate({"encoders": {"x2": {"name": "identity"}}, "fusion": "identity",
                                      "dropout": 0.0})

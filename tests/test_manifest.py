@@ -13,6 +13,9 @@ import torch
 from crossdistill.config import ConfigError
 from crossdistill.data import open_dataset
 from crossdistill.data.manifest import ManifestError
+from crossdistill.tasks import build_task
+
+CLASSIFICATION = build_task("classification")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def emoji_options(path, **extra):
 
 def test_csv_manifest_with_images_and_text(emoji_rows, tmp_path):
     path = write_csv(tmp_path / "emoji.csv", emoji_rows)
-    fold = open_dataset("manifest", None, emoji_options(path), 0).fold(0)
+    fold = open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION).fold(0)
     info = fold.info
     assert info.num_classes == 6 and sorted(info.class_names) == info.class_names
     assert info.modalities["image"].shape == (3, 16, 16)
@@ -72,11 +75,11 @@ def test_jsonl_and_parquet_manifests_give_the_same_tensors(emoji_rows, tmp_path)
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in emoji_rows))
     parquet = tmp_path / "emoji.parquet"
     pq.write_table(pa.Table.from_pylist(emoji_rows), parquet)
-    a = open_dataset("manifest", None, emoji_options(jsonl), 0).fold(0)
-    b = open_dataset("manifest", None, emoji_options(parquet), 0).fold(0)
+    a = open_dataset("manifest", None, emoji_options(jsonl), 0, CLASSIFICATION).fold(0)
+    b = open_dataset("manifest", None, emoji_options(parquet), 0, CLASSIFICATION).fold(0)
     array = tmp_path / "emoji.json"
     array.write_text(json.dumps(emoji_rows))
-    c = open_dataset("manifest", None, emoji_options(array), 0).fold(0)
+    c = open_dataset("manifest", None, emoji_options(array), 0, CLASSIFICATION).fold(0)
     for split in ("train", "val", "test"):
         assert torch.equal(a[split].inputs["text"], c[split].inputs["text"])
         assert torch.equal(a[split].index, b[split].index)
@@ -90,7 +93,7 @@ def test_audio_column_with_group_disjoint_splits(data_root, tmp_path):
     path = write_csv(tmp_path / "speech.csv", rows)
     options = {"path": str(path), "label": "digit", "group_column": "speaker",
                "modalities": {"audio": {"kind": "audio", "column": "wav", "sample_rate": 16000, "seconds": 0.5}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     # FSDD is 8 kHz: resampled to 16 kHz, 0.5 s -> 8000 samples -> 63 frames of hop 128
     assert fold.info.modalities["audio"].shape == (1, 32, 63)
     speakers = {split: set(fold[split].groups) for split in ("train", "val", "test")}
@@ -121,7 +124,7 @@ def test_feature_lists_npy_files_and_tabular_columns(mfeat, tmp_path):
     options = {"path": str(path), "label": "digit", "split_column": "split", "modalities": {
         "fou": {"kind": "features", "column": "fou"}, "kar": {"kind": "features", "column": "kar"},
         "mor": {"kind": "tabular", "numeric": [f"mor{j}" for j in range(6)], "categorical": ["parity"]}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     assert fold.info.modalities["fou"].shape == (76,) and fold.info.modalities["kar"].shape == (64,)
     assert fold.info.modalities["mor"].shape == (7,)
     assert fold.info.modalities["mor"].meta == {"numeric": 6, "categories": [3]}  # 2 levels + unseen
@@ -143,13 +146,13 @@ def test_bad_rows_are_named_and_can_be_skipped(emoji_rows, tmp_path, caplog):
     path = write_csv(tmp_path / "bad.csv", rows)
     before = path.read_bytes()
     with pytest.raises(ManifestError) as error:
-        open_dataset("manifest", None, emoji_options(path), 0)
+        open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION)
     message = str(error.value)
     assert "2 of 180 rows cannot be used" in message and "--skip-bad-rows" in message
     assert "row 5, column 'image'" in message and "missing.png" in message
     assert "row 10, column 'image'" in message and "cannot decode image" in message and "broken.png" in message
     with caplog.at_level(logging.WARNING, logger="crossdistill"):
-        fold = open_dataset("manifest", None, emoji_options(path, skip_bad_rows=True), 0).fold(0)
+        fold = open_dataset("manifest", None, emoji_options(path, skip_bad_rows=True), 0, CLASSIFICATION).fold(0)
     assert "skipped 2 of 180 rows" in caplog.text
     assert sum(len(fold[s]) for s in ("train", "val", "test")) == 178
     kept = set(torch.cat([fold[s].index for s in ("train", "val", "test")]).tolist())  # 0-based manifest rows
@@ -163,13 +166,13 @@ def test_bad_numbers_and_missing_columns_are_named(tmp_path):
     options = {"path": str(path), "label": "label",
                "modalities": {"tab": {"kind": "tabular", "numeric": ["a"], "categorical": ["b"]}}}
     with pytest.raises(ManifestError, match="row 2, column 'a' \\(modality tab\\): not a number: 'oops'"):
-        open_dataset("manifest", None, options, 0)
+        open_dataset("manifest", None, options, 0, CLASSIFICATION)
     options["modalities"]["tab"]["numeric"] = ["c"]
     with pytest.raises(ConfigError, match="no column 'c' \\(modality tab\\); the manifest has: a, b, label"):
-        open_dataset("manifest", None, options, 0)
+        open_dataset("manifest", None, options, 0, CLASSIFICATION)
     (tmp_path / "t.txt").write_text("a,b\n")
     with pytest.raises(ConfigError, match="manifest format .txt not supported"):
-        open_dataset("manifest", None, {**options, "path": str(tmp_path / "t.txt")}, 0)
+        open_dataset("manifest", None, {**options, "path": str(tmp_path / "t.txt")}, 0, CLASSIFICATION)
 
 
 def test_decoded_files_are_cached_by_content(emoji_rows, tmp_path, monkeypatch):
@@ -183,17 +186,17 @@ def test_decoded_files_are_cached_by_content(emoji_rows, tmp_path, monkeypatch):
         rows.append({**r, "image": f"png/{r['image'].rsplit('/', 1)[1]}"})  # relative to the manifest
     path = write_csv(tmp_path / "e.csv", rows)
     options = emoji_options(path, ratios=[0.6, 0.2, 0.2])
-    first = open_dataset("manifest", None, options, 0).fold(0)
+    first = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(manifest, "decode_image", no_decoding)
-    second = open_dataset("manifest", None, options, 0).fold(0)  # from the cache
+    second = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)  # from the cache
     assert torch.equal(first["train"].inputs["image"], second["train"].inputs["image"])
     shutil.copy(emoji_rows[-1]["image"], folder / rows[0]["image"].split("/")[1])  # same name, new content
     with pytest.raises(AssertionError, match="decoded again"):
-        open_dataset("manifest", None, options, 0)
+        open_dataset("manifest", None, options, 0, CLASSIFICATION)
 
 
 TINY_MANIFEST_RUN = """
@@ -251,14 +254,14 @@ def test_image_text_teacher_to_text_student_end_to_end_with_bad_rows(emoji_rows,
 
 
 def test_mfeat_views_are_aligned_standardised_and_stratified():
-    fold = open_dataset("mfeat", None, {}, 0).fold(0)
+    fold = open_dataset("mfeat", None, {}, 0, CLASSIFICATION).fold(0)
     assert {m: s.shape for m, s in fold.info.modalities.items()} == {
         "fou": (76,), "fac": (216,), "kar": (64,), "pix": (240,), "zer": (47,), "mor": (6,)}
     assert [len(fold[s]) for s in ("train", "val", "test")] == [1200, 400, 400]
     assert torch.bincount(fold["train"].target).tolist() == [120] * 10
     assert torch.allclose(fold["train"].inputs["fou"].mean(0), torch.zeros(76), atol=1e-4)
     with pytest.raises(ConfigError, match="valid options: ratios"):
-        open_dataset("mfeat", None, {"views": 2}, 0)
+        open_dataset("mfeat", None, {"views": 2}, 0, CLASSIFICATION)
 
 
 def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoji_rows, tmp_path):
@@ -274,7 +277,7 @@ def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoj
     options = emoji_options(path)
     options["modalities"]["image"]["optional"] = True
     options["modalities"]["text"]["optional"] = True
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     every = torch.cat([fold[s].inputs["image.present"] for s in ("train", "val", "test")])
     assert int((~every).sum()) == 60 and fold["train"].inputs["image"][~fold["train"].inputs["image.present"]].abs() \
         .sum() == 0
@@ -295,7 +298,7 @@ def test_missing_modalities_are_masked_in_fusion_and_removable_at_test_time(emoj
     assert table["image"] == evaluate_split(model, fold["test"], fold.info, zero="image")["metrics"]
     with pytest.raises(ConfigError, match="cannot be optional"):
         open_dataset("manifest", None, {**options, "modalities": {"t": {"kind": "tabular", "numeric": ["name"],
-                                                                       "optional": True}}}, 0)
+                                                                       "optional": True}}}, 0, CLASSIFICATION)
 
 
 def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
@@ -316,7 +319,7 @@ def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
     options = {"path": str(pairs), "eval_path": str(labelled), "label": "category", "ratios": [0.0, 0.5, 0.5],
                "modalities": {"image": {"kind": "image", "column": "image", "size": 16},
                               "text": {"kind": "text", "column": "name", "max_length": 6}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     assert len(fold["train"]) == 120 and bool((fold["train"].target == -1).all())
     assert len(fold["val"]) + len(fold["test"]) == 60 and bool((fold["test"].target >= 0).all())
     assert len(set(torch.cat([fold[s].index for s in ("train", "val", "test")]).tolist())) == 180
@@ -335,7 +338,7 @@ def test_supervision_transfer_on_unlabelled_pairs(emoji_rows, tmp_path):
     with pytest.raises(ConfigError, match="training pairs are unlabelled.*give teacher.checkpoint"):
         run(no_checkpoint, tmp_path / "runs2")
     with pytest.raises(ConfigError, match="no `label` column: name one, or give `eval_path`"):
-        open_dataset("manifest", None, {**options, "eval_path": None, "label": None}, 0).fold(0)
+        open_dataset("manifest", None, {**options, "eval_path": None, "label": None}, 0, CLASSIFICATION).fold(0)
 
 
 MINILM_RUN = """
@@ -374,7 +377,7 @@ def test_pretrained_sentence_teacher_teaches_a_small_text_student(emoji_rows, tm
     path = write_csv(tmp_path / "emoji.csv", emoji_rows)
     options = {"path": str(path), "label": "category",
                "modalities": {"minilm": {"kind": "text_embedding", "column": "name"}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     assert fold.info.modalities["minilm"].shape == (384,)
     row = int(fold["train"].index[0])
     direct = sentence_encoder("all-MiniLM-L6-v2")([emoji_rows[row]["name"]])[0]
@@ -393,14 +396,14 @@ def test_headerless_tsv_with_a_score_cut_into_classes(data_root, tmp_path):
     options = {"path": str(data_root / "vader_sentiment_groundtruth" / "tweets_GroundTruth.txt"), "format": "tsv",
                "column_names": ["id", "mean", "text"], "label": "mean", "label_bins": [0.0],
                "modalities": {"text": {"kind": "text", "column": "text", "max_length": 20}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     assert fold.info.class_names == ["<= 0", "> 0"]
     targets = torch.cat([fold[s].target for s in ("train", "val", "test")])
     assert len(targets) == 4200 and abs(float(targets.float().mean()) - 0.69) < 0.01  # README: share > 0 = 0.69
     bad = tmp_path / "bad.tsv"
     bad.write_text("1\t0.5\tgood\n2\thigh\tbad\n")
     with pytest.raises(ManifestError, match="row 2, column 'mean' \\(label\\): not a number: 'high'"):
-        open_dataset("manifest", None, {**options, "path": str(bad)}, 0)
+        open_dataset("manifest", None, {**options, "path": str(bad)}, 0, CLASSIFICATION)
 
 
 def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
@@ -411,7 +414,7 @@ def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
                         "column_names": ["id", "rater_mean", "rater_std", "ratings"]},
                "modalities": {"text": {"kind": "text", "column": "text"},
                               "raters": {"kind": "distribution", "column": "ratings"}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     raters = torch.cat([fold[s].inputs["raters"] for s in ("train", "val", "test")])
     targets = torch.cat([fold[s].target for s in ("train", "val", "test")])
     assert raters.shape == (4200, 2) and torch.allclose(raters.sum(1), torch.ones(4200))
@@ -424,7 +427,7 @@ def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
     bad = tmp_path / "ratings.tsv"
     bad.write_text("1\t1.0\t0.5\t[1, 2]\n")
     with pytest.raises(ManifestError, match="4199 rows have no 'id'"):
-        open_dataset("manifest", None, {**options, "join": {**options["join"], "path": str(bad)}}, 0)
+        open_dataset("manifest", None, {**options, "join": {**options["join"], "path": str(bad)}}, 0, CLASSIFICATION)
 
 
 def test_pretrained_word_pieces_as_the_text_tokenizer(emoji_rows, tmp_path):
@@ -435,7 +438,7 @@ def test_pretrained_word_pieces_as_the_text_tokenizer(emoji_rows, tmp_path):
     path = write_csv(tmp_path / "emoji.csv", emoji_rows)
     options = {"path": str(path), "label": "category", "modalities": {
         "text": {"kind": "text", "column": "name", "tokenizer": "hf", "max_length": 8}}}
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     spec = fold.info.modalities["text"]
     assert spec.meta["vocab_size"] == 30522 and spec.meta["tokenizer"]["level"] == "hf"  # MiniLM's word pieces
     reference = HFTokenizer.from_file(str(tokenizer_file("all-MiniLM-L6-v2")))
@@ -453,6 +456,6 @@ def test_file_folders_and_dropped_labels(emoji_rows, tmp_path):
     path = write_csv(tmp_path / "emoji.csv", rows)
     options = emoji_options(path, drop_labels=["Symbols", "Objects"])
     options["modalities"]["image"]["folder"] = "pictures"
-    fold = open_dataset("manifest", None, options, 0).fold(0)
+    fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     assert fold.info.num_classes == 4 and "Symbols" not in fold.info.class_names
     assert sum(len(fold[s]) for s in ("train", "val", "test")) == 120

@@ -4,11 +4,12 @@ import torch
 from crossdistill.config import ConfigError, ModelSpec
 from crossdistill.data.batch import Batch, DataInfo, ModalitySpec
 from crossdistill.models import ENCODERS, build_model
+from crossdistill.tasks import build_task
 
 INFO = DataInfo(num_samples={}, num_classes=7, modalities={
     "audio": ModalitySpec((1, 32, 63)), "image": ModalitySpec((1, 8, 8)), "vector": ModalitySpec((20,)),
     "text": ModalitySpec((10,), "int64", {"vocab_size": 50}),
-    "table": ModalitySpec((5,), "float32", {"numeric": 3, "categories": [4, 3]})})
+    "table": ModalitySpec((5,), "float32", {"numeric": 3, "categories": [4, 3]})}, task=build_task("classification"))
 INPUT_OF = {"image_cnn": "image", "spec_cnn": "audio", "mlp": "vector", "text_bag": "text", "text_gru": "text",
             "text_transformer": "text", "tabular_mlp": "table", "identity": "vector"}
 NO_LAYERS = {"identity"}  # the input itself: no intermediate layer to tap

@@ -11,18 +11,21 @@ from typer.testing import CliRunner
 
 from crossdistill.cli import app
 from crossdistill.data import open_dataset
-from crossdistill.data.batch import DataInfo
+from crossdistill.data.batch import DataInfo, has_label
 from crossdistill.data.manifest import ManifestError
-from crossdistill.data.splits import label_budget_mask, strata, stratified_fractions
-from crossdistill.evaluate.metrics import score_outputs
-from crossdistill.tasks import has_label, validation_score
+from crossdistill.data.splits import label_budget_mask, stratified_fractions
+from crossdistill.tasks import build_task
+
+CLASSIFICATION = build_task("classification")
+
+REGRESSION = build_task("regression")
 
 runner = CliRunner()
 
 
 def vader_options(path, **extra):
     return {"path": str(path), "format": "tsv", "column_names": ["id", "mean", "text"], "label": "mean",
-            "task": "regression", "modalities": {"text": {"kind": "text", "column": "text", "max_length": 24}},
+            "modalities": {"text": {"kind": "text", "column": "text", "max_length": 24}},
             **extra}
 
 
@@ -38,12 +41,12 @@ def vader_small(data_root, tmp_path_factory):
 def test_real_targets_are_stratified_by_decile_and_unlabelled_rows_left_out():
     values = np.random.default_rng(0).normal(size=1000)
     values[::10] = np.nan  # unlabelled pairs
-    groups = strata(values)
+    groups = REGRESSION.strata(values)
     assert set(groups[~np.isnan(values)]) == set(range(10)) and (groups[np.isnan(values)] == -1).all()
-    mask = label_budget_mask(values, 0.1, seed=0)
+    mask = label_budget_mask(REGRESSION.strata(values), 0.1, seed=0)
     assert mask.sum() == 90 and not mask[np.isnan(values)].any()
     assert len(np.unique(groups[mask])) == 10  # every decile of the target has labels
-    train, val, test = stratified_fractions(values[~np.isnan(values)], [0.5, 0.25, 0.25], seed=0)
+    train, val, test = stratified_fractions(REGRESSION.strata(values[~np.isnan(values)]), [0.5, 0.25, 0.25], seed=0)
     kept = values[~np.isnan(values)]
     assert abs(np.median(kept[train]) - np.median(kept[test])) < 0.2  # both cover the whole range
 
@@ -52,9 +55,9 @@ def test_validation_score_is_r2_and_test_metrics_are_in_the_target_units():
     target = torch.tensor([0.0, 1.0, -1.0, 2.0])  # standardised
     outputs = torch.tensor([[0.5], [1.0], [-0.5], [1.5]])
     expected = r2_score(target.numpy(), outputs[:, 0].numpy())
-    assert validation_score(outputs, target, "regression") == pytest.approx(expected, rel=1e-6)
-    info = DataInfo({}, 0, {}, "regression", target_scale=(10.0, 2.0))
-    report = score_outputs(outputs, target, info)
+    assert REGRESSION.validation_score(outputs, target) == pytest.approx(expected, rel=1e-6)
+    info = DataInfo({}, 0, {}, REGRESSION, target_scale=(10.0, 2.0))
+    report = REGRESSION.score(outputs, target, info)
     raw_target, raw_predicted = target.numpy() * 2 + 10, outputs[:, 0].numpy() * 2 + 10
     assert report["metrics"]["r2"] == pytest.approx(expected, rel=1e-6)  # R^2 is unit-free
     assert report["metrics"]["mae"] == pytest.approx(mean_absolute_error(raw_target, raw_predicted))
@@ -65,8 +68,8 @@ def test_validation_score_is_r2_and_test_metrics_are_in_the_target_units():
 
 
 def test_manifest_regression_label_is_standardised_on_train_only(vader_small, tmp_path):
-    fold = open_dataset("manifest", None, vader_options(vader_small), 0).fold(0)
-    assert fold.info.task == "regression" and fold.info.num_classes == 0
+    fold = open_dataset("manifest", None, vader_options(vader_small), 0, REGRESSION).fold(0)
+    assert fold.info.task.name == "regression" and fold.info.num_classes == 0
     train = fold["train"].target
     assert train.dtype == torch.float32
     assert abs(float(train.mean())) < 1e-5 and float(train.std(unbiased=False)) == pytest.approx(1.0, rel=1e-4)
@@ -76,14 +79,15 @@ def test_manifest_regression_label_is_standardised_on_train_only(vader_small, tm
     index = torch.cat([fold[s].index for s in ("train", "val", "test")]).numpy()
     assert np.allclose(restored, raw[index], atol=1e-4)  # every row back in the raters' units
     with pytest.raises(Exception, match="label_bins cuts the label into classes"):
-        open_dataset("manifest", None, vader_options(vader_small, label_bins=[0.0]), 0)
+        open_dataset("manifest", None, vader_options(vader_small, label_bins=[0.0]), 0, REGRESSION)
     bad = tmp_path / "bad.tsv"
     bad.write_text("1\t0.5\tgood\n2\tvery\tbad\n3\t-1\tugly\n")
     with pytest.raises(ManifestError, match="row 2, column 'mean' \\(label\\): not a number: 'very'"):
-        open_dataset("manifest", None, vader_options(bad), 0)
+        open_dataset("manifest", None, vader_options(bad), 0, REGRESSION)
 
 
 REGRESSION_RUN = """
+task: regression
 data:
   dataset: manifest
   options:
@@ -91,7 +95,6 @@ data:
     format: tsv
     column_names: [id, mean, text]
     label: mean
-    task: regression
     modalities:
       text: {{kind: text, column: text, max_length: 24}}
 student_labels: 0.2
@@ -148,7 +151,7 @@ def test_regression_run_end_to_end_with_report_and_export(vader_small, tmp_path)
     assert exported.exit_code == 0, exported.output
     written = json.loads((run_dir / "export" / "distilled.json").read_text())
     mean, std = json.loads((run_dir / "data_info.json").read_text())["target_scale"]
-    assert written["task"] == "regression" and (written["target_mean"], written["target_std"]) == (mean, std)
+    assert written["task"] == {"name": "regression"} and (written["target_mean"], written["target_std"]) == (mean, std)
 
 
 def test_a_class_distribution_loss_on_a_regression_task_is_refused_before_training(vader_small, tmp_path):
@@ -157,7 +160,8 @@ def test_a_class_distribution_loss_on_a_regression_task_is_refused_before_traini
     refused = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "runs"),
                                   "--set", "distill.terms=[{loss: mse}, {loss: kd}]"])
     assert refused.exit_code == 2
-    assert "loss 'kd' is for classification, but the data set's task is regression" in refused.output
+    assert "loss 'kd' needs a model giving classes, but task regression provides head, values" in refused.output
+    assert "losses made for regression: pred_mse, teacher_bounded, mse" in refused.output
     assert not (tmp_path / "runs").exists()
 
 

@@ -110,7 +110,7 @@ data:
     modalities:
       image: {{kind: image, column: image, folder: {png}, size: 16}}
       text: {{kind: text, column: name, tokenizer: word, max_length: 6}}
-retrieval: {{positives: instance}}
+task: {{name: retrieval, positives: instance}}
 seeds: [0]
 teacher:
   encoders:
@@ -197,7 +197,8 @@ def test_retrieval_configs_are_checked_before_training(emoji_retrieval_run, tmp_
     _, manifest = emoji_retrieval_run
     config = manifest.parent / "run.yaml"
     for override, message in (
-            ("distill.terms=[{loss: clip}, {loss: kd}]", "loss 'kd' is for classification"),
+            ("distill.terms=[{loss: clip}, {loss: kd}]", "loss 'kd' needs a model giving classes, but task "
+                 "retrieval provides towers; losses made for retrieval: affinity, clip_crd, clip_fd, clip_icl, clip"),
             ("train.select_on=teacher", "retrieval selects on the validation pairs themselves"),
             ("student.encoders={text: {name: text_bag}}", "a retrieval model is a dual encoder over two modalities")):
         refused = runner.invoke(app, ["run", str(config), "--out", str(tmp_path), "--set", override])

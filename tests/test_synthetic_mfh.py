@@ -11,10 +11,13 @@ import torch
 from crossdistill.config import Experiment
 from crossdistill.data import open_dataset
 from crossdistill.data.synthetic_mfh import MfhOptions, draw, layout
+from crossdistill.tasks import build_task
+
+CLASSIFICATION = build_task("classification")
 
 
 def fold_of(**options):
-    return open_dataset("synthetic-mfh", None, options, 0).fold(0)
+    return open_dataset("synthetic-mfh", None, options, 0, CLASSIFICATION).fold(0)
 
 
 def test_channels_are_standard_normal_and_classes_balanced():
@@ -72,10 +75,10 @@ def test_draws_are_independent_and_reproducible():
     assert torch.equal(a["test"].inputs["x2"], b["test"].inputs["x2"])  # same seed, same draw
     assert len(a["train"]) == 200 and len(a["test"]) == 1000
     assert not torch.equal(a["train"].inputs["x2"][:200], a["test"].inputs["x2"][:200])  # test: another stream
-    other = open_dataset("synthetic-mfh", None, {"experiment": "gamma", "overlap": 4}, 0).fold(1)
+    other = open_dataset("synthetic-mfh", None, {"experiment": "gamma", "overlap": 4}, 0, CLASSIFICATION).fold(1)
     assert not torch.equal(other["train"].inputs["x2"], a["train"].inputs["x2"])
     with pytest.raises(Exception, match="overlap"):
-        open_dataset("synthetic-mfh", None, {"experiment": "gamma", "overlap": 11}, 0)
+        open_dataset("synthetic-mfh", None, {"experiment": "gamma", "overlap": 11}, 0, CLASSIFICATION)
 
 
 def test_the_papers_protocol_runs_through_the_pipeline(tmp_path):

@@ -197,14 +197,15 @@ def export_cmd(
 
 @app.command("list")
 def list_cmd(
-    what: Annotated[str, typer.Argument(help="datasets | encoders | losses")],
+    what: Annotated[str, typer.Argument(help="datasets | encoders | losses | tasks")],
     data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
 ) -> None:
-    """List the registered datasets, encoders or losses."""
+    """List the registered datasets, encoders, losses or tasks."""
     from crossdistill.data import DATASETS, open_dataset
     from crossdistill.losses import LOSSES
     from crossdistill.models import ENCODERS
     from crossdistill.registry import summary
+    from crossdistill.tasks import TASKS, build_task
 
     if what == "datasets":
         table = Table("dataset", "modalities (shape)", "train / val / test (fold 0)", "folds", "licence")
@@ -213,7 +214,8 @@ def list_cmd(
                 table.add_row(name, DATASETS.get(name).usage, "", "", DATASETS.get(name).licence)
                 continue
             try:
-                desc = open_dataset(name, str(data_root) if data_root else None, {}, 0).describe()
+                desc = open_dataset(name, str(data_root) if data_root else None, {}, 0,
+                                    build_task("classification")).describe()
             except _user_errors() as error:
                 table.add_row(name, "not available", str(error), "", "")
                 continue
@@ -223,16 +225,25 @@ def list_cmd(
         console.print(table)
     elif what == "losses":
         table = Table("loss", "what", "paper", "reads", "tasks")
+        tasks = [build_task(name) for name in TASKS.names()]
         for name in LOSSES.names():
             loss = LOSSES.get(name)
             reads = loss.reads if not loss.teacher_reads else f"{loss.reads} / teacher {loss.teacher_reads}"
-            table.add_row(name, loss.headline, loss.paper, reads, ", ".join(loss.tasks))
+            suited = ", ".join(t.name for t in tasks if loss.needs <= t.provides)
+            table.add_row(name, loss.headline, loss.paper, reads, suited)
+        console.print(table)
+    elif what == "tasks":
+        table = Table("task", "what", "task loss", "test metrics", "options")
+        for name in TASKS.names():
+            task = TASKS.get(name)
+            table.add_row(name, summary(task), task.loss, ", ".join(task.metric_names),
+                          ", ".join(task.Options.model_fields) or "-")
         console.print(table)
     elif what == "encoders":
         for name in ENCODERS.names():
             console.print(f"{name}: {summary(ENCODERS.get(name))}", highlight=False)
     else:
-        _fail(ValueError(f"cannot list {what!r}; choose datasets, encoders or losses"))
+        _fail(ValueError(f"cannot list {what!r}; choose datasets, encoders, losses or tasks"))
 
 
 @app.command()

@@ -168,13 +168,32 @@ class VariantSpec(Strict):
                                   "labels after distilling without any")
 
 
-class RetrievalConfig(Strict):
-    """Cross-modal retrieval instead of classification: every model is a dual encoder whose first encoder is the
-    query tower and second the gallery tower (a teacher's towers may read other modalities of the same rows)."""
+class TaskSpec(BaseModel):
+    """What the models are for: a registered task by name (``crossdistill list tasks``); every other key is one of
+    its options (e.g. retrieval's ``positives``), checked by the task. ``task: regression`` is short for
+    ``task: {name: regression}``."""
 
-    positives: Literal["instance", "class"] = Field(
-        "instance", description="what a query must find: its own paired row, or any row of its class (for data "
-        "paired by label, such as av-digits); used by the training loss and for selection")
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.kwargs}
+
+
+# Keys of earlier versions, refused with what replaces them (CHANGELOG.md).
+MOVED_KEYS = {
+    ("retrieval",): "`retrieval: {positives: P}` is now `task: {name: retrieval, positives: P}`",
+    ("data", "options", "task"): "`data.options.task: regression` is now the top-level `task: regression`",
+}
 
 
 class EvalConfig(Strict):
@@ -194,7 +213,8 @@ class Experiment(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     variants: dict[str, VariantSpec] = Field(default_factory=dict)
     evaluate: EvalConfig = Field(default_factory=EvalConfig)
-    retrieval: RetrievalConfig | None = Field(None, description="train dual encoders for cross-modal retrieval")
+    task: TaskSpec | None = Field(None, description="what the models are for: classification, regression, "
+                                  "retrieval, ... (`crossdistill list tasks`); default: the data set's own")
 
     @field_validator("variants")
     @classmethod
@@ -293,6 +313,15 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], where: str = "") -> A
         raise ConfigError(f"{where}: {message}" if where else message) from None
 
 
+def _refuse_moved_keys(raw: dict[str, Any], where: str) -> None:
+    for path, instead in MOVED_KEYS.items():
+        node: Any = raw
+        for key in path:
+            node = node.get(key, None) if isinstance(node, dict) else None
+        if node is not None:
+            raise ConfigError(f"{where}: config key {'.'.join(path)!r} was replaced: {instead} (see CHANGELOG.md)")
+
+
 def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     """Read a YAML experiment, apply ``--set`` overrides, validate everything."""
     path = Path(path)
@@ -304,6 +333,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     raw.setdefault("name", path.stem)
     for key, value in parse_overrides(overrides or []):
         _set_path(raw, key, value)
+    _refuse_moved_keys(raw, str(path))
     return _validate(Experiment, raw)
 
 

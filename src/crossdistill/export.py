@@ -20,25 +20,13 @@ from crossdistill.checkpoint import load_weights
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, ModalitySpec
 from crossdistill.models import build_model
-from crossdistill.models.dual import DualEncoder
-from crossdistill.models.fusion import MultiModalModel
+from crossdistill.tasks import build_task
 
 PARITY_TOLERANCE = 1e-4
 
 
 class ParityError(RuntimeError):
     """onnxruntime's logits differ from PyTorch's by more than the tolerance."""
-
-
-class LogitsOnly(nn.Module):
-    """Positional modality tensors (in ``model.modalities`` order) -> logits: the deployable signature."""
-
-    def __init__(self, model: MultiModalModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        return self.model(dict(zip(self.model.modalities, inputs, strict=True))).logits
 
 
 def modality_spec(saved: dict | list) -> ModalitySpec:
@@ -54,8 +42,7 @@ def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed:
     raw = json.loads((run_dir / "data_info.json").read_text())
     info = DataInfo(num_samples={}, num_classes=raw["num_classes"], class_names=raw["class_names"],
                     modalities={m: modality_spec(s) for m, s in raw["modalities"].items()},
-                    task=raw.get("task", "classification"), target_scale=tuple(raw.get("target_scale", (0.0, 1.0))),
-                    positives=raw.get("positives", "instance"))
+                    task=build_task(raw["task"]), target_scale=tuple(raw["target_scale"]))
     runs = sorted((run_dir / "models" / model).glob(f"fold{fold}*"))
     if seed is not None:
         runs = [r for r in runs if r.name == f"fold{fold}-seed{seed}"]
@@ -68,17 +55,6 @@ def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed:
     weights = runs[0] / "checkpoints" / "best.safetensors"
     load_weights(net, weights)
     return net.eval(), info, weights
-
-
-class TowerOnly(nn.Module):
-    """One tower of a dual encoder: its modality's tensor -> the normalised embedding (what a search deploys)."""
-
-    def __init__(self, model: DualEncoder, modality: str) -> None:
-        super().__init__()
-        self.model, self.modalities = model, [modality]
-
-    def forward(self, *inputs: Tensor) -> Tensor:  # (one input; varargs like ``LogitsOnly`` for the exporter)
-        return self.model.embed_one(self.modalities[0], inputs[0])
 
 
 def onnx_parity(path: Path, module: nn.Module, names: list[str], inputs: list[Tensor]) -> float:
@@ -110,12 +86,6 @@ def export_onnx(module: nn.Module, names: list[str], specs: list[ModalitySpec], 
     return error
 
 
-def to_onnx(model: MultiModalModel, info: DataInfo, path: Path) -> float:
-    """The whole model: modality tensors -> logits."""
-    return export_onnx(LogitsOnly(model), list(model.modalities), [info.modalities[m] for m in model.modalities],
-                       path, "logits")
-
-
 def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: int = 0,
            seed: int | None = None) -> dict:
     """Export into ``run_dir/export/``; returns what was written and the ONNX parity error."""
@@ -126,28 +96,19 @@ def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: in
     out = Path(run_dir) / "export"
     out.mkdir(exist_ok=True)
     # What a deployment needs to read the output: class names, or how a standardised value maps to the label's units.
-    if info.task == "retrieval":
-        reading = {"query": net.modalities[0], "gallery": net.modalities[1],
-                   "value": "each tower's L2-normalised embedding; rank by dot product"}
-    elif info.task == "regression":
-        reading = {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],
-                   "value": "logits[:, 0] * target_std + target_mean"}
-    else:
-        reading = {"class_names": info.class_names}
-    written: dict = {"model": model, "modalities": net.modalities, "task": info.task, **reading}
+    reading = info.task.export_reading(net, info)
+    written: dict = {"model": model, "modalities": net.modalities, "task": info.task.spec(), **reading}
     if "safetensors" in formats:
         shutil.copy(weights, out / f"{model}.safetensors")
         written["safetensors"] = str(out / f"{model}.safetensors")
-    if "onnx" in formats and info.task == "retrieval":  # each tower on its own: queries and gallery apart
-        written["towers"] = {}
-        for modality in net.modalities:
-            path = out / f"{model}.{modality}.onnx"
-            error = export_onnx(TowerOnly(net, modality), [modality], [info.modalities[modality]], path,
-                                "normalised_embedding")
-            written["towers"][modality] = {"onnx": str(path), "onnx_max_abs_diff": error}
-        written["onnx_max_abs_diff"] = max(t["onnx_max_abs_diff"] for t in written["towers"].values())
-    elif "onnx" in formats:
-        written["onnx_max_abs_diff"] = to_onnx(net, info, out / f"{model}.onnx")
-        written["onnx"] = str(out / f"{model}.onnx")
+    graphs = info.task.export_modules(net) if "onnx" in formats else {}
+    for suffix, (module, modalities, output) in graphs.items():  # one graph, or one per retrieval tower
+        path = out / f"{model}{suffix}.onnx"
+        error = export_onnx(module, modalities, [info.modalities[m] for m in modalities], path, output)
+        if suffix:
+            written.setdefault("towers", {})[suffix.lstrip(".")] = {"onnx": str(path), "onnx_max_abs_diff": error}
+        else:
+            written["onnx"] = str(path)
+        written["onnx_max_abs_diff"] = max(error, written.get("onnx_max_abs_diff", 0.0))
     (out / f"{model}.json").write_text(json.dumps(written, indent=1))
     return written

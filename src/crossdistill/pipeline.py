@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ from torch import Tensor
 from crossdistill.checkpoint import load_weights
 from crossdistill.config import ConfigError, Experiment, ModelSpec, dump
 from crossdistill.data import Dataset, FoldData, open_dataset
+from crossdistill.data.batch import has_label
 from crossdistill.data.loader import BatchLoader
 from crossdistill.data.sources import cache_root
 from crossdistill.data.splits import label_budget_mask
@@ -22,13 +23,11 @@ from crossdistill.distill import CacheRefused, Distiller, PrepareContext, Teache
 from crossdistill.distributed import barrier, is_main, rank, world_size
 from crossdistill.evaluate import modality_ablation
 from crossdistill.evaluate.predict import predict_logits
-from crossdistill.evaluate.retrieval import groups_for
 from crossdistill.models import build_model, check_modalities
 from crossdistill.models.fusion import MultiModalModel
-from crossdistill.plans import StudentPlan, student_plans, task_term
+from crossdistill.plans import StudentPlan, experiment_task, student_plans, task_term
 from crossdistill.results import ResultsBook
 from crossdistill.runtime import resolve_device, seed_everything
-from crossdistill.tasks import has_label, predictions
 from crossdistill.train import fit
 
 log = logging.getLogger("crossdistill")
@@ -57,19 +56,9 @@ def prepare_run_dir(exp: Experiment, out: Path, resume: bool = True) -> Path:
     return run_dir
 
 
-def open_fold(exp: Experiment, dataset: Dataset, fold_id: int) -> FoldData:
-    """One fold of the data, as the experiment's task sees it (retrieval: the same paired rows, ranked)."""
-    fold = dataset.fold(fold_id)
-    if exp.retrieval is not None:
-        fold.info = replace(fold.info, task="retrieval", positives=exp.retrieval.positives)
-    return fold
-
-
 def selection_targets(fold: FoldData, split: str) -> Tensor:
-    """What the validation score compares with: the labels, or for retrieval the groups marking positives."""
-    if fold.info.task == "retrieval":
-        return groups_for(fold[split].target, fold.info.positives)
-    return fold[split].target
+    """What the validation score compares with (the labels, or for retrieval the groups marking positives)."""
+    return fold.info.task.selection_targets(fold[split].target)
 
 
 def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
@@ -156,11 +145,12 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     seed_everything(seed)
     # The labelled subset belongs to the data (seeded by data.seed, like the split), not to the training seed:
     # every seed and every student of a fold sees the same labels, so the seed spread measures training alone.
-    labeled = torch.from_numpy(label_budget_mask(fold["train"].target.numpy(), plan.labels, exp.data.seed))
+    strata = fold.info.task.strata(fold["train"].target.numpy())
+    labeled = torch.from_numpy(label_budget_mask(strata, plan.labels, exp.data.seed))
     train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"
-    val_targets = (predictions(predict_logits(selector, val), fold.info.task) if by_teacher
+    val_targets = (fold.info.task.predictions(predict_logits(selector, val)) if by_teacher
                    else selection_targets(fold, "val"))
     distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
@@ -178,11 +168,11 @@ def check(exp: Experiment, full: bool = False) -> tuple[list[StudentPlan], Datas
     """Everything that can go wrong before training, checked: the runs' losses and teachers, the data set, its
     folds, the models over its modalities, the losses' outputs (``crossdistill check``; the start of ``run``)."""
     plans = student_plans(exp, full)
-    dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
+    dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, experiment_task(exp))
     if max(exp.data.fold_ids) >= dataset.num_folds:
         raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
                           f"(ids 0..{dataset.num_folds - 1})")
-    validate(exp, open_fold(exp, dataset, exp.data.fold_ids[0]), plans)
+    validate(exp, dataset.fold(exp.data.fold_ids[0]), plans)
     return plans, dataset
 
 
@@ -192,10 +182,9 @@ def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True) -> 
     plans, dataset = check(exp, full)
     run_dir = prepare_run_dir(exp, out, resume)
     book = ResultsBook(exp, run_dir)
-    # (a dual encoder without one of its two towers retrieves nothing: no ablation table for retrieval)
-    ablate = exp.evaluate.modality_ablation and exp.retrieval is None
+    ablate = exp.evaluate.modality_ablation and experiment_task(exp).modality_ablation
     for fold_id in exp.data.fold_ids:
-        fold = open_fold(exp, dataset, fold_id)
+        fold = dataset.fold(fold_id)
         book.add_fold(fold)
         needed = ["teacher", *sorted({n for p in plans for n in p.teacher_names} - {"teacher"})]
         teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}

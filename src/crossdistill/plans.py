@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossdistill.config import ConfigError, Experiment, TermSpec
-from crossdistill.data import task_of
 from crossdistill.distill.distiller import Term, resolve_terms
 from crossdistill.losses import LOSSES
-from crossdistill.tasks import TASK_LOSS
+from crossdistill.tasks import Task, build_task
 
 
 @dataclass
@@ -37,16 +36,14 @@ class StudentPlan:
         return sorted(named | ({self.teacher} if uses_own else set()))
 
 
-def experiment_task(exp: Experiment) -> str:
-    """retrieval when the experiment asks for it, else the data set's task (known from the config alone)."""
-    return "retrieval" if exp.retrieval is not None else task_of(exp.data.dataset, exp.data.options)
+def experiment_task(exp: Experiment) -> Task:
+    """The experiment's ``task`` (default: classification, what every built-in data set's label is)."""
+    return build_task(exp.task.as_dict() if exp.task is not None else "classification")
 
 
 def task_term(exp: Experiment) -> TermSpec:
     """The task loss a model trains with alone (the teacher, the baseline student)."""
-    task = experiment_task(exp)
-    kwargs = {"positives": exp.retrieval.positives} if exp.retrieval is not None else {}
-    return TermSpec(loss=TASK_LOSS[task], kwargs=kwargs)
+    return experiment_task(exp).task_term()
 
 
 def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
@@ -80,26 +77,30 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
         for name in plan.teacher_names:
             exp.teacher_spec(name)  # unknown teacher name -> ConfigError now
         check_task(plan, task)
-        if task == "retrieval" and plan.select_on == "teacher":
-            raise ConfigError(f"student run {plan.name!r}: retrieval selects on the validation pairs themselves "
-                              "(select_on: labels or last), not on agreement with a teacher")
-        uses_labels = any(t.loss in [LOSSES.get(n) for n in TASK_LOSS.values()] for t in plan.terms)
+        task.check_student_run(plan.name, plan.select_on)
+        uses_labels = any(t.loss is LOSSES.get(task.loss) for t in plan.terms)
         if plan.labels == 0 and uses_labels and not plan.needs_teacher:
             raise ConfigError(f"student run {plan.name!r} has no labels (student_labels: 0) and no teacher "
                               "term: it has nothing to learn from")
     return plans
 
 
-def check_task(plan: StudentPlan, task: str) -> None:
-    """A clear error, before training, for a term whose loss does not suit the data set's task."""
+def losses_made_for(task: Task) -> list[str]:
+    """The losses that need what this task's models provide (not those every model takes, such as feature
+    losses), distillation terms first, then the task loss."""
+    names = [n for n in LOSSES.names() if LOSSES.get(n).needs and LOSSES.get(n).needs <= task.provides]
+    return sorted(names, key=lambda n: not LOSSES.get(n).needs_teacher)
+
+
+def check_task(plan: StudentPlan, task: Task) -> None:
+    """A clear error, before training, for a term whose loss does not suit the experiment's task."""
     for term in plan.terms:
-        if task not in term.loss.tasks:
-            suited = {"regression": "pred_mse or teacher_bounded (distillation), mse (task)",
-                      "retrieval": "clip_crd, clip_fd, clip_icl or affinity (distillation), clip (task)"}.get(
-                task, "kd, ce")
-            raise ConfigError(f"student run {plan.name!r}: loss {term.name!r} is for {' / '.join(term.loss.tasks)}, "
-                              f"but the data set's task is {task}; use e.g. {suited} "
-                              "(`crossdistill list losses` says what each loss is for)")
+        missing = sorted(term.loss.needs - task.provides)
+        if missing:
+            raise ConfigError(f"student run {plan.name!r}: loss {term.name!r} needs a model giving "
+                              f"{', '.join(missing)}, but task {task.name} provides {', '.join(sorted(task.provides))}"
+                              f"; losses made for {task.name}: {', '.join(losses_made_for(task))} "
+                              "(`crossdistill list losses` says what each loss needs)")
 
 
 def check_init_from(plan: StudentPlan, earlier: list[StudentPlan]) -> None:

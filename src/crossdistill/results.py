@@ -18,7 +18,7 @@ from crossdistill.distributed import is_main
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
 from crossdistill.plans import StudentPlan
-from crossdistill.tasks import METRIC_NAMES
+from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
 
@@ -41,14 +41,14 @@ class ResultsBook:
         self.folds: list[dict] = []
         self.models: dict[str, dict] = {}
         self.specs: dict[str, ModalitySpec] = {}
-        self.task = "classification"
+        self.task: Task | None = None
 
     def add_fold(self, fold: FoldData) -> None:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
         self.specs = dict(fold.info.modalities)
         self.task = fold.info.task
-        info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names, "task": fold.info.task,
-                "target_scale": list(fold.info.target_scale), "positives": fold.info.positives,
+        info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
+                "task": fold.info.task.spec(), "target_scale": list(fold.info.target_scale),
                 "modalities": {m: {"shape": list(s.shape), "dtype": s.dtype, "meta": s.meta}
                                for m, s in fold.info.modalities.items()}}
         write_json(self.run_dir / "data_info.json", info)
@@ -75,7 +75,7 @@ class ResultsBook:
         })
         entry["runs"].append({"fold": fold.fold, "seed": seed, **report["metrics"]})
         where = f"fold {fold.fold}" + ("" if seed is None else f" seed {seed}")
-        headline = METRIC_NAMES[fold.info.task][0]
+        headline = fold.info.task.metric_names[0]
         log.info("%-24s %-16s test %s %.3f", name, where, headline, report["metrics"][headline])
         if report["confusion"] is not None:
             entry["confusion"] += np.array(report["confusion"])
@@ -83,7 +83,7 @@ class ResultsBook:
             entry["ablation"].append(ablation)
 
     def _model_summary(self, entry: dict) -> dict:
-        names = METRIC_NAMES[self.task]
+        names = self.task.metric_names
         metrics = {m: summarize([r[m] for r in entry["runs"]]) for m in names}
         by_fold: dict[int, list[float]] = {}
         for r in entry["runs"]:
@@ -103,9 +103,12 @@ class ResultsBook:
         gain = {}
         if "baseline" in models and "distilled" in models:
             gain = {m: models["distilled"]["metrics"][m]["mean"] - models["baseline"]["metrics"][m]["mean"]
-                    for m in METRIC_NAMES[self.task]}
-        results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "task": self.task,
-                   "metric_names": list(METRIC_NAMES[self.task]), "folds": self.folds,
+                    for m in self.task.metric_names}
+        results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "task": self.task.name,
+                   "metric_names": list(self.task.metric_names),
+                   "metric_style": {m: list(style) for m, style in self.task.metric_style.items()},
+                   "metrics_text": self.task.metrics_text, "selection_text": self.task.selection_text,
+                   "folds": self.folds,
                    "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
                    "student_labels": self.exp.student_labels, "latency_threads": torch.get_num_threads(),
                    "models": models, "gain": gain}

@@ -72,9 +72,9 @@ def search(run_dir: Path, query: str, gallery: Path, k: int = 5, model: str = "d
            seed: int | None = None) -> dict:
     """Top-``k`` gallery items for ``query`` (a text, or a path to a file of the other tower's kind)."""
     exp = config.load(Path(run_dir) / "config.yaml")
-    if exp.retrieval is None or exp.data.dataset != "manifest":
-        raise ConfigError("search needs a retrieval run on a manifest (its columns say how to read new files)")
     net, info, _ = load_run_model(Path(run_dir), model, fold, seed)
+    if "towers" not in info.task.provides or exp.data.dataset != "manifest":
+        raise ConfigError("search needs a retrieval run on a manifest (its columns say how to read new files)")
     columns = ManifestOptions.model_validate(exp.data.options).modalities
     is_file = Path(query).is_file()
     suffix = Path(query).suffix.lower()

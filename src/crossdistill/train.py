@@ -34,7 +34,7 @@ from crossdistill.data.loader import BatchLoader
 from crossdistill.distill.distiller import Distiller
 from crossdistill.distributed import all_ranks_agree, barrier, gather_strings, is_main, mean_over_ranks, world_size
 from crossdistill.evaluate.predict import predict_logits
-from crossdistill.tasks import validation_score
+from crossdistill.tasks import Task, build_task
 
 PROGRESS = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
 
@@ -150,7 +150,7 @@ def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[d
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
         run_dir: Path, device: torch.device, resume: bool = True, label: str = "",
-        task: str = "classification") -> FitResult:
+        task: Task | None = None) -> FitResult:
     """Train ``distiller``'s student (+ adapters, loss modules, a jointly trained teacher); keep the student
     weights of the best validation epoch (or of the last, ``select_on: last``).
 
@@ -159,6 +159,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     labels), or retrieval's positive groups. No test data is seen here. Under torchrun, every rank runs this.
     A ``last.pt`` in ``run_dir`` (a crash, or a finished run) is resumed from when ``resume``.
     """
+    task = task or build_task("classification")
     distiller.to(device)
     optimizer = make_optimizer(list(distiller.trainable_parameters()), cfg)
     total = cfg.epochs * len(train)
@@ -190,7 +191,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                                                   device, ema, epoch)}
             writes = (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1
             if not keep_last or writes:  # with no selection, the validation score is only logged
-                row["val_score"] = validation_score(predict_logits(evaluated, val, device), val_targets, task)
+                row["val_score"] = task.validation_score(predict_logits(evaluated, val, device), val_targets)
             row |= {"lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
             progress["epoch"] = epoch
             if not keep_last and row["val_score"] > progress["best_score"]:

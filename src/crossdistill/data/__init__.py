@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import ValidationError
 
 from crossdistill.config import ConfigError, key_path
@@ -12,6 +14,9 @@ from crossdistill.data.mfeat import MultipleFeatures
 from crossdistill.data.sources import data_root
 from crossdistill.data.synthetic_mfh import SyntheticMFH
 from crossdistill.registry import Registry
+
+if TYPE_CHECKING:
+    from crossdistill.tasks import Task
 
 Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH
 DATASETS: Registry[type[Dataset]] = Registry("dataset")
@@ -32,16 +37,15 @@ def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set
                           f"{', '.join(dataset.Options.model_fields)})") from None
 
 
-def task_of(name: str, options: dict) -> str:
-    """The task a data set's options give (classification, or regression for a manifest that says so), known
-    from the config alone, before any file is read."""
-    return getattr(_validated_options(name, options), "task", DATASETS.get(name).task)
-
-
-def open_dataset(name: str, root: str | None, options: dict, seed: int) -> Dataset:
-    """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache)."""
+def open_dataset(name: str, root: str | None, options: dict, seed: int, task: Task) -> Dataset:
+    """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache), its targets
+    read as ``task`` says."""
     _validated_options(name, options)
-    return DATASETS.get(name)(data_root(root), options, seed)
+    dataset = DATASETS.get(name)
+    if dataset.targets != "given by the task" and dataset.targets not in task.target_kinds:
+        raise ConfigError(f"task {task.name!r} cannot use data set {name!r}, whose label is {dataset.targets} "
+                          f"(task {task.name} reads: {', '.join(task.target_kinds)})")
+    return dataset(data_root(root), options, seed, task)
 
 
-__all__ = ["DATASETS", "Batch", "DataInfo", "FoldData", "ModalitySpec", "SplitData", "open_dataset", "task_of"]
+__all__ = ["DATASETS", "Batch", "DataInfo", "FoldData", "ModalitySpec", "SplitData", "open_dataset"]

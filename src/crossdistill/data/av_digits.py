@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from crossdistill.data.fsdd import AudioOptions, SpokenDigits, load_spoken_digit
 from crossdistill.data.images import mnist_test10k, mnist_train5k, pca_weaken, sklearn_digits
 from crossdistill.data.sources import FSDD, MNIST_TEST, MNIST_TRAIN5K
 from crossdistill.data.splits import pair_by_label, stratified_fractions
+
+if TYPE_CHECKING:
+    from crossdistill.tasks import Task
 
 SPLITS = ("train", "val", "test")
 
@@ -39,10 +43,11 @@ class AudioVisualDigits:
 
     name = ""
     licence = ""
-    task = "classification"
+    targets = "classes"  # what its label is (a task must accept it)
     Options: type[AudioOptions] = AudioOptions
 
-    def __init__(self, root: Path, options: dict, seed: int) -> None:
+    def __init__(self, root: Path, options: dict, seed: int, task: Task) -> None:
+        self.task = task
         self.root, self.seed = root, seed
         self.options = self.Options.model_validate(options)
         self.audio: SpokenDigits = load_spoken_digits(root, self.options, seed)
@@ -92,7 +97,7 @@ class AudioVisualDigits:
             num_samples=sizes, num_classes=10,
             modalities={"audio": ModalitySpec(tuple(self.audio.spectrograms.shape[1:])),
                         "image": ModalitySpec((1, *image_shape))},
-            class_names=[str(d) for d in range(10)],
+            task=self.task, class_names=[str(d) for d in range(10)],
         )
 
     def describe(self) -> dict:

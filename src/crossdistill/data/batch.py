@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:  # (the tasks build on the data layer, not the other way round)
+    from crossdistill.tasks import Task
+
+
+def has_label(target: Tensor) -> Tensor:
+    """(N,) bool: rows that carry a label. Unlabelled rows hold class -1 (class ids) or NaN (real values; for a
+    (N, K) target, any NaN in the row)."""
+    if not target.is_floating_point():
+        return target >= 0 if target.dim() == 1 else (target >= 0).all(dim=1)
+    known = ~torch.isnan(target)
+    return known if known.dim() == 1 else known.all(dim=1)
 
 
 @dataclass
@@ -13,7 +26,7 @@ class Batch:
     """One mini-batch. ``labeled[i]`` says whether the student may use ``target[i]`` (its label budget)."""
 
     inputs: dict[str, Tensor]  # modality -> (B, ...)
-    target: Tensor | None  # (B,) class ids (int64), or standardised values (float32) for regression
+    target: Tensor | None  # (B,) class ids (int64), (B,) standardised values (float32), or what the task parses
     index: Tensor  # (B,) global sample ids, the teacher cache's key
     labeled: Tensor | None = None  # (B,) bool
 
@@ -51,10 +64,9 @@ class DataInfo:
     num_samples: dict[str, int]  # split -> count
     num_classes: int  # 0 for regression
     modalities: dict[str, ModalitySpec]
-    task: str = "classification"  # or "regression", "retrieval" (see crossdistill.tasks)
+    task: Task  # what the models are for (crossdistill.tasks): it decides heads, losses, metrics
     class_names: list[str] = field(default_factory=list)
     target_scale: tuple[float, float] = (0.0, 1.0)  # regression: (mean, std) of the raw training targets
-    positives: str = "instance"  # retrieval: a query's positives are its own row, or every row of its class
 
 
 @dataclass

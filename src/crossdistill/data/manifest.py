@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,9 +30,11 @@ from crossdistill.data.manifest_options import FILE_KINDS, JoinSpec, ManifestOpt
 from crossdistill.data.sources import cache_root, sha256_file
 from crossdistill.data.splits import stratified_fractions
 from crossdistill.data.table import check_columns, read_rows
-from crossdistill.data.targets import binned_labels, class_labels, regression_values, standardised, unlabelled
 from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.models.external import sentence_encoder
+
+if TYPE_CHECKING:
+    from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
 SPLITS = ("train", "val", "test")
@@ -65,11 +67,11 @@ class Manifest:
     usage = "your own table: set data.options.path and modalities (docs/guide.md)"
     Options = ManifestOptions
     num_folds = 1
-    task = "classification"  # the options' ``task`` per instance
+    targets = "given by the task"  # the task parses the label column
 
-    def __init__(self, root: Path, options: dict, seed: int) -> None:
-        self.options, self.seed = ManifestOptions.model_validate(options), seed
-        self.task = self.options.task
+    def __init__(self, root: Path, options: dict, seed: int, task: Task) -> None:
+        self.options, self.seed, self.task = ManifestOptions.model_validate(options), seed, task
+        task.check_label_options(self.options.label_bins)
         if self.options.eval_path:
             self._pair_unlabelled_with_labelled(root)
             return
@@ -111,9 +113,9 @@ class Manifest:
         validate and test on."""
         opts = self.options.model_dump()
         pairs = Manifest(root, {**opts, "eval_path": None, "label": None, "split_column": None,
-                                "group_column": None, "drop_labels": []}, self.seed)
+                                "group_column": None, "drop_labels": []}, self.seed, self.task)
         labelled = Manifest(root, {**opts, "eval_path": None, "path": self.options.eval_path,
-                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed)
+                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed, self.task)
         self.path, self.base = pairs.path, pairs.base
         self.rows = pairs.rows + labelled.rows
         self.decoded = {k: np.concatenate([v, labelled.decoded[k]]) if v.ndim else v  # (sizes are scalars)
@@ -179,7 +181,7 @@ class Manifest:
                     break
             if bad is None and self.options.label and str(row[self.options.label]).strip() in ("", "None"):
                 bad = f"row {number}, column {self.options.label!r} (label): empty"
-            if bad is None and self.options.label and (self.options.label_bins or self.options.task == "regression"):
+            if bad is None and self.options.label and self.task.label_is_number(self.options.label_bins):
                 try:
                     decode_number(row[self.options.label])
                 except BadCell as why:
@@ -247,13 +249,8 @@ class Manifest:
     def _labels(self) -> tuple[list[str], np.ndarray]:
         opts = self.options
         if not opts.label:  # unlabelled pairs (only inside supervision transfer)
-            return [], unlabelled(len(self.rows), opts.task)
-        cells = [row[opts.label] for row in self.rows]
-        if opts.task == "regression":
-            return [], regression_values(cells)
-        if opts.label_bins:
-            return binned_labels(cells, opts.label_bins)
-        return class_labels([str(cell).strip() for cell in cells])
+            return [], self.task.unlabelled(len(self.rows))
+        return self.task.parse_labels([row[opts.label] for row in self.rows], opts.label_bins)
 
     def _split(self) -> np.ndarray:
         """Split id (0 train, 1 val, 2 test) of every kept row."""
@@ -280,7 +277,8 @@ class Manifest:
             for split, part in enumerate(np.split(order, cuts)):
                 assignment[np.isin(groups, part)] = split
             return assignment
-        for split, rows in enumerate(stratified_fractions(self.labels, list(opts.ratios), self.seed)):
+        for split, rows in enumerate(stratified_fractions(self.task.strata(self.labels), list(opts.ratios),
+                                                          self.seed)):
             assignment[rows] = split  # (a zero train ratio, as for a labelled evaluation manifest, gives none)
         return assignment
 
@@ -297,9 +295,7 @@ class Manifest:
             inputs[modality], specs[modality] = self._modality(spec, modality, train)
             if spec.optional:  # (N,) bool, read by the models' masked fusion
                 inputs[f"{modality}.present"] = torch.from_numpy(self._present(spec, modality))
-        targets, scale = self.labels, (0.0, 1.0)
-        if self.task == "regression":
-            targets, scale = standardised(self.labels, train)
+        targets, scale = self.task.fit_targets(self.labels, train)
         splits, digest = {}, hashlib.sha256(self.path.read_bytes() + self.options.model_dump_json().encode())
         for split_id, split in enumerate(SPLITS):
             rows = np.flatnonzero(self.assignment == split_id)
@@ -312,8 +308,8 @@ class Manifest:
             digest.update(rows.tobytes() + self.ids[rows].tobytes())  # which samples, by their ids
         for tensor in inputs.values():
             digest.update(tensor.numpy().tobytes())
-        info = DataInfo({k: len(v) for k, v in splits.items()}, len(self.classes), specs, self.task, self.classes,
-                        scale)
+        info = DataInfo({k: len(v) for k, v in splits.items()}, self.task.num_classes(self.classes), specs,
+                        self.task, self.classes, scale)
         return FoldData(0, splits, info, f"{self.path.name}: {len(self.rows)} rows", digest.hexdigest()[:20])
 
     def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray

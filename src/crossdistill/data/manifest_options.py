@@ -1,5 +1,5 @@
-"""The configuration of a ``manifest`` data set: which table, which columns are which modality, the label and
-the task, how to split. Validated by pydantic before any file is read."""
+"""The configuration of a ``manifest`` data set: which table, which columns are which modality, the label, how to
+split (what the label means is the experiment's ``task``). Validated by pydantic before any file is read."""
 
 from __future__ import annotations
 
@@ -72,9 +72,6 @@ class ManifestOptions(BaseModel):
         None, description="the table's format when its extension does not say (e.g. tsv for a .txt)")
     column_names: list[str] | None = Field(None, description="names of the columns of a CSV/TSV without header")
     label: str | None = Field(None, description="label column: class name or number (or a value to regress)")
-    task: Literal["classification", "regression"] = Field(
-        "classification", description="regression: the label is a real number to predict (standardised on train; "
-        "test metrics R^2, MAE, RMSE in its units)")
     label_bins: list[float] | None = Field(None, description="a numeric label column cut into classes at these "
                                            "edges (e.g. [0.0]: negative <= 0 < positive)")
     drop_labels: list[str] = Field(default_factory=list, description="label values whose rows are left out "
@@ -87,9 +84,3 @@ class ManifestOptions(BaseModel):
     eval_path: str | None = Field(None, description="supervision transfer: `path` holds unlabelled pairs (all "
                                   "for training, no label column needed); this labelled manifest, with the same "
                                   "columns, gives the validation and test splits (cut by `ratios`' last two)")
-
-    @model_validator(mode="after")
-    def _one_task(self) -> ManifestOptions:
-        if self.task == "regression" and self.label_bins:
-            raise ValueError("label_bins cuts the label into classes, task: regression predicts its value: choose one")
-        return self

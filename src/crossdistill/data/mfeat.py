@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.sources import MissingDataError
 from crossdistill.data.splits import stratified_fractions
+
+if TYPE_CHECKING:
+    from crossdistill.tasks import Task
 
 VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 SPLITS = ("train", "val", "test")
@@ -30,9 +34,10 @@ class MultipleFeatures:
     licence = "UCI Multiple Features (R. Duin), DOI 10.24432/C5HC70, CC BY 4.0 per the UCI repository"
     Options = MfeatOptions
     num_folds = 1
-    task = "classification"
+    targets = "classes"  # what its label is (a task must accept it)
 
-    def __init__(self, root: Path, options: dict, seed: int) -> None:
+    def __init__(self, root: Path, options: dict, seed: int, task: Task) -> None:
+        self.task = task
         self.options, self.seed = MfeatOptions.model_validate(options), seed
         folder = root / "mfeat"
         self.views, labels = {}, None
@@ -65,7 +70,8 @@ class MultipleFeatures:
                                       torch.from_numpy(rows))
             digest.update(rows.tobytes())
         info = DataInfo({s: len(d) for s, d in splits.items()}, 10,
-                        {v: ModalitySpec((w,)) for v, w in VIEWS.items()}, class_names=[str(d) for d in range(10)])
+                        {v: ModalitySpec((w,)) for v, w in VIEWS.items()}, self.task,
+                        class_names=[str(d) for d in range(10)])
         return FoldData(0, splits, info, "stratified split of the 2000 digits", digest.hexdigest()[:20])
 
     def describe(self) -> dict:

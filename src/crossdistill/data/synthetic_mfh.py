@@ -29,13 +29,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
+
+if TYPE_CHECKING:
+    from crossdistill.tasks import Task
 
 SPLITS = ("train", "val", "test")
 HYPERPLANE_DIM = 500  # the authors draw a once in this many dimensions and use its first entries
@@ -125,9 +128,10 @@ class SyntheticMFH:
     licence = "generated (no data files)"
     Options = MfhOptions
     num_folds = 1000  # every fold an independent draw
-    task = "classification"
+    targets = "classes"  # what its label is (a task must accept it)
 
-    def __init__(self, root: Path, options: dict, seed: int) -> None:
+    def __init__(self, root: Path, options: dict, seed: int, task: Task) -> None:
+        self.task = task
         self.options, self.seed = MfhOptions.model_validate(options), seed
         self.layout = layout(self.options)
 
@@ -147,7 +151,7 @@ class SyntheticMFH:
         plan = self.layout
         modalities = {"x1": ModalitySpec((plan.x1_dim,)), "x2": ModalitySpec((plan.x2_dim,)),
                       "x1_general": ModalitySpec((plan.x1_dim,))}
-        info = DataInfo(sizes, 2, modalities, class_names=["0", "1"])
+        info = DataInfo(sizes, 2, modalities, self.task, class_names=["0", "1"])
         key = f"synthetic-mfh:{self.options.model_dump_json()}:{self.seed}:{fold}"
         return FoldData(fold, splits, info, self.description(), hashlib.sha256(key.encode()).hexdigest()[:20])
 

@@ -24,18 +24,17 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from crossdistill.checkpoint import write_text_atomic
 from crossdistill.config import ConfigError, Experiment
 from crossdistill.data import FoldData, open_dataset
-from crossdistill.data.batch import SplitData
+from crossdistill.data.batch import SplitData, has_label
 from crossdistill.data.loader import BatchLoader
 from crossdistill.diagnose.probes import linear_cka, raw_features, reachability, ridge_r2
 from crossdistill.diagnose.verdict import render, verdict
 from crossdistill.models import check_modalities
-from crossdistill.tasks import has_label
+from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
 MAX_ROWS = 4000  # probes on at most this many rows (a seeded subsample beyond)
@@ -60,18 +59,16 @@ def _teacher_outputs(teacher: torch.nn.Module, data: SplitData) -> tuple[Tensor,
     return torch.cat([o.logits for o in outputs]).float(), torch.cat([o.embed.flatten(1) for o in outputs]).float()
 
 
-def _target_reach(features: Tensor, target: Tensor, task: str) -> dict:
+def _target_reach(features: Tensor, target: Tensor, task: Task) -> dict:
     """Share of a target reached from ``features``: soft-label probe (classes) or ridge R^2 (values)."""
-    if task == "classification":
+    if task.probes_distribution:
         score = reachability(features, target)
         return {"explained": score.explained, "kl": score.kl, "agreement": score.agreement}
     return {"explained": float(ridge_r2(features, target.unsqueeze(1))[0])}
 
 
 def _label_targets(target: Tensor, fold: FoldData) -> Tensor:
-    if fold.info.task == "classification":
-        return F.one_hot(target, fold.info.num_classes).float()
-    return target.float()
+    return fold.info.task.probe_targets(target, fold.info)
 
 
 def _decisiveness(teacher: torch.nn.Module, embed: Tensor, seed: int) -> Tensor | None:
@@ -99,7 +96,7 @@ def _modality_probes(data: SplitData, fold: FoldData, names: list[str], labelled
     for name in names:
         features = raw_features(data.inputs, [name], fold.info.modalities)[labelled]
         out[name] = _target_reach(features, labels, fold.info.task)
-    if fold.info.task == "classification":
+    if fold.info.task.probes_distribution:
         out["_chance"] = float(labels.mean(0).max())  # the majority class's share
     return out
 
@@ -114,7 +111,7 @@ def diagnose_fold(exp: Experiment, fold: FoldData, teacher: torch.nn.Module, stu
                           "label is worth")
     task = fold.info.task
     logits, embed = _teacher_outputs(teacher, data)
-    teacher_targets = torch.softmax(logits, 1) if task == "classification" else logits[:, 0]
+    teacher_targets = task.teacher_probe_targets(logits)
     student = raw_features(data.inputs, student_modalities, fold.info.modalities)  # (N, F)
     teacher_modalities = list(getattr(teacher, "modalities", []))
     probes = _modality_probes(data, fold, sorted(set(teacher_modalities) | set(student_modalities)), labelled)
@@ -126,10 +123,9 @@ def diagnose_fold(exp: Experiment, fold: FoldData, teacher: torch.nn.Module, stu
     weights = _decisiveness(teacher, embed, seed)
     general = (None if weights is None
                else float((weights * channel_r2.clamp(0, 1)).sum() / weights.sum().clamp_min(1e-12)))
-    teacher_score = (float((logits.argmax(1)[labelled] == data.target[labelled]).float().mean())
-                     if task == "classification" else None)
+    teacher_score = task.teacher_agreement(logits[labelled], data.target[labelled])
     result = {
-        "fold": fold.fold, "rows": len(data), "labelled_rows": int(labelled.sum()), "task": task,
+        "fold": fold.fold, "rows": len(data), "labelled_rows": int(labelled.sum()), "task": task.name,
         "teacher_modalities": teacher_modalities, "student_modalities": student_modalities,
         "modality_probes": probes,
         "student_reach": {"label": label_reach, "teacher_soft_labels": teacher_reach,
@@ -147,10 +143,13 @@ def diagnose(exp: Experiment, out: Path, fold_id: int | None = None) -> dict:
     """Diagnose ``exp`` on its first fold (or ``fold_id``); the teacher is loaded or trained as ``run`` would,
     into the same run directory (a later ``run`` of the same config reuses it)."""
     from crossdistill.pipeline import obtain_teacher, prepare_run_dir
+    from crossdistill.plans import experiment_task
 
-    if exp.retrieval is not None:
-        raise ConfigError("diagnose answers for classification and regression students; retrieval is not covered")
-    dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed)
+    task = experiment_task(exp)
+    if not task.diagnosable:
+        raise ConfigError(f"diagnose has no probes for task {task.name}; it answers for tasks whose models "
+                          "predict a label (classification, regression)")
+    dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, task)
     fold = dataset.fold(exp.data.fold_ids[0] if fold_id is None else fold_id)
     check_modalities(exp.student, fold.info, "student")
     run_dir = prepare_run_dir(exp, out)

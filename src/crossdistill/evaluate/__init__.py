@@ -7,7 +7,7 @@ from torch import nn
 
 from crossdistill.data.batch import DataInfo, SplitData
 from crossdistill.data.loader import BatchLoader
-from crossdistill.evaluate.metrics import METRICS, score_outputs
+from crossdistill.evaluate.metrics import METRICS
 from crossdistill.evaluate.predict import predict_logits
 
 
@@ -21,7 +21,7 @@ def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size
         inputs[f"{zero}.present"] = torch.zeros(len(data), dtype=torch.bool)
         data = SplitData(inputs, data.target, data.index, data.groups)
     logits = predict_logits(model, BatchLoader(data, batch_size))
-    return score_outputs(logits, data.target, info)
+    return info.task.score(logits, data.target, info)
 
 
 def modality_ablation(model: nn.Module, data: SplitData, info: DataInfo) -> dict[str, dict]:

@@ -1,4 +1,5 @@
-"""Test metrics: classification metrics by name, regression metrics (scikit-learn does the arithmetic)."""
+"""Test metrics: classification metrics by name, regression metrics (scikit-learn does the arithmetic), retrieval
+recall. Each task (``crossdistill.tasks``) picks its report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, mean_absolute_error, r2_score, root_mean_squared_error
 from torch import Tensor
 
-from crossdistill.data.batch import DataInfo
 from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, recall_report
 from crossdistill.models.dual import split_pair
 from crossdistill.registry import Registry
-from crossdistill.tasks import predictions
 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
 METRICS: Registry[Metric] = Registry("metric")
@@ -42,18 +41,6 @@ def regression_report(target: np.ndarray, predicted: np.ndarray) -> dict:
     scores = {"r2": float(r2_score(target, predicted)), "mae": float(mean_absolute_error(target, predicted)),
               "rmse": float(root_mean_squared_error(target, predicted))}
     return {"metrics": scores, "confusion": None}
-
-
-def score_outputs(outputs: Tensor, target: Tensor, info: DataInfo) -> dict:
-    """Test metrics of (N, K) head outputs against (N,) targets; regression in the target's own units."""
-    if info.task == "retrieval":
-        return retrieval_scores(outputs, target, info.positives)
-    predicted = predictions(outputs, info.task).numpy()
-    if info.task == "classification":
-        return classification_report(target.numpy(), predicted, info.num_classes)
-    mean, std = info.target_scale
-    return regression_report(target.numpy().astype(np.float64) * std + mean,
-                             predicted.astype(np.float64) * std + mean)
 
 
 def retrieval_scores(outputs: Tensor, target: Tensor, positives: str) -> dict:

@@ -13,11 +13,12 @@ from torch import Tensor, nn
 
 from crossdistill.registry import Registry, summary
 
-ALL_TASKS = ("classification", "regression", "retrieval")
-CLASSES = ("classification",)  # losses over class distributions
-REGRESSION = ("regression",)
-RETRIEVAL = ("retrieval",)
-PREDICTIONS = ("classification", "regression")  # losses on a head's outputs (a dual encoder has no head)
+# What a loss needs the task's models to output (each task ``provides`` a set of these; crossdistill.tasks):
+ANY: frozenset[str] = frozenset()  # outputs every model has (embed, feats)
+CLASSES = frozenset({"classes"})  # a distribution over classes (softmax of one logit per class)
+VALUES = frozenset({"values"})  # predicted real values
+TOWERS = frozenset({"towers"})  # a dual encoder's query and gallery towers
+HEAD = frozenset({"head"})  # a head's outputs, whatever they mean (a dual encoder has no head)
 LossFn = Callable[..., Tensor]  # (student: Tensor, teacher: Tensor | None, batch: Batch, **kwargs) -> scalar
 
 
@@ -37,7 +38,7 @@ class LossDef:
     trains_teacher: bool = False  # the teacher is trained jointly with the student (no frozen teacher, no cache)
     teacher_reads: str | None = None  # the teacher's output when it differs from ``reads`` by default
     single_teacher: bool = False  # needs one whole teacher model (not an ensemble's mean output)
-    tasks: tuple[str, ...] = ALL_TASKS  # the tasks it makes sense for (class distributions need classes)
+    needs: frozenset[str] = ANY  # what the task's models must provide (class distributions need classes)
 
     @property
     def options(self) -> list[str]:
@@ -67,9 +68,9 @@ LOSSES: Registry[LossDef] = Registry("loss")
 
 
 def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = True, adapter: bool = False,
-                  tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[LossFn], LossFn]:
+                  needs: frozenset[str] = ANY) -> Callable[[LossFn], LossFn]:
     def add(fn: LossFn) -> LossFn:
-        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn), tasks=tasks))
+        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn), needs=needs))
         return fn
 
     return add
@@ -77,12 +78,12 @@ def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = Tru
 
 def register_loss_module(name: str, *, reads: str = "embed", teacher_reads: str | None = None,
                          trains_teacher: bool = False, single_teacher: bool = False,
-                         tasks: tuple[str, ...] = ALL_TASKS) -> Callable[[type[nn.Module]], type[nn.Module]]:
+                         needs: frozenset[str] = ANY) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Register an ``nn.Module`` loss (see ``LossDef``)."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         LOSSES.register(name)(LossDef(None, reads, True, False, summary(cls), cls, trains_teacher, teacher_reads,
-                                      single_teacher or trains_teacher, tasks))
+                                      single_teacher or trains_teacher, needs))
         return cls
 
     return add

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError
-from crossdistill.data.batch import Batch
-from crossdistill.losses.base import RETRIEVAL, register_loss, register_loss_module
+from crossdistill.data.batch import Batch, has_label
+from crossdistill.losses.base import TOWERS, register_loss, register_loss_module
 from crossdistill.models.dual import split_pair
-from crossdistill.tasks import has_label
 
 
 def in_batch_logits(pair: Tensor) -> Tensor:
@@ -43,7 +42,7 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
-@register_loss("clip", needs_teacher=False, tasks=RETRIEVAL)
+@register_loss("clip", needs_teacher=False, needs=TOWERS)
 def clip_contrastive(student: Tensor, teacher: Tensor | None, batch: Batch, positives: str = "instance") -> Tensor:
     """Symmetric InfoNCE over the batch with the model's learnable temperature (Radford et al., "Learning
     Transferable Visual Models From Natural Language Supervision", ICML 2021): cross-entropy of each query over
@@ -79,7 +78,7 @@ def teacher_side(pair: Tensor) -> tuple[Tensor, Tensor]:
     return F.normalize(query, dim=1), F.normalize(gallery, dim=1)
 
 
-@register_loss_module("clip_fd", reads="logits", tasks=RETRIEVAL)
+@register_loss_module("clip_fd", reads="logits", needs=TOWERS)
 class FeatureDistillation(_Projectors):
     """CLIP-KD feature distillation: mean over samples of ||P(z_s) - z_t||^2 for the query and the gallery tower,
     summed, on normalised embeddings; P a learned linear projector when the widths differ (Yang et al., CVPR
@@ -94,7 +93,7 @@ class FeatureDistillation(_Projectors):
         return ((s_query - t_query).pow(2).sum(1) + (s_gallery - t_gallery).pow(2).sum(1)).mean()
 
 
-@register_loss_module("clip_icl", reads="logits", tasks=RETRIEVAL)
+@register_loss_module("clip_icl", reads="logits", needs=TOWERS)
 class InteractiveContrastive(_Projectors):
     """CLIP-KD interactive contrastive learning: the student's queries contrasted against the teacher's gallery
     embeddings and the student's gallery items against the teacher's queries (InfoNCE, own pair positive),
@@ -116,7 +115,7 @@ class InteractiveContrastive(_Projectors):
                 + F.cross_entropy(scale * s_gallery @ t_query.T, own)) / 2
 
 
-@register_loss("clip_crd", tasks=RETRIEVAL)
+@register_loss("clip_crd", needs=TOWERS)
 def contrastive_relational(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     """CLIP-KD contrastive relational distillation: KL(p_t || p_s) between the teacher's and the student's
     in-batch query -> gallery distributions (softmax of each model's scaled similarities), and the same for
@@ -132,7 +131,7 @@ def contrastive_relational(student: Tensor, teacher: Tensor, batch: Batch) -> Te
     return (kl(s_logits, t_logits) + kl(s_logits.T, t_logits.T)) / 2
 
 
-@register_loss("affinity", tasks=RETRIEVAL)
+@register_loss("affinity", needs=TOWERS)
 def affinity_mimicking(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     """TinyCLIP affinity mimicking: cross-entropy of the student's query -> gallery affinities (softmax of its
     scaled in-batch similarities) against the teacher's, plus the same for gallery -> query (Wu et al., ICCV

@@ -12,12 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError
-from crossdistill.data.batch import Batch
+from crossdistill.data.batch import Batch, has_label
 from crossdistill.data.loader import BatchLoader
 from crossdistill.losses.base import CLASSES, register_loss_module
 from crossdistill.losses.logit import hinton_kd, target_or_teacher
 from crossdistill.models.outputs import Outputs
-from crossdistill.tasks import has_label
 
 log = logging.getLogger("crossdistill")
 
@@ -60,7 +59,7 @@ class ProxyHead(nn.Module):
         return self.layers(embed.flatten(1))  # (B, K)
 
 
-@register_loss_module("c2kd", reads="outputs", trains_teacher=True, tasks=CLASSES)
+@register_loss_module("c2kd", reads="outputs", trains_teacher=True, needs=CLASSES)
 class CrossModalC2KD(nn.Module):
     """C2KD: proxy heads on the student and the teacher exchange knowledge by a bidirectional KL over the
     non-target classes, kept only for samples whose two proxies rank the classes alike (Kendall tau above
@@ -127,7 +126,7 @@ def permutation_saliency(student_logits: Tensor, teacher_embed: Tensor, head: nn
     return (scores - scores.min()) / span if span > 0 else torch.ones(d)
 
 
-@register_loss_module("mgkd", reads="logits", teacher_reads="embed", single_teacher=True, tasks=CLASSES)
+@register_loss_module("mgkd", reads="logits", teacher_reads="embed", single_teacher=True, needs=CLASSES)
 class ModalityGeneralKD(nn.Module):
     """Modality-general KD: Hinton KD from the teacher with its modality-specific embedding channels frozen at
     their mean, so only knowledge the student's modality can reach is distilled (Xue et al., "The Modality

@@ -10,7 +10,7 @@ from crossdistill.data.batch import Batch
 from crossdistill.losses.base import CLASSES, register_loss
 
 
-@register_loss("kd", tasks=CLASSES)
+@register_loss("kd", needs=CLASSES)
 def hinton_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 4.0) -> Tensor:
     """Hinton KD: T^2 * KL(p^T || p^S), p = softmax(z / T) (Hinton, Vinyals & Dean 2015, "Distilling the
     Knowledge in a Neural Network": the softened softmax of eq. 1, with the T^2 scaling of section 2.1).
@@ -23,7 +23,7 @@ def hinton_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float
     return kl * temperature**2
 
 
-@register_loss("soft_mse", tasks=CLASSES)
+@register_loss("soft_mse", needs=CLASSES)
 def soft_label_mse(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 1.0) -> Tensor:
     """Soft-label MSE of the original crossdistill design: mean over samples of sum_j (k_j^T - k_j^S)^2,
     k = softmax(z / T) the soft labels (cf. the L2 logit matching of Ba & Caruana 2014).
@@ -46,7 +46,7 @@ def target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
     return torch.where(batch.labeled, batch.target, guess)
 
 
-@register_loss("dkd", tasks=CLASSES)
+@register_loss("dkd", needs=CLASSES)
 def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch, alpha: float = 1.0, beta: float = 8.0,
                  temperature: float = 4.0) -> Tensor:
     """Decoupled KD: alpha * TCKD + beta * NCKD, both scaled by T^2 (Zhao et al., "Decoupled Knowledge
@@ -72,7 +72,7 @@ def _pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
 
 
-@register_loss("dist", tasks=CLASSES)
+@register_loss("dist", needs=CLASSES)
 def dist_kd(student: Tensor, teacher: Tensor, batch: Batch, beta: float = 1.0, gamma: float = 1.0,
             temperature: float = 1.0) -> Tensor:
     """DIST: T^2 * (beta * (1 - mean inter-class Pearson) + gamma * (1 - mean intra-class Pearson)) of the
@@ -92,7 +92,7 @@ def _standardize(logits: Tensor) -> Tensor:
     return (logits - logits.mean(dim=1, keepdim=True)) / (logits.std(dim=1, keepdim=True) + 1e-7)
 
 
-@register_loss("ls_kd", tasks=CLASSES)
+@register_loss("ls_kd", needs=CLASSES)
 def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 2.0) -> Tensor:
     """Logit-standardised KD: KD on Z-score standardised logits, so the student matches the teacher's logit
     relations rather than their magnitude (Sun et al., "Logit Standardization in Knowledge Distillation",

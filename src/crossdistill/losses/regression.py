@@ -5,11 +5,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from crossdistill.data.batch import Batch
-from crossdistill.losses.base import PREDICTIONS, REGRESSION, register_loss
+from crossdistill.losses.base import HEAD, VALUES, register_loss
 from crossdistill.losses.task import budget_rows
 
 
-@register_loss("pred_mse", tasks=PREDICTIONS)
+@register_loss("pred_mse", needs=HEAD)
 def prediction_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     """Prediction MSE: mean over samples of sum_k (z_k^T - z_k^S)^2 of the head outputs, the student regressing
     the teacher's outputs (mimic learning, Ba & Caruana, "Do Deep Nets Really Need to be Deep?", NeurIPS 2014,
@@ -21,7 +21,7 @@ def prediction_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
     return (student - teacher).pow(2).sum(dim=1).mean()
 
 
-@register_loss("teacher_bounded", tasks=REGRESSION)
+@register_loss("teacher_bounded", needs=VALUES)
 def teacher_bounded_regression(student: Tensor, teacher: Tensor, batch: Batch, margin: float = 0.0) -> Tensor:
     """Teacher-bounded regression loss: ||R_s - y||^2 where it exceeds ||R_t - y||^2 - m, else 0 (Chen et al.,
     "Learning Efficient Object Detection Models with Knowledge Distillation", NeurIPS 2017, section 3.2): the

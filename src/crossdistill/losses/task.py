@@ -6,9 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from crossdistill.config import ConfigError
-from crossdistill.data.batch import Batch
-from crossdistill.losses.base import CLASSES, REGRESSION, register_loss
-from crossdistill.tasks import has_label
+from crossdistill.data.batch import Batch, has_label
+from crossdistill.losses.base import CLASSES, VALUES, register_loss
 
 
 def budget_rows(batch: Batch, loss: str = "this loss") -> Tensor:
@@ -19,7 +18,7 @@ def budget_rows(batch: Batch, loss: str = "this loss") -> Tensor:
     return rows if batch.labeled is None else rows & batch.labeled
 
 
-@register_loss("ce", needs_teacher=False, tasks=CLASSES)
+@register_loss("ce", needs_teacher=False, needs=CLASSES)
 def cross_entropy(student: Tensor, teacher: Tensor | None, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy on the samples whose label the student may use (its label budget).
 
@@ -32,7 +31,7 @@ def cross_entropy(student: Tensor, teacher: Tensor | None, batch: Batch, label_s
     return F.cross_entropy(student[rows], batch.target[rows], label_smoothing=label_smoothing)
 
 
-@register_loss("mse", needs_teacher=False, tasks=REGRESSION)
+@register_loss("mse", needs_teacher=False, needs=VALUES)
 def regression_task_loss(student: Tensor, teacher: Tensor | None, batch: Batch, huber_delta: float = 0.0) -> Tensor:
     """Squared error to the regression target (standardised on the training split) on the rows of the label
     budget; with ``huber_delta`` > 0 the Huber loss (Huber, "Robust Estimation of a Location Parameter", 1964),
@@ -49,7 +48,7 @@ def regression_task_loss(student: Tensor, teacher: Tensor | None, batch: Batch, 
     return F.mse_loss(predicted, target)
 
 
-@register_loss("soft_target", needs_teacher=False, tasks=CLASSES)
+@register_loss("soft_target", needs_teacher=False, needs=CLASSES)
 def soft_target_ce(student: Tensor, teacher: Tensor | None, batch: Batch, source: str = "") -> Tensor:
     """Soft-target cross-entropy: -sum_k q_k log p_k with q a class distribution the data gives, such as the
     share of human raters per class (learning from human label distributions, Peterson et al., "Human

@@ -10,15 +10,13 @@ from torch import nn
 from crossdistill.config import ConfigError, ModelSpec
 from crossdistill.data.batch import DataInfo
 from crossdistill.models.conv import image_cnn, spec_cnn
-from crossdistill.models.dual import DualEncoder
-from crossdistill.models.external import ExternalModel, build_external
+from crossdistill.models.external import build_external
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.outputs import Outputs
 from crossdistill.models.tabular import tabular_mlp
 from crossdistill.models.text import text_bag, text_gru, text_transformer
 from crossdistill.models.vector import identity, mlp
 from crossdistill.registry import Registry
-from crossdistill.tasks import output_dim
 
 ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
 ENCODERS.register("image_cnn")(image_cnn)
@@ -58,20 +56,14 @@ def build_encoder(modality: str, spec: ModelSpec, info: DataInfo, role: str) -> 
     return builder(modality_spec.shape, **from_data, **encoder_spec.kwargs)
 
 
-def build_model(spec: ModelSpec, info: DataInfo, role: str = "model"
-                ) -> MultiModalModel | DualEncoder | ExternalModel:
+def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> nn.Module:
     """A randomly initialised model over ``spec``'s modalities (or the ``external`` model its factory builds);
     ``role`` ("teacher", "student") names it in error messages."""
     check_modalities(spec, info, role)
     if spec.external is not None:
         return build_external(spec.external)
     encoders = {m: build_encoder(m, spec, info, role) for m in spec.modalities}
-    if info.task == "retrieval":
-        if len(encoders) != 2:
-            raise ConfigError(f"{role}: a retrieval model is a dual encoder over two modalities (query tower first, "
-                              f"gallery tower second), got {', '.join(encoders) or 'none'}")
-        return DualEncoder(encoders, spec.embed_dim)
-    return MultiModalModel(encoders, output_dim(info), spec.fusion, spec.embed_dim, spec.dropout)
+    return info.task.build_model(encoders, spec, info, role)  # the model the task needs (a head, two towers)
 
 
 __all__ = ["ENCODERS", "MultiModalModel", "Outputs", "build_model", "check_modalities"]

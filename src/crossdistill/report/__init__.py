@@ -12,12 +12,12 @@ from pathlib import Path
 
 from crossdistill.report.plots import confusion_matrices, score_vs_latency, training_curves
 from crossdistill.report.tables import (
-    METRIC_STYLE,
     compression,
     csv_text,
     describe_metrics,
     headline,
     markdown,
+    metric_style,
     metric_value,
     rows,
     spread_within_fold,
@@ -31,8 +31,8 @@ SELECTION_TEXT = {"labels": "Model selection on the validation split (labels)",
 
 
 def _selection(results: dict) -> str:
-    if results.get("task") == "retrieval" and results["select_on"] == "labels":
-        return "Model selection on the validation split's mean R@1 (its own pairs)"
+    if results["select_on"] == "labels":
+        return results["selection_text"]  # (the task's own words)
     return SELECTION_TEXT[results["select_on"]]
 
 
@@ -55,11 +55,11 @@ def _ablation(results: dict) -> list[str]:
     lines = ["| model | all present | " + " | ".join(f"without {mod}" for mod in removed) + " |",
              "|---|---|" + "---|" * len(removed)]
     for name, m in models.items():
-        cells = [metric_value(metric, m["modality_ablation"][mod][metric], unit=False)
+        cells = [metric_value(results, metric, m["modality_ablation"][mod][metric], unit=False)
                  if mod in m["modality_ablation"] else "-" for mod in removed]
-        lines.append(f"| {name} | {metric_value(metric, m['metrics'][metric]['mean'], unit=False)} | "
+        lines.append(f"| {name} | {metric_value(results, metric, m['metrics'][metric]['mean'], unit=False)} | "
                      + " | ".join(cells) + " |")
-    unit = " %" if METRIC_STYLE[metric][2] == "%" else ""
+    unit = " %" if metric_style(results, metric)[2] == "%" else ""
     return [f"## What each modality carries (test {metric}{unit}, a modality removed at test time)", "", *lines, ""]
 
 
@@ -68,9 +68,9 @@ def _ablation_sentences(results: dict) -> list[str]:
     lines, metric = [], headline(results)
     for name, m in results["models"].items():
         if m.get("modality_ablation"):
-            removed = "; ".join(f"without {mod} {metric_value(metric, score[metric])}"
+            removed = "; ".join(f"without {mod} {metric_value(results, metric, score[metric])}"
                                 for mod, score in m["modality_ablation"].items())
-            lines.append(f"- {name}: {metric} {metric_value(metric, m['metrics'][metric]['mean'])} with every "
+            lines.append(f"- {name}: {metric} {metric_value(results, metric, m['metrics'][metric]['mean'])} with every "
                          f"modality; {removed}")
     return lines
 
@@ -88,7 +88,7 @@ def build(run_dir: Path) -> dict[str, Path]:
         "Training curves (validation)": training_curves(run_dir, results, out / "plots" / "curves.png"),
         f"Test {headline(results)} vs latency": score_vs_latency(results, out / "plots" / "score_latency.png"),
     }
-    if results.get("task", "classification") == "classification":
+    if any(sum(map(sum, m["confusion"])) for m in results["models"].values()):  # tasks with classes
         plots["Confusion matrices (summed over seeds and folds)"] = confusion_matrices(
             results, out / "plots" / "confusion.png")
     notes = [f"- {line}" for line in verdicts(results)]

@@ -48,8 +48,8 @@ def training_curves(run_dir: Path, results: dict, path: Path) -> Path:
 
 def score_vs_latency(results: dict, path: Path) -> Path:
     """The headline test metric (accuracy in %, or R^2) of each model against its batch-1 CPU latency."""
-    metric = results.get("metric_names", ["accuracy"])[0]
-    scale = 100.0 if metric in ("accuracy", "r1") else 1.0
+    metric = results["metric_names"][0]
+    scale = float(results["metric_style"][metric][0])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, m in results["models"].items():
         score = m["metrics"][metric]

@@ -7,21 +7,9 @@ import io
 
 SELECTION = {"labels": "val labels", "teacher": "teacher agr.", "last": "last epoch"}
 COST_COLUMNS = ["params", "MFLOPs", "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
-# metric -> (scale, decimals, unit): classification in %, regression in the target's units (R^2 unit-free)
-METRIC_STYLE = {"accuracy": (100.0, 1, "%"), "macro_f1": (100.0, 1, "%"), "r2": (1.0, 3, ""), "mae": (1.0, 3, ""),
-                "rmse": (1.0, 3, ""), "r1": (100.0, 1, "%"), "r5": (100.0, 1, "%"), "r10": (100.0, 1, "%"),
-                "median_rank": (1.0, 1, ""), "instance_r1": (100.0, 1, "%"), "class_r1": (100.0, 1, "%")}
-METRICS_TEXT = {
-    "classification": "accuracy and macro-F1 in %",
-    "regression": "R² (unit-free), MAE and RMSE (in the target's units)",
-    "retrieval": "recall@1/5/10 in % and median rank at the run's level of positives (mean of both directions), "
-                 "then R@1 with one positive per query (instance_r1) and with class-level positives (class_r1)",
-}
-
-
 def metric_names(results: dict) -> list[str]:
-    """The run's test metrics, headline first (runs written before regression: accuracy, macro-F1)."""
-    return results.get("metric_names", ["accuracy", "macro_f1"])
+    """The run's test metrics, headline first (as its task named them)."""
+    return results["metric_names"]
 
 
 def headline(results: dict) -> str:
@@ -33,20 +21,26 @@ def columns(results: dict) -> list[str]:
 
 
 def describe_metrics(results: dict) -> str:
-    return METRICS_TEXT[results.get("task", "classification")]
+    return results["metrics_text"]
+
+
+def metric_style(results: dict, name: str) -> tuple[float, int, str]:
+    """(scale, decimals, unit) of a metric as its task prints it: a share in % or a number as it is."""
+    scale, decimals, unit = results["metric_style"][name]
+    return float(scale), int(decimals), str(unit)
 
 
 def pm(stat: dict, scale: float = 100.0, decimals: int = 1) -> str:
     return f"{stat['mean'] * scale:.{decimals}f} ± {stat['std'] * scale:.{decimals}f}"
 
 
-def metric_pm(name: str, stat: dict) -> str:
-    scale, decimals, _ = METRIC_STYLE[name]
+def metric_pm(results: dict, name: str, stat: dict) -> str:
+    scale, decimals, _ = metric_style(results, name)
     return pm(stat, scale, decimals)
 
 
-def metric_value(name: str, value: float, unit: bool = True) -> str:
-    scale, decimals, suffix = METRIC_STYLE[name]
+def metric_value(results: dict, name: str, value: float, unit: bool = True) -> str:
+    scale, decimals, suffix = metric_style(results, name)
     return f"{value * scale:.{decimals}f}{suffix if unit else ''}"
 
 
@@ -59,7 +53,7 @@ def rows(results: dict) -> list[dict[str, str]]:
             "teacher": m.get("teacher") or (f"via {m['init_from']}" if m.get("init_from") else "-"),
             "labels": "all" if m["role"] == "teacher" else f"{m['student_labels']:.0%}",
             "selection": SELECTION[m.get("select_on", "labels")],
-            **{metric: metric_pm(metric, m["metrics"][metric]) for metric in metric_names(results)},
+            **{metric: metric_pm(results, metric, m["metrics"][metric]) for metric in metric_names(results)},
             "params": f"{m['params']:,}",
             "MFLOPs": f"{m['flops'] / 1e6:.2f}",
             "latency b1 (ms)": f"{m['latency_ms']['batch1']:.2f}",
@@ -111,7 +105,7 @@ def spread_within_fold(results: dict) -> list[str]:
     for name, m in results["models"].items():
         stds = m.get("std_within_fold", {})
         if m["role"] == "student" and len(m["runs"]) > len(stds):
-            shown = ", ".join(f"fold {f}: {metric_value(metric, v)}" for f, v in stds.items())
+            shown = ", ".join(f"fold {f}: {metric_value(results, metric, v)}" for f, v in stds.items())
             lines.append(f"`{name}`: {shown}")
     return lines
 
@@ -124,15 +118,15 @@ def verdicts(results: dict) -> list[str]:
     taught = {name for name, m in models.items() if m.get("teacher") or m.get("init_from")}
     alone = {m["student_labels"]: name for name, m in models.items() if m["role"] == "student" and name not in taught}
     lines, metric = [], headline(results)
-    scale, _, unit = METRIC_STYLE[metric]
+    scale, _, unit = metric_style(results, metric)
     for name, m in models.items():
         if m["role"] != "student" or name not in taught:
             continue
         reference = alone.get(m["student_labels"])
         ours = m["metrics"][metric]
         if reference is None:
-            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {metric_pm(metric, ours)} {metric}; no "
-                         "student trained alone on this budget to compare with.")
+            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {metric_pm(results, metric, ours)} {metric}; "
+                         "no student trained alone on this budget to compare with.")
             continue
         theirs = models[reference]["metrics"][metric]
         gap = (ours["mean"] - theirs["mean"]) * scale
@@ -142,7 +136,7 @@ def verdicts(results: dict) -> list[str]:
         caveat = " Single run: indicative only (more seeds, or --full, give a spread)." if runs < 2 else ""
         amount = f"{gap:+.1f} points" if unit == "%" else f"{gap:+.3f} {metric}"
         lines.append(f"`{name}` vs `{reference}` ({m['student_labels']:.0%} labels): distillation {word} "
-                     f"({amount}; {metric_pm(metric, ours)} vs {metric_pm(metric, theirs)}).{caveat}")
+                     f"({amount}; {metric_pm(results, metric, ours)} vs {metric_pm(results, metric, theirs)}).{caveat}")
     return lines
 
 
