@@ -31,6 +31,12 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> T:
+        """Remove an entry (a plug-in or test that registered something for a while); returns it."""
+        if name not in self._entries:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
+        return self._entries.pop(name)
+
     def get(self, name: str) -> T:
         if name not in self._entries:
             raise UnknownNameError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
