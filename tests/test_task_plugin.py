@@ -2,8 +2,8 @@
 through the whole pipeline with no edit to the package: the proof that drivers call the task and never branch
 on its name.
 
-Data: the real UCI mfeat digits (Fourier and Karhunen-Loeve views) as a tiny JSONL manifest; each digit carries
-the tags that are true of it (even, prime, >= 5, has a closed loop, narrow), so a row has 1 to 3 labels. The teacher reads
+Data: the real UCI mfeat digits (Fourier and Karhunen-Loeve views) as a tiny JSONL manifest; each digit
+carries the tags true of it (even, prime, >= 5, has a closed loop, narrow): 1 to 3 labels a row. The teacher reads
 both views, the student the Karhunen-Loeve view only, with 20% of the tags.
 """
 
