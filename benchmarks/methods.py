@@ -34,7 +34,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from crossdistill.checkpoint import load_weights, save_weights, write_text_atomic  # noqa: E402
+from crossdistill.atomic import write_text_atomic  # noqa: E402
+from crossdistill.checkpoint import load_weights, save_weights  # noqa: E402
 from crossdistill.config import Experiment  # noqa: E402
 from crossdistill.data import open_dataset  # noqa: E402
 from crossdistill.models import build_model  # noqa: E402

@@ -111,7 +111,7 @@ def test_a_second_run_resumes_finished_models_and_a_changed_config_retrains(fini
     assert code == 0, output
     rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 3  # nothing retrained: the finished fit was resumed at its end
-    assert best.stat().st_mtime_ns >= before
+    assert best.stat().st_mtime_ns == before  # (not rewritten)
     code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "train.epochs=1")
     assert code == 0, output
     rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
@@ -121,3 +121,49 @@ def test_a_second_run_resumes_finished_models_and_a_changed_config_retrains(fini
 def test_export_rejects_an_unknown_format(finished_run):
     code, output = invoke("export", finished_run[0], "--format", "tflite")
     assert code == 2 and "unknown export format tflite; available: onnx, safetensors" in output
+
+
+def test_results_are_stamped_with_version_commit_config_date_and_machine(finished_run):
+    import hashlib
+    import subprocess
+    from datetime import datetime
+
+    from crossdistill import __version__
+    from crossdistill.rundir import SCHEMA_VERSION, RunDir
+
+    run_dir, _ = finished_run
+    stamp = RunDir(run_dir).load_results().stamp
+    assert stamp.schema_version == SCHEMA_VERSION and stamp.package_version == __version__
+    assert stamp.config_hash == hashlib.sha256((run_dir / "config.yaml").read_bytes()).hexdigest()[:16]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    assert stamp.commit == (head or None)  # the checkout the package runs from
+    assert datetime.fromisoformat(stamp.date).tzinfo is not None and "torch" in stamp.machine
+    assert json.loads((run_dir / "data_info.json").read_text())["stamp"]["config_hash"] == stamp.config_hash
+
+
+def test_an_older_run_is_named_and_refused_with_the_command_that_rebuilds_it(finished_run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(finished_run[0], old)
+    for name in ("results.json", "data_info.json"):  # as written before the stamp existed
+        raw = json.loads((old / name).read_text())
+        raw.pop("stamp")
+        (old / name).write_text(json.dumps(raw))
+    for command in (("report", old), ("export", old)):
+        code, output = invoke(*command)
+        assert code == 2, output
+        assert "was written by an older crossdistill (run format 1" in output
+        assert f"crossdistill run {old / 'config.yaml'}" in output and "--no-resume" in output
+
+
+def test_export_defaults_to_the_first_fold_and_seed_present_and_says_which(finished_run, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(finished_run[0], other)
+    (other / "models" / "distilled" / "fold0-seed0").rename(other / "models" / "distilled" / "fold2-seed1")
+    code, output = invoke("export", other, "--format", "safetensors")
+    assert code == 0, output
+    assert "exporting distilled as trained in models/distilled/fold2-seed1" in output
+    assert json.loads((other / "export" / "distilled.json").read_text())["trained"] == "models/distilled/fold2-seed1"

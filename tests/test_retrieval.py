@@ -37,7 +37,8 @@ def test_ranks_and_recall_on_a_hand_built_similarity_matrix():
 
 
 def pair(query, gallery, scale):
-    return torch.cat([torch.tensor(query), torch.tensor(gallery), torch.full((len(query), 1), math.log(scale))], 1)
+    """A dual encoder's towers as its losses read them: (z_query, z_gallery, log s per row)."""
+    return torch.tensor(query), torch.tensor(gallery), torch.full((len(query), 1), math.log(scale))
 
 
 def batch_of(target):
@@ -97,7 +98,8 @@ def test_feature_and_interactive_contrastive_distillation_by_hand():
     expected = (-(log_softmax(q_to_t[0])[0] + log_softmax(q_to_t[1])[1]) / 2
                 - (log_softmax(g_to_t[0])[0] + log_softmax(g_to_t[1])[1]) / 2) / 2
     assert icl(STUDENT, TEACHER, batch_of([0, 1])).item() == pytest.approx(expected, rel=1e-4)
-    wider = LOSSES.get("clip_fd").build(STUDENT, torch.randn(2, 9), {})  # teacher 4-d: a learned projector
+    wider = LOSSES.get("clip_fd").build(STUDENT, pair(torch.randn(2, 4).tolist(), torch.randn(2, 4).tolist(), 1.0),
+                                        {})  # teacher 4-d: a learned projector
     assert isinstance(wider.query, torch.nn.Linear) and wider.query.weight.shape == (4, 2)
 
 

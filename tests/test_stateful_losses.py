@@ -12,9 +12,9 @@ from crossdistill.data.batch import Batch
 from crossdistill.distill import Distiller, PrepareContext, resolve_terms
 from crossdistill.losses import LOSSES
 from crossdistill.losses.contrastive import FeatureQueue
-from crossdistill.losses.crossmodal import kendall_tau, non_target_kl, permutation_saliency
+from crossdistill.losses.crossmodal import kendall_tau, permutation_saliency
+from crossdistill.losses.functional import non_target_kl
 from crossdistill.models import build_model
-from crossdistill.models.outputs import Outputs
 
 
 def batch_of(target, labeled=None):
@@ -138,7 +138,7 @@ def test_non_target_kl_by_hand():
 
 
 def test_c2kd_golden_value_with_identity_proxies():
-    probe = Outputs(logits=torch.randn(2, 3), embed=torch.randn(2, 3))
+    probe = (torch.randn(2, 3), torch.randn(2, 3))  # (logits, embed)
     c2kd = LOSSES.get("c2kd").build(probe, probe, {})
     c2kd.proxy_student = c2kd.proxy_teacher = torch.nn.Identity()  # proxies = the embeddings, to compute by hand
     z_s, e_s = [[1.0, 0.0, 0.5], [0.0, 2.0, 1.0]], [[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
@@ -164,7 +164,7 @@ def test_c2kd_golden_value_with_identity_proxies():
                               for i in range(2)) / 2
     student_side = sum(kl(e_s[i], z_s[i]) + kl(z_s[i], e_s[i]) + kept[i] * ntkl(e_s[i], e_t[i], target[i])
                        for i in range(2)) / 2
-    value = c2kd(Outputs(torch.tensor(z_s), torch.tensor(e_s)), Outputs(torch.tensor(z_t), torch.tensor(e_t)),
+    value = c2kd((torch.tensor(z_s), torch.tensor(e_s)), (torch.tensor(z_t), torch.tensor(e_t)),
                  batch_of(target))
     assert value.item() == pytest.approx(teacher_side + student_side, rel=1e-5)
     assert c2kd.selected_share.item() == 0.5
@@ -244,7 +244,7 @@ def test_mgkd_freezes_the_least_general_channels_at_their_mean(pair, av_fold, sm
     student_logits = torch.randn(8, expected_teacher.shape[1])
     expected = LOSSES.get("kd").fn(student_logits, expected_teacher, batch, temperature=4.0)
     assert mgkd(student_logits, out.embed, batch).item() == pytest.approx(expected.item(), rel=1e-5)
-    assert distiller.teacher_reads() == ["embed", "logits"]  # the embedding is cacheable
+    assert distiller.teacher_reads() == ["embed"]  # the embedding is cacheable (and all mgkd reads)
 
 
 def test_mgkd_must_be_prepared_before_training(pair, av_fold):
@@ -297,3 +297,16 @@ def test_bad_teacher_choices_are_named():
     with pytest.raises(ConfigError, match="need a teacher \\(audio\\)"):
         Distiller(torch.nn.Linear(2, 2), {"teacher": torch.nn.Linear(2, 2)}, terms({"loss": "kd",
                                                                                     "teacher": "audio"}))
+
+
+def test_mgkd_leaves_the_global_random_stream_as_it_was(pair, av_fold, small_specs):
+    """Preparing mgkd (its mimic's seeded initialisation and training) must not reseed or advance the caller's
+    random stream: the next draw is the one it would have been without it."""
+    student, teacher = pair
+    distiller = Distiller(student, teacher, terms({"loss": "mgkd", "kwargs": {"mimic_epochs": 1, "repeats": 1}}),
+                          probe=av_fold["train"].batch(torch.arange(8)))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    distiller.prepare(PrepareContext(av_fold["train"], lambda: build_model(small_specs[1], av_fold.info), 0))
+    assert torch.equal(torch.rand(3), expected)

@@ -51,7 +51,7 @@ def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_
     import crossdistill.train as train_module
 
     straight_distiller, straight = small_fit(av_fold, tmp_path / "straight", epochs=3, losses=losses)
-    real, calls = train_module.predict_logits, []
+    real, calls = train_module.predict, []
 
     def crash_on_third_validation(*args, **kwargs):
         calls.append(1)
@@ -59,11 +59,11 @@ def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "predict_logits", crash_on_third_validation)
+    monkeypatch.setattr(train_module, "predict", crash_on_third_validation)
     with pytest.raises(RuntimeError, match="simulated crash"):
         small_fit(av_fold, tmp_path / "resumed", epochs=3, losses=losses)
     assert load_state(tmp_path / "resumed" / "checkpoints" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(train_module, "predict_logits", real)
+    monkeypatch.setattr(train_module, "predict", real)
     resumed_distiller, resumed = small_fit(av_fold, tmp_path / "resumed", epochs=3, losses=losses)
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from crossdistill.atomic import atomic_file
+from crossdistill.errors import CrossdistillError
+
 DIGEST_KEY = "crossdistill_sha256"  # safetensors metadata: the tensors' digest
 STATE_FORMAT = 2
-
-
-def atomic_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the complete new one, never a half-written one."""
-    tmp = atomic_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def tensors_digest(state: dict[str, torch.Tensor]) -> str:
@@ -44,9 +34,19 @@ def tensors_digest(state: dict[str, torch.Tensor]) -> str:
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     """safetensors, with the tensors' SHA-256 in its metadata (checked by ``load_weights``)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    tmp = atomic_path(path)
-    save_file(tensors, str(tmp), metadata={DIGEST_KEY: tensors_digest(tensors)})
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata={DIGEST_KEY: tensors_digest(tensors)})
+
+
+def stored_digest(path: Path) -> str | None:
+    """The digest a safetensors file of ours records (None: no such file, or one without it)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return (handle.metadata() or {}).get(DIGEST_KEY)
+    except Exception:  # (unreadable: treated as absent, and rewritten)  # noqa: BLE001
+        return None
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:
@@ -55,13 +55,12 @@ def save_state(state: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    tmp = atomic_path(path)
-    torch.save({"format": STATE_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
-                "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save({"format": STATE_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                    "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, tmp)
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(CrossdistillError, ValueError):
     """A checkpoint that is truncated, altered, or holds more than tensors (a pickle payload)."""
 
 
@@ -87,7 +86,7 @@ def load_state(path: Path) -> dict[str, Any]:
     return _load_tensors_only(io.BytesIO(payload), path)
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CrossdistillError, ValueError):
     """A checkpoint whose keys or shapes do not fit the model."""
 
 

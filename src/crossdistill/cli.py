@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from crossdistill.rundir import RunDir
 
 # Before torch loads OpenMP: spin-waiting threads slow training several-fold on a loaded machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -21,18 +22,11 @@ console = Console(width=None if Console().is_terminal else 200)  # logs and CI: 
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by what the user gave (config, data, checkpoints): reported in one line, exit code 2.
-    Anything else is a bug and keeps its traceback."""
-    from crossdistill.checkpoint import CheckpointMismatchError, CorruptCheckpointError
-    from crossdistill.config import ConfigError
-    from crossdistill.data.audio import AudioFileError
-    from crossdistill.data.manifest import ManifestError
-    from crossdistill.models.outputs import MissingOutputError
-    from crossdistill.registry import UnknownNameError
-    from crossdistill.train import NonFiniteLossError
+    """Errors caused by what the user gave (config, data, checkpoints, run directories): reported in one line,
+    exit code 2. Anything else is a bug and keeps its traceback."""
+    from crossdistill.errors import CrossdistillError
 
-    return (ConfigError, UnknownNameError, AudioFileError, ManifestError, CheckpointMismatchError, MissingOutputError,
-            CorruptCheckpointError, NonFiniteLossError, FileNotFoundError)
+    return (CrossdistillError, FileNotFoundError)
 
 
 def _fail(error: Exception) -> None:
@@ -85,7 +79,7 @@ def run(
     if not reports:
         return  # rank 0 reports
     paths = report.build(run_dir)
-    print_results(json.loads((run_dir / "results.json").read_text()))
+    print_results(RunDir(run_dir).load_results().model_dump())
     if export_onnx:
         written = export(run_dir, ["onnx", "safetensors"])
         files = written.get("onnx") or ", ".join(t["onnx"] for t in written["towers"].values())
@@ -167,7 +161,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory")])
         paths = report.build(run_dir)
     except _user_errors() as error:
         _fail(error)
-    print_results(json.loads((run_dir / "results.json").read_text()))
+    print_results(RunDir(run_dir).load_results().model_dump())
     console.print(f"report: {paths['html']}", highlight=False)
 
 
@@ -176,8 +170,8 @@ def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a run directory")],
     format_: Annotated[list[str] | None, typer.Option("--format", help="onnx and/or safetensors")] = None,
     model: Annotated[str, typer.Option(help="which model of the run")] = "distilled",
-    fold: int = 0,
-    seed: Annotated[int | None, typer.Option(help="default: the first seed")] = None,
+    fold: Annotated[int | None, typer.Option(help="default: the first fold present")] = None,
+    seed: Annotated[int | None, typer.Option(help="default: the first seed present")] = None,
 ) -> None:
     """Export a trained model to ONNX (checked against PyTorch with onnxruntime) and/or safetensors."""
     from crossdistill.export import ParityError, export
@@ -186,6 +180,7 @@ def export_cmd(
         written = export(run_dir, format_ or ["onnx", "safetensors"], model, fold, seed)
     except (*_user_errors(), ParityError) as error:
         _fail(error)
+    console.print(f"exporting {written['model']} as trained in {written['trained']}", highlight=False)
     for kind in ("onnx", "safetensors"):
         if kind in written:
             console.print(f"{kind}: {written[kind]}", highlight=False)
@@ -228,7 +223,8 @@ def list_cmd(
         tasks = [build_task(name) for name in TASKS.names()]
         for name in LOSSES.names():
             loss = LOSSES.get(name)
-            reads = loss.reads if not loss.teacher_reads else f"{loss.reads} / teacher {loss.teacher_reads}"
+            own = loss.reads if isinstance(loss.reads, str) else " + ".join(loss.reads)
+            reads = own if not loss.teacher_reads else f"{own} / teacher {loss.teacher_reads}"
             suited = ", ".join(t.name for t in tasks if loss.needs <= t.provides)
             table.add_row(name, loss.headline, loss.paper, reads, suited)
         console.print(table)

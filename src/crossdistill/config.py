@@ -13,8 +13,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crossdistill.errors import CrossdistillError
 
-class ConfigError(ValueError):
+
+class ConfigError(CrossdistillError, ValueError):
     """A configuration that cannot run; the message names the key and the alternatives."""
 
 

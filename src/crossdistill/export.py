@@ -19,42 +19,38 @@ from crossdistill import config
 from crossdistill.checkpoint import load_weights
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, ModalitySpec
+from crossdistill.errors import CrossdistillError
 from crossdistill.models import build_model
+from crossdistill.rundir import RunDir
 from crossdistill.tasks import build_task
 
 PARITY_TOLERANCE = 1e-4
 
 
-class ParityError(RuntimeError):
+class ParityError(CrossdistillError, RuntimeError):
     """onnxruntime's logits differ from PyTorch's by more than the tolerance."""
 
 
-def modality_spec(saved: dict | list) -> ModalitySpec:
-    """A ``ModalitySpec`` from ``data_info.json`` (a bare shape list in runs written before text and tabular)."""
-    if isinstance(saved, list):
-        return ModalitySpec(tuple(saved))
-    return ModalitySpec(tuple(saved["shape"]), saved.get("dtype", "float32"), saved.get("meta", {}))
+def modality_spec(saved: dict) -> ModalitySpec:
+    """A ``ModalitySpec`` from ``data_info.json``."""
+    return ModalitySpec(tuple(saved["shape"]), saved["dtype"], saved["meta"])
 
 
-def load_run_model(run_dir: Path, model: str = "distilled", fold: int = 0, seed: int | None = None) -> tuple:
-    """(model, DataInfo, weights path) of a trained model in ``run_dir``; ``seed`` None takes the first seed."""
-    exp = config.load(run_dir / "config.yaml")
-    raw = json.loads((run_dir / "data_info.json").read_text())
+def load_run_model(run_dir: Path, model: str = "distilled", fold: int | None = None, seed: int | None = None
+                   ) -> tuple[nn.Module, DataInfo, Path]:
+    """(model, DataInfo, its folder) of a trained model in ``run_dir``; ``fold`` / ``seed`` None take the first
+    present."""
+    run = RunDir(run_dir)
+    exp = config.load(run.config)
+    raw = run.load_data_info()
     info = DataInfo(num_samples={}, num_classes=raw["num_classes"], class_names=raw["class_names"],
                     modalities={m: modality_spec(s) for m, s in raw["modalities"].items()},
                     task=build_task(raw["task"]), target_scale=tuple(raw["target_scale"]))
-    runs = sorted((run_dir / "models" / model).glob(f"fold{fold}*"))
-    if seed is not None:
-        runs = [r for r in runs if r.name == f"fold{fold}-seed{seed}"]
-    if not runs:
-        known = ", ".join(sorted(p.name for p in (run_dir / "models").iterdir())) if (run_dir / "models").is_dir() \
-            else "none"
-        raise FileNotFoundError(f"no trained {model!r} (fold {fold}, seed {seed}) in {run_dir}; models: {known}")
+    model_dir = run.trained(model, fold, seed)
     spec = exp.teacher_spec(model) if (model == "teacher" or model in exp.extra_teachers) else exp.student
     net = build_model(spec, info, role=model)
-    weights = runs[0] / "checkpoints" / "best.safetensors"
-    load_weights(net, weights)
-    return net.eval(), info, weights
+    load_weights(net, RunDir.weights(model_dir))
+    return net.eval(), info, model_dir
 
 
 def onnx_parity(path: Path, module: nn.Module, names: list[str], inputs: list[Tensor]) -> float:
@@ -86,18 +82,20 @@ def export_onnx(module: nn.Module, names: list[str], specs: list[ModalitySpec], 
     return error
 
 
-def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: int = 0,
+def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: int | None = None,
            seed: int | None = None) -> dict:
     """Export into ``run_dir/export/``; returns what was written and the ONNX parity error."""
     unknown = sorted(set(formats) - {"onnx", "safetensors"})
     if unknown:
         raise ConfigError(f"unknown export format {', '.join(unknown)}; available: onnx, safetensors")
-    net, info, weights = load_run_model(Path(run_dir), model, fold, seed)
-    out = Path(run_dir) / "export"
+    net, info, model_dir = load_run_model(Path(run_dir), model, fold, seed)
+    weights = RunDir.weights(model_dir)
+    out = RunDir(run_dir).export
     out.mkdir(exist_ok=True)
     # What a deployment needs to read the output: class names, or how a standardised value maps to the label's units.
     reading = info.task.export_reading(net, info)
-    written: dict = {"model": model, "modalities": net.modalities, "task": info.task.spec(), **reading}
+    written: dict = {"model": model, "trained": str(model_dir.relative_to(run_dir)), "modalities": net.modalities,
+                     "task": info.task.spec(), **reading}
     if "safetensors" in formats:
         shutil.copy(weights, out / f"{model}.safetensors")
         written["safetensors"] = str(out / f"{model}.safetensors")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from crossdistill.checkpoint import load_weights
+from crossdistill.checkpoint import load_weights, save_weights
 from crossdistill.config import ConfigError, Experiment, ModelSpec, dump
 from crossdistill.data import Dataset, FoldData, open_dataset
 from crossdistill.data.batch import has_label
@@ -22,11 +22,12 @@ from crossdistill.data.splits import label_budget_mask
 from crossdistill.distill import CacheRefused, Distiller, PrepareContext, TeacherCache, resolve_terms
 from crossdistill.distributed import barrier, is_main, rank, world_size
 from crossdistill.evaluate import modality_ablation
-from crossdistill.evaluate.predict import predict_logits
+from crossdistill.evaluate.predict import predict
 from crossdistill.models import build_model, check_modalities
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.plans import StudentPlan, experiment_task, student_plans, task_term
 from crossdistill.results import ResultsBook
+from crossdistill.rundir import RunDir
 from crossdistill.runtime import resolve_device, seed_everything
 from crossdistill.train import fit
 
@@ -42,14 +43,15 @@ def prepare_run_dir(exp: Experiment, out: Path, resume: bool = True) -> Path:
     if not is_main():  # rank 0 prepares it
         barrier()
         return run_dir
-    config_path = run_dir / "config.yaml"
+    paths = RunDir(run_dir)
+    config_path = paths.config
     if config_path.is_file() and config_path.read_text() != text:
         log.warning("config of %s changed: training its models afresh", run_dir)
         shutil.copy(config_path, run_dir / "config.previous.yaml")
-        shutil.rmtree(run_dir / "models", ignore_errors=True)
-    elif not resume and (run_dir / "models").is_dir():
+        shutil.rmtree(paths.models, ignore_errors=True)
+    elif not resume and paths.models.is_dir():
         log.warning("%s: not resuming (--no-resume): training its models afresh", run_dir)
-        shutil.rmtree(run_dir / "models")
+        shutil.rmtree(paths.models)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(text)
     barrier()
@@ -78,8 +80,7 @@ def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
     outputs = student.eval()(fold["train"].batch(torch.arange(2)))
     for plan in plans:
         for term in plan.terms:
-            if not term.whole_outputs:
-                outputs.read(term.reads)  # a term reading an output the student lacks fails here
+            outputs.read(term.reads)  # a term reading an output the student lacks fails here
 
 
 def _loaders(exp: Experiment, fold: FoldData, spec_train: dict, labeled: Tensor | None, only_labeled: bool,
@@ -91,20 +92,24 @@ def _loaders(exp: Experiment, fold: FoldData, spec_train: dict, labeled: Tensor 
 
 
 def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) -> MultiModalModel:
-    """Load ``checkpoint`` or train on every training label; frozen afterwards."""
+    """Load ``checkpoint`` or train on every training label; frozen afterwards. Its weights are in the run
+    directory either way (a loaded or pretrained teacher's are copied there, for export and the report)."""
     spec: ModelSpec = exp.teacher_spec(name)
     seed_everything(exp.seeds[0])
     model = build_model(spec, fold.info, role=name)
-    if spec.checkpoint:
-        load_weights(model, Path(spec.checkpoint))
+    model_dir = RunDir(run_dir).model_dir(name, fold.fold)
+    if spec.checkpoint or (spec.external is not None and not spec.external.trainable):
+        if spec.checkpoint:
+            load_weights(model, Path(spec.checkpoint))
+        # (else used as its factory built it, with its own pretrained weights)
+        if is_main() and not RunDir.weights(model_dir).is_file():
+            save_weights(model.state_dict(), RunDir.weights(model_dir))
         return model.eval()
-    if spec.external is not None and not spec.external.trainable:
-        return model.eval()  # used as its factory built it (with its own pretrained weights), frozen
     train, val = _loaders(exp, fold, spec.train, None, False, exp.seeds[0])
     distiller = Distiller(model, None, resolve_terms([task_term(exp)]))
     cfg = exp.train_for(spec.train)
-    fit(distiller, train, val, selection_targets(fold, "val"), cfg, run_dir / "models" / name / f"fold{fold.fold}",
-        resolve_device(cfg.device), label=f"{name} fold {fold.fold}", task=fold.info.task)
+    fit(distiller, train, val, selection_targets(fold, "val"), cfg, model_dir, resolve_device(cfg.device),
+        label=f"{name} fold {fold.fold}", task=fold.info.task)
     return model.cpu().eval()
 
 
@@ -150,12 +155,11 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     train, val = _loaders(exp, fold, plan.train, labeled, plan.teacher is None, seed)
     cfg = exp.train_for(plan.train)
     by_teacher = cfg.select_on == "teacher"
-    val_targets = (fold.info.task.predictions(predict_logits(selector, val)) if by_teacher
+    val_targets = (fold.info.task.predictions(predict(selector, val, fold.info.task)) if by_teacher
                    else selection_targets(fold, "val"))
     distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
-        load_weights(distiller.student, model_dir.parent.parent / plan.init_from / model_dir.name / "checkpoints"
-                     / "best.safetensors")
+        load_weights(distiller.student, RunDir.weights(model_dir.parent.parent / plan.init_from / model_dir.name))
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
                  label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task)
     summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum())}
@@ -181,7 +185,7 @@ def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True) -> 
     A killed run of the same config resumes where its checkpoints stopped (``resume``)."""
     plans, dataset = check(exp, full)
     run_dir = prepare_run_dir(exp, out, resume)
-    book = ResultsBook(exp, run_dir)
+    book = ResultsBook(exp, RunDir(run_dir))
     ablate = exp.evaluate.modality_ablation and experiment_task(exp).modality_ablation
     for fold_id in exp.data.fold_ids:
         fold = dataset.fold(fold_id)
@@ -194,7 +198,7 @@ def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True) -> 
         for plan in plans:
             selector = teachers[plan.teacher or "teacher"]
             for seed in plan.seeds:
-                model_dir = run_dir / "models" / plan.name / f"fold{fold_id}-seed{seed}"
+                model_dir = RunDir(run_dir).model_dir(plan.name, fold_id, seed)
                 student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
                 ablation = (modality_ablation(student, fold["test"], fold.info)
                             if ablate and len(student.modalities) > 1 else None)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from crossdistill.errors import CrossdistillError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(CrossdistillError, KeyError):
     """An unknown registry name; the message lists the names that exist."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly.

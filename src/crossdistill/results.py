@@ -11,13 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossdistill.checkpoint import save_weights, write_text_atomic
-from crossdistill.config import Experiment, ModelSpec
+from crossdistill.atomic import write_text_atomic
+from crossdistill.config import Experiment, ModelSpec, dump
 from crossdistill.data.batch import FoldData, ModalitySpec
 from crossdistill.distributed import is_main
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
 from crossdistill.plans import StudentPlan
+from crossdistill.rundir import RunDir, stamp
 from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
@@ -36,8 +37,12 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 class ResultsBook:
-    def __init__(self, exp: Experiment, run_dir: Path) -> None:
+    """Evaluates each trained model on its fold's test split and writes ``data_info.json`` and ``results.json``
+    (both stamped: ``rundir.Stamp``)."""
+
+    def __init__(self, exp: Experiment, run_dir: RunDir) -> None:
         self.exp, self.run_dir = exp, run_dir
+        self.stamp = stamp(dump(exp)).model_dump()
         self.folds: list[dict] = []
         self.models: dict[str, dict] = {}
         self.specs: dict[str, ModalitySpec] = {}
@@ -47,21 +52,18 @@ class ResultsBook:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
         self.specs = dict(fold.info.modalities)
         self.task = fold.info.task
-        info = {"num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
+        info = {"stamp": self.stamp, "num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
                 "task": fold.info.task.spec(), "target_scale": list(fold.info.target_scale),
                 "modalities": {m: {"shape": list(s.shape), "dtype": s.dtype, "meta": s.meta}
                                for m, s in fold.info.modalities.items()}}
-        write_json(self.run_dir / "data_info.json", info)
+        write_json(self.run_dir.data_info, info)
 
     def record(self, name: str, spec: ModelSpec, model: nn.Module, fold: FoldData, seed: int | None,
                plan: StudentPlan | None = None, ablation: dict | None = None) -> None:
         """Evaluate ``model`` on the fold's test split and file the scores under ``name``."""
         report = evaluate_split(model, fold["test"], fold.info)
-        model_dir = self.run_dir / "models" / name / (f"fold{fold.fold}" if seed is None
-                                                      else f"fold{fold.fold}-seed{seed}")
-        weights = model_dir / "checkpoints" / "best.safetensors"
-        if not weights.is_file() and is_main():  # a teacher loaded from a checkpoint
-            save_weights(model.state_dict(), weights)
+        model_dir = self.run_dir.model_dir(name, fold.fold, seed)
+        weights = RunDir.weights(model_dir)
         write_json(model_dir / "eval.json", {**report, "ablation": ablation, "seed": seed, "fold": fold.fold})
         entry = self.models.setdefault(name, {
             "role": "student" if plan else "teacher", "modalities": list(spec.modalities),
@@ -104,7 +106,7 @@ class ResultsBook:
         if "baseline" in models and "distilled" in models:
             gain = {m: models["distilled"]["metrics"][m]["mean"] - models["baseline"]["metrics"][m]["mean"]
                     for m in self.task.metric_names}
-        results = {"dataset": self.exp.data.dataset, "name": self.exp.name, "task": self.task.name,
+        results = {"stamp": self.stamp, "dataset": self.exp.data.dataset, "name": self.exp.name, "task": self.task.name,
                    "metric_names": list(self.task.metric_names),
                    "metric_style": {m: list(style) for m, style in self.task.metric_style.items()},
                    "metrics_text": self.task.metrics_text, "selection_text": self.task.selection_text,
@@ -112,5 +114,5 @@ class ResultsBook:
                    "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
                    "student_labels": self.exp.student_labels, "latency_threads": torch.get_num_threads(),
                    "models": models, "gain": gain}
-        write_json(self.run_dir / "results.json", results)
+        write_json(self.run_dir.results, results)
         return results

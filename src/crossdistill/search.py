@@ -24,6 +24,7 @@ from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.table import read_rows
 from crossdistill.data.text import Tokenizer
 from crossdistill.export import load_run_model
+from crossdistill.rundir import RunDir
 
 SUFFIXES = {"image": {".png", ".jpg", ".jpeg"}, "audio": {".wav"}}
 
@@ -71,7 +72,7 @@ def gallery_cells(gallery: Path, columns: ModalityColumns) -> tuple[list[Any], P
 def search(run_dir: Path, query: str, gallery: Path, k: int = 5, model: str = "distilled", fold: int = 0,
            seed: int | None = None) -> dict:
     """Top-``k`` gallery items for ``query`` (a text, or a path to a file of the other tower's kind)."""
-    exp = config.load(Path(run_dir) / "config.yaml")
+    exp = config.load(RunDir(run_dir).config)
     net, info, _ = load_run_model(Path(run_dir), model, fold, seed)
     if "towers" not in info.task.provides or exp.data.dataset != "manifest":
         raise ConfigError("search needs a retrieval run on a manifest (its columns say how to read new files)")

@@ -10,7 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +21,36 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
+from crossdistill.atomic import write_text_atomic
 from crossdistill.checkpoint import (
     CorruptCheckpointError,
     load_state,
     save_state,
     save_weights,
+    stored_digest,
     tensors_digest,
-    write_text_atomic,
 )
 from crossdistill.config import ConfigError, TrainConfig
 from crossdistill.data.loader import BatchLoader
 from crossdistill.distill.distiller import Distiller
 from crossdistill.distributed import all_ranks_agree, barrier, gather_strings, is_main, mean_over_ranks, world_size
-from crossdistill.evaluate.predict import predict_logits
+from crossdistill.errors import CrossdistillError
+from crossdistill.evaluate.predict import predict
 from crossdistill.tasks import Task, build_task
 
-PROGRESS = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "best_student": None, "stopped": False}
+
+@dataclass
+class FitProgress:
+    """Where a fit stands (saved in ``last.pt`` with the optimizer and friends, restored on resume)."""
+
+    epoch: int = -1  # the last epoch finished
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    best_student: dict[str, Tensor] | None = None  # the selected student weights so far
+    stopped: bool = False  # early stopping fired
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(CrossdistillError, FloatingPointError):
     """A loss term became NaN or infinite; the message names it and the step."""
 
 
@@ -104,7 +115,7 @@ def _train_epoch(distiller: Distiller, forward: nn.Module, loader: BatchLoader, 
                  device: torch.device, ema: AveragedModel | None, epoch: int) -> dict[str, float]:
     """One epoch; ``forward`` is the distiller, or its DistributedDataParallel wrapper."""
     distiller.train()
-    sums: dict[str, float] = {}
+    sums: dict[str, Tensor] = {}  # on the device: no host sync per step beyond the non-finite check
     skipped = 0
     for step, batch in enumerate(loader):
         distiller.epoch = epoch + step / len(loader)  # for terms whose weight warms up
@@ -129,13 +140,13 @@ def _train_epoch(distiller: Distiller, forward: nn.Module, loader: BatchLoader, 
         if ema is not None:
             ema.update_parameters(distiller.student)
         for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach())
+            sums[name] = sums.get(name, 0.0) + value.detach().double()
     done = max(1, len(loader) - skipped)
-    means = mean_over_ranks({f"train_{k}": v / done for k, v in sums.items()})
+    means = mean_over_ranks({f"train_{k}": float(v) / done for k, v in sums.items()})
     return means | ({"skipped_steps": skipped} if skipped else {})
 
 
-def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[dict, list[dict]]:
+def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[FitProgress, list[dict]]:
     """Progress and history of an interrupted (or finished) fit, every stateful object restored."""
     try:
         state = load_state(path)
@@ -145,7 +156,8 @@ def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[d
         obj.load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
     train.generator.set_state(state["loader_rng"])
-    return {k: state[k] for k in PROGRESS}, json.loads(state["history"])
+    progress = FitProgress(**{f.name: state[f.name] for f in fields(FitProgress)})
+    return progress, json.loads(state["history"])
 
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
@@ -174,7 +186,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                 "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
     last_path = run_dir / "checkpoints" / "last.pt"
     keep_last = cfg.select_on == "last"  # no selection: the final weights
-    progress, history = dict(PROGRESS), []
+    progress, history = FitProgress(), []
     if resume and last_path.is_file():
         progress, history = _resume(last_path, stateful, train)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,36 +196,35 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     console = Console(stderr=True)
     with Progress(transient=True, console=console, disable=not (cfg.progress and console.is_terminal)) as bar:
-        bar_id = bar.add_task(label or "fit", total=cfg.epochs, completed=progress["epoch"] + 1)
-        for epoch in range(progress["epoch"] + 1, cfg.epochs if not progress["stopped"] else 0):
+        bar_id = bar.add_task(label or "fit", total=cfg.epochs, completed=progress.epoch + 1)
+        for epoch in range(progress.epoch + 1, cfg.epochs if not progress.stopped else 0):
             tic = time.perf_counter()
             row = {"epoch": epoch, **_train_epoch(distiller, forward, train, optimizer, scheduler, scaler, cfg,
                                                   device, ema, epoch)}
             writes = (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1
             if not keep_last or writes:  # with no selection, the validation score is only logged
-                row["val_score"] = task.validation_score(predict_logits(evaluated, val, device), val_targets)
+                row["val_score"] = task.validation_score(predict(evaluated, val, task, device), val_targets)
             row |= {"lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
-            progress["epoch"] = epoch
-            if not keep_last and row["val_score"] > progress["best_score"]:
-                progress |= {"best_score": row["val_score"], "best_epoch": epoch,
-                             "best_student": copy.deepcopy(evaluated.state_dict())}
-            progress["stopped"] = bool(not keep_last and cfg.patience
-                                       and epoch - progress["best_epoch"] >= cfg.patience)
+            progress.epoch = epoch
+            if not keep_last and row["val_score"] > progress.best_score:
+                progress.best_score, progress.best_epoch = row["val_score"], epoch
+                progress.best_student = copy.deepcopy(evaluated.state_dict())
+            progress.stopped = bool(not keep_last and cfg.patience and epoch - progress.best_epoch >= cfg.patience)
             history.append(row)
-            if (writes or progress["stopped"]) and is_main():
-                save_state({**{k: v.state_dict() for k, v in stateful.items()}, **progress,
+            if (writes or progress.stopped) and is_main():
+                save_state({**{k: v.state_dict() for k, v in stateful.items()}, **vars(progress),
                             "history": json.dumps(history), "rng": torch.get_rng_state(),
                             "loader_rng": train.generator.get_state()}, last_path)
                 # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
                 write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
             bar.update(bar_id, advance=1, description=f"{label} loss {row.get('train_loss', math.nan):.3f}")
-            if progress["stopped"]:
+            if progress.stopped:
                 break
     if keep_last:
-        progress |= {"best_student": copy.deepcopy(evaluated.state_dict()), "best_epoch": progress["epoch"],
-                     "best_score": history[-1]["val_score"]}
-    digests = _keep_selected(distiller.student, progress["best_student"], run_dir)
-    return FitResult(progress["best_epoch"], progress["best_score"], len(history), history, digests)
+        progress.best_student = copy.deepcopy(evaluated.state_dict())
+        progress.best_epoch, progress.best_score = progress.epoch, history[-1]["val_score"]
+    digests = _keep_selected(distiller.student, progress.best_student, run_dir)
+    return FitResult(progress.best_epoch, progress.best_score, len(history), history, digests)
 
 
 def _keep_selected(student: nn.Module, selected: dict[str, Tensor], run_dir: Path) -> list[str]:
@@ -223,7 +234,8 @@ def _keep_selected(student: nn.Module, selected: dict[str, Tensor], run_dir: Pat
     digests = gather_strings(tensors_digest(selected))
     if len(set(digests)) > 1:
         raise RuntimeError(f"the ranks' trained weights differ ({digests}): distributed training went out of sync")
-    if is_main():
-        save_weights(selected, run_dir / "checkpoints" / "best.safetensors")
+    best = run_dir / "checkpoints" / "best.safetensors"
+    if is_main() and stored_digest(best) != digests[0]:  # (a resumed finished fit leaves its file untouched)
+        save_weights(selected, best)
     barrier()  # (the other ranks wait for rank 0's files)
     return digests

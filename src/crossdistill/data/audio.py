@@ -8,8 +8,10 @@ import numpy as np
 import torch
 from scipy.io import wavfile
 
+from crossdistill.errors import CrossdistillError
 
-class AudioFileError(ValueError):
+
+class AudioFileError(CrossdistillError, ValueError):
     """A wav file that is missing or cannot be decoded."""
 
 

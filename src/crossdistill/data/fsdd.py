@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from crossdistill.atomic import atomic_file
 from crossdistill.data.audio import add_noise, fit_length, log_mel, read_wav
 from crossdistill.data.sources import FSDD, cache_root, sha256_file
 
@@ -74,8 +74,6 @@ def load_spoken_digits(root: Path, options: AudioOptions, seed: int) -> SpokenDi
             waves = add_noise(waves, options.snr_db, seed)
         spec = log_mel(waves, options.sample_rate, options.n_fft, options.hop, options.n_mels, options.top_db,
                            options.band_norm)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(partial, spec.numpy())
-        os.replace(partial, cached)  # atomic: a crash never leaves a half-written cache
+        with atomic_file(cached) as partial:
+            np.save(partial, spec.numpy())
     return SpokenDigits(spec, digits, speakers, [p.name for p in files])

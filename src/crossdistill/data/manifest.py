@@ -15,23 +15,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from crossdistill.atomic import atomic_file
 from crossdistill.config import ConfigError
 from crossdistill.data.audio import log_mel
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.decoders import BadCell, decode_audio, decode_features, decode_image, decode_number
 from crossdistill.data.manifest_options import FILE_KINDS, JoinSpec, ManifestOptions, ModalityColumns
+from crossdistill.data.pretrained import sentence_encoder
 from crossdistill.data.sources import cache_root, sha256_file
 from crossdistill.data.splits import stratified_fractions
 from crossdistill.data.table import check_columns, read_rows
 from crossdistill.data.text import PretrainedTokenizer, Tokenizer
-from crossdistill.models.external import sentence_encoder
+from crossdistill.errors import CrossdistillError
 
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
@@ -55,7 +56,7 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
-class ManifestError(ValueError):
+class ManifestError(CrossdistillError, ValueError):
     """Rows of a manifest that cannot be used; the message names each row, column and file."""
 
 
@@ -214,10 +215,8 @@ class Manifest:
                                     "every row must give the same shape")
             stacked[f"{modality}.present"] = np.asarray([a is not None for a in items])
             stacked[modality] = np.stack([a if a is not None else np.zeros(shape, np.float32) for a in items])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # concurrent runs: one file each
-        np.savez(temporary, rows=np.asarray(kept, dtype=np.int64), **stacked)
-        temporary.replace(cache)
+        with atomic_file(cache) as temporary:
+            np.savez(temporary, rows=np.asarray(kept, dtype=np.int64), **stacked)
         return [rows[i] for i in kept], stacked
 
     def _report(self, problems: list[str], total: int) -> None:

@@ -16,8 +16,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossdistill.errors import CrossdistillError
 
-class MissingDataError(FileNotFoundError):
+
+class MissingDataError(CrossdistillError, FileNotFoundError):
     """A data source is not under the data root; the message says how to get it."""
 
 

@@ -65,7 +65,7 @@ class PretrainedTokenizer:
     level = "hf"
 
     def __init__(self, model: str, max_length: int = 32) -> None:
-        from crossdistill.models.external import tokenizer_file
+        from crossdistill.data.pretrained import tokenizer_file
 
         try:
             from tokenizers import Tokenizer as HFTokenizer

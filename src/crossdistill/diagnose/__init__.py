@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from crossdistill.checkpoint import write_text_atomic
+from crossdistill.atomic import write_text_atomic
 from crossdistill.config import ConfigError, Experiment
 from crossdistill.data import FoldData, open_dataset
 from crossdistill.data.batch import SplitData, has_label
 from crossdistill.data.loader import BatchLoader
 from crossdistill.diagnose.probes import linear_cka, raw_features, reachability, ridge_r2
 from crossdistill.diagnose.verdict import render, verdict
+from crossdistill.losses.functional import channel_permutation_scores
 from crossdistill.models import check_modalities
 from crossdistill.tasks import Task
 
@@ -73,20 +74,14 @@ def _label_targets(target: Tensor, fold: FoldData) -> Tensor:
 
 def _decisiveness(teacher: torch.nn.Module, embed: Tensor, seed: int) -> Tensor | None:
     """(D,) how much the teacher's outputs move when each embedding channel is shuffled across samples (mean
-    squared change of the head's outputs; the permutation test of Xue et al., ICLR 2023, Algorithm 1). None for
-    a teacher without a ``head`` (an external model)."""
+    squared change of the head's outputs, one shuffle; the permutation test of Xue et al., ICLR 2023,
+    Algorithm 1). None for a teacher without a ``head`` (an external model)."""
     head = getattr(teacher, "head", None)
     if head is None:
         return None
-    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         reference = head(embed)
-        scores = torch.zeros(embed.shape[1])
-        for j in range(embed.shape[1]):
-            shuffled = embed.clone()
-            shuffled[:, j] = embed[torch.randperm(len(embed), generator=generator), j]
-            scores[j] = (head(shuffled) - reference).pow(2).sum(1).mean()
-    return scores
+    return channel_permutation_scores(embed, head, reference, 1, torch.Generator().manual_seed(seed))
 
 
 def _modality_probes(data: SplitData, fold: FoldData, names: list[str], labelled: Tensor) -> dict:

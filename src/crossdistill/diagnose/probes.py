@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from crossdistill.data.batch import ModalitySpec
+from crossdistill.losses.functional import soft_cross_entropy
 
 MAX_DIM = 512  # wider inputs (images, spectrograms, vocabularies) are reduced by PCA fitted on the probe's rows
 L2_GRID = (1e-4, 1e-2, 1.0)  # ridge strengths tried by every probe (the best cross-validated one is kept)
@@ -67,7 +68,7 @@ def fit_softmax_probe(x: Tensor, target: Tensor, l2: float, steps: int = 100) ->
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        loss = -(target * F.log_softmax(probe(x), 1)).sum(1).mean() + l2 * probe.weight.pow(2).sum()
+        loss = soft_cross_entropy(probe(x), target) + l2 * probe.weight.pow(2).sum()
         loss.backward()
         return loss
 

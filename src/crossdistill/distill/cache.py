@@ -19,28 +19,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from crossdistill.checkpoint import tensors_digest
 from crossdistill.data.batch import Batch, SplitData
 from crossdistill.data.sources import sha256_file
 from crossdistill.models.outputs import Outputs
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keyed by checkpoint.tensors_digest; stores only what the terms read (+ embed)
 
 
 class CacheRefused(RuntimeError):
     """The teacher's inputs are randomly augmented, so its outputs cannot be precomputed."""
 
 
-def weights_digest(model: nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def fingerprint(teacher: nn.Module, data_fingerprint: str, split: str, reads: list[str]) -> str:
-    key = json.dumps([FORMAT_VERSION, weights_digest(teacher), data_fingerprint, split, sorted(reads)])
+    key = json.dumps([FORMAT_VERSION, tensors_digest(teacher.state_dict()), data_fingerprint, split, sorted(reads)])
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -60,7 +53,7 @@ class TeacherCache:
         device = batch.index.device
         get = lambda name: torch.from_numpy(np.ascontiguousarray(self.arrays[name][rows])).to(device)  # noqa: E731
         feats = {name[6:]: get(name) for name in self.arrays if name.startswith("feats.")}
-        return Outputs(logits=get("logits"), embed=get("embed"), feats=feats)
+        return Outputs(logits=get("logits") if "logits" in self.arrays else None, embed=get("embed"), feats=feats)
 
     @classmethod
     def open(cls, teacher: nn.Module, data: SplitData, *, split: str, data_fingerprint: str, reads: list[str],
@@ -70,7 +63,7 @@ class TeacherCache:
         if modalities & augmented:
             raise CacheRefused(f"teacher reads randomly augmented modality "
                                f"{', '.join(sorted(modalities & augmented))}; its outputs cannot be cached")
-        names = sorted({"logits", "embed", *reads})
+        names = sorted({"embed", *reads})
         directory = root / fingerprint(teacher, data_fingerprint, split, names)
         arrays = _load_valid(directory, names)
         if arrays is None:

@@ -1,10 +1,11 @@
 """``Distiller``: student + teacher(s) + loss terms -> a dict of named losses.
 
 ``L = sum_i w_i L_i``; each term reads one named output on both sides (``logits``, ``embed``,
-``feats.<name>``) or, for losses that need several, the whole ``Outputs``. A term reads the run's teacher, one
-named teacher, or a weighted ensemble of teachers (multi-teacher distillation). Teacher outputs come from the
-teacher itself (online) or from a ``TeacherCache``. Teachers are frozen, except for losses that train the
-teacher jointly with the student (``c2kd``): the Distiller then trains its own copy and never caches it.
+``feats.<name>``) or, for losses that need several, a tuple of them (``(logits, embed)``, a dual encoder's
+towers). A term reads the run's teacher, one named teacher, or a weighted ensemble of teachers (multi-teacher
+distillation). Teacher outputs come from the teacher itself (online) or from a ``TeacherCache``. Teachers are
+frozen, except for losses that train the teacher jointly with the student (``c2kd``): the Distiller then trains
+its own copy and never caches it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from crossdistill.config import ConfigError, TermSpec
 from crossdistill.data.batch import Batch, SplitData
 from crossdistill.distill.adapters import make_adapter
 from crossdistill.losses import LOSSES, LossDef
-from crossdistill.models.outputs import Outputs
+from crossdistill.models.outputs import Outputs, Reads
 
 TeacherSource = Callable[[Batch], Outputs]
 PRIMARY = "teacher"  # the name a term's teacher goes by when the term names none
@@ -32,8 +33,8 @@ class Term:
     name: str
     loss: LossDef
     weight: float
-    reads: str  # the student's output
-    teacher_reads: str  # the teacher's output
+    reads: Reads  # the student's output(s)
+    teacher_reads: Reads  # the teacher's output(s)
     kwargs: dict[str, Any] = field(default_factory=dict)
     teachers: dict[str, float] | None = None  # teacher name -> ensemble weight (sum 1); None: the run's teacher
     warmup_epochs: float = 0.0  # the weight ramps linearly from 0 to ``weight`` over these epochs
@@ -43,8 +44,8 @@ class Term:
         return self.weight if self.warmup_epochs <= 0 else self.weight * min(1.0, epoch / self.warmup_epochs)
 
     @property
-    def whole_outputs(self) -> bool:
-        return self.reads == "outputs"
+    def reads_several(self) -> bool:
+        return isinstance(self.reads, tuple)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def resolve_terms(specs: list[TermSpec]) -> list[Term]:
         teachers = _ensemble_weights(spec.loss, spec.teacher)
         if teachers is not None and not loss.needs_teacher:
             raise ConfigError(f"loss {spec.loss!r} uses no teacher, but the term names teacher {spec.teacher}")
-        if teachers is not None and len(teachers) > 1 and (loss.reads == "outputs" or loss.single_teacher):
+        if teachers is not None and len(teachers) > 1 and (isinstance(reads, tuple) or loss.single_teacher):
             raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
         teacher_reads = spec.teacher_reads or (loss.teacher_reads if not spec.reads else None) or reads
         terms.append(Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers,
@@ -153,7 +154,7 @@ class Distiller(nn.Module):
         t_outs = {name: self.teachers[name].eval()(probe) for name in self.teachers}
         self.train(was_training)
         for term in self.terms:
-            student_value = s_out if term.whole_outputs else s_out.read(term.reads)
+            student_value = s_out.read(term.reads)
             teacher_value = self._teacher_value(term, t_outs)
             if term.loss.adapter:
                 self.adapters[term.name] = make_adapter(student_value, teacher_value)
@@ -166,8 +167,8 @@ class Distiller(nn.Module):
         if not term.loss.needs_teacher or not t_outs:
             return None
         names = self._teacher_names(term)
-        if term.whole_outputs:
-            return t_outs[next(iter(names))]
+        if term.reads_several:  # (one teacher: ensembles are refused for these)
+            return t_outs[next(iter(names))].read(term.teacher_reads)
         # An ensemble reads the weighted mean of its teachers' outputs (for logits: averaged before the softmax).
         return sum(w * t_outs[name].read(term.teacher_reads) for name, w in names.items())
 
@@ -209,9 +210,9 @@ class Distiller(nn.Module):
         s_out = self.student(batch)
         t_outs = {name: source(batch) for name, source in self.teacher_sources.items()}
         losses: dict[str, Tensor] = {}
-        total = s_out.logits.new_zeros(())
+        total = s_out.embed.new_zeros(())
         for term in self.terms:
-            student_value = s_out if term.whole_outputs else s_out.read(term.reads)
+            student_value = s_out.read(term.reads)
             if term.name in self.adapters:
                 student_value = self.adapters[term.name](student_value)
             teacher_value = self._teacher_value(term, t_outs)
@@ -225,7 +226,7 @@ class Distiller(nn.Module):
         return losses
 
     def teacher_reads(self, name: str | None = None) -> list[str]:
-        """The outputs of teacher ``name`` the terms need (the cache stores these, plus logits)."""
+        """The outputs of teacher ``name`` the terms need (the cache stores these)."""
         name = name or self.primary
-        return sorted({"logits"} | {t.teacher_reads for t in self.terms
-                                    if t.loss.needs_teacher and name in self._teacher_names(t)})
+        needed = [t.teacher_reads for t in self.terms if t.loss.needs_teacher and name in self._teacher_names(t)]
+        return sorted({n for reads in needed for n in ((reads,) if isinstance(reads, str) else reads)})

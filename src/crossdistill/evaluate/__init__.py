@@ -8,7 +8,7 @@ from torch import nn
 from crossdistill.data.batch import DataInfo, SplitData
 from crossdistill.data.loader import BatchLoader
 from crossdistill.evaluate.metrics import METRICS
-from crossdistill.evaluate.predict import predict_logits
+from crossdistill.evaluate.predict import predict
 
 
 def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size: int = 256,
@@ -20,8 +20,8 @@ def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size
         inputs = {k: torch.zeros_like(v) if k == zero else v for k, v in data.inputs.items()}
         inputs[f"{zero}.present"] = torch.zeros(len(data), dtype=torch.bool)
         data = SplitData(inputs, data.target, data.index, data.groups)
-    logits = predict_logits(model, BatchLoader(data, batch_size))
-    return info.task.score(logits, data.target, info)
+    outputs = predict(model, BatchLoader(data, batch_size), info.task)
+    return info.task.score(outputs, data.target, info)
 
 
 def modality_ablation(model: nn.Module, data: SplitData, info: DataInfo) -> dict[str, dict]:

@@ -10,7 +10,6 @@ from sklearn.metrics import confusion_matrix, f1_score, mean_absolute_error, r2_
 from torch import Tensor
 
 from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, recall_report
-from crossdistill.models.dual import split_pair
 from crossdistill.registry import Registry
 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]
@@ -43,10 +42,9 @@ def regression_report(target: np.ndarray, predicted: np.ndarray) -> dict:
     return {"metrics": scores, "confusion": None}
 
 
-def retrieval_scores(outputs: Tensor, target: Tensor, positives: str) -> dict:
+def retrieval_scores(query: Tensor, gallery: Tensor, target: Tensor, positives: str) -> dict:
     """Recall@1/5/10 and median rank, both directions, instance- and class-level; the headline metrics are the
     mean over directions at the run's level of ``positives``."""
-    query, gallery, _ = split_pair(outputs)
     levels = {level: recall_report(query, gallery, groups_for(target, level)) for level in ("instance", "class")}
     scores = mean_of_directions(levels[positives])
     scores |= {f"{level}_r1": mean_of_directions(report)["r1"] for level, report in levels.items()}

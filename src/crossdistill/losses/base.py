@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from crossdistill.models.outputs import Reads
 from crossdistill.registry import Registry, summary
 
 # What a loss needs the task's models to output (each task ``provides`` a set of these; crossdistill.tasks):
@@ -30,7 +31,7 @@ class LossDef:
     ``module(student, teacher, batch)``; their parameters train with the student."""
 
     fn: LossFn | None = None
-    reads: str = "logits"  # default output read on both sides; "outputs": the whole ``Outputs`` of each side
+    reads: Reads = "logits"  # default output(s) read on both sides: a name, or a tuple of names
     needs_teacher: bool = True
     adapter: bool = False  # the student side goes through a learned adapter sized to the teacher's
     summary: str = ""
@@ -67,7 +68,7 @@ class LossDef:
 LOSSES: Registry[LossDef] = Registry("loss")
 
 
-def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = True, adapter: bool = False,
+def register_loss(name: str, *, reads: Reads = "logits", needs_teacher: bool = True, adapter: bool = False,
                   needs: frozenset[str] = ANY) -> Callable[[LossFn], LossFn]:
     def add(fn: LossFn) -> LossFn:
         LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn), needs=needs))
@@ -76,7 +77,7 @@ def register_loss(name: str, *, reads: str = "logits", needs_teacher: bool = Tru
     return add
 
 
-def register_loss_module(name: str, *, reads: str = "embed", teacher_reads: str | None = None,
+def register_loss_module(name: str, *, reads: Reads = "embed", teacher_reads: str | None = None,
                          trains_teacher: bool = False, single_teacher: bool = False,
                          needs: frozenset[str] = ANY) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Register an ``nn.Module`` loss (see ``LossDef``)."""

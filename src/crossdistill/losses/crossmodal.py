@@ -15,8 +15,8 @@ from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch, has_label
 from crossdistill.data.loader import BatchLoader
 from crossdistill.losses.base import CLASSES, register_loss_module
+from crossdistill.losses.functional import channel_permutation_scores, kl_at_temperature, non_target_kl
 from crossdistill.losses.logit import hinton_kd, target_or_teacher
-from crossdistill.models.outputs import Outputs
 
 log = logging.getLogger("crossdistill")
 
@@ -28,22 +28,6 @@ def kendall_tau(a: Tensor, b: Tensor) -> Tensor:
     sign_a = torch.sign(a[:, :, None] - a[:, None, :])  # (B, K, K)
     sign_b = torch.sign(b[:, :, None] - b[:, None, :])
     return (sign_a * sign_b).sum(dim=(1, 2)) / (k * (k - 1))
-
-
-def _kl(student_logits: Tensor, target_logits: Tensor, temperature: float) -> Tensor:
-    """KL(softmax(target / T) || softmax(student / T)) per sample: (B, K) -> (B,)."""
-    log_p = F.log_softmax(student_logits / temperature, dim=1)
-    log_q = F.log_softmax(target_logits / temperature, dim=1)
-    return F.kl_div(log_p, log_q, reduction="none", log_target=True).sum(dim=1)
-
-
-def non_target_kl(student_logits: Tensor, target_logits: Tensor, target: Tensor, temperature: float = 1.0) -> Tensor:
-    """KL between the distributions over the non-target classes (the target class removed before the softmax),
-    per sample: (B, K), (B, K), (B,) -> (B,)."""
-    drop = F.one_hot(target, student_logits.shape[1]).bool()  # (B, K)
-    keep_s = student_logits.masked_fill(drop, -1e4)
-    keep_t = target_logits.masked_fill(drop, -1e4)
-    return _kl(keep_s, keep_t, temperature)
 
 
 class ProxyHead(nn.Module):
@@ -59,7 +43,7 @@ class ProxyHead(nn.Module):
         return self.layers(embed.flatten(1))  # (B, K)
 
 
-@register_loss_module("c2kd", reads="outputs", trains_teacher=True, needs=CLASSES)
+@register_loss_module("c2kd", reads=("logits", "embed"), trains_teacher=True, needs=CLASSES)
 class CrossModalC2KD(nn.Module):
     """C2KD: proxy heads on the student and the teacher exchange knowledge by a bidirectional KL over the
     non-target classes, kept only for samples whose two proxies rank the classes alike (Kendall tau above
@@ -67,26 +51,27 @@ class CrossModalC2KD(nn.Module):
     trains jointly (its cross-entropy on the labels plus its KL terms) (Huo et al., "C2KD: Bridging the Modality
     Gap for Cross-Modal Knowledge Distillation", CVPR 2024, following the authors' training code).
 
-    student, teacher: whole ``Outputs`` (logits and embed). The student's own cross-entropy is not included:
+    student, teacher: (logits, embed) of each model. The student's own cross-entropy is not included:
     add a ``ce`` term. The non-target class is the label where the student's budget allows, else the teacher's
     prediction; the teacher's cross-entropy uses every training label, as the teacher was trained on them (none
     on unlabelled data).
     Departure: the authors' code zeroes the target logit, this removes the target class from the softmax.
     """
 
-    def __init__(self, student: Outputs, teacher: Outputs, temperature: float = 1.0,
+    def __init__(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], temperature: float = 1.0,
                  tau_threshold: float = 0.0) -> None:
         super().__init__()
-        num_classes = student.logits.shape[1]
-        self.proxy_student = ProxyHead(student.embed.flatten(1).shape[1], num_classes)
-        self.proxy_teacher = ProxyHead(teacher.embed.flatten(1).shape[1], num_classes)
+        (s_logits, s_embed), (_, t_embed) = student, teacher
+        num_classes = s_logits.shape[1]
+        self.proxy_student = ProxyHead(s_embed.flatten(1).shape[1], num_classes)
+        self.proxy_teacher = ProxyHead(t_embed.flatten(1).shape[1], num_classes)
         self.temperature, self.tau_threshold = temperature, tau_threshold
         self.register_buffer("selected_share", torch.zeros(()))  # share of the last batch kept, for the logs
 
-    def forward(self, student: Outputs, teacher: Outputs, batch: Batch) -> Tensor:
+    def forward(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], batch: Batch) -> Tensor:
         t = self.temperature
-        z_s, z_t = student.logits, teacher.logits  # (B, K), the teacher's with a gradient (trained jointly)
-        p_s, p_t = self.proxy_student(student.embed), self.proxy_teacher(teacher.embed)  # (B, K) proxies
+        (z_s, e_s), (z_t, e_t) = student, teacher  # (B, K) logits, the teacher's with a gradient (trained jointly)
+        p_s, p_t = self.proxy_student(e_s), self.proxy_teacher(e_t)  # (B, K) proxies
         with torch.no_grad():
             keep = (kendall_tau(p_t, p_s) > self.tau_threshold).float()  # (B,) on-the-fly selection
             self.selected_share.copy_(keep.mean())
@@ -94,9 +79,10 @@ class CrossModalC2KD(nn.Module):
         known = has_label(batch.target) if batch.target is not None else None  # unlabelled pairs carry class -1
         teacher_ce = (F.cross_entropy(z_t[known], batch.target[known]) if known is not None and bool(known.any())
                       else z_t.sum() * 0.0)
-        teacher_side = (teacher_ce + _kl(p_t, z_t.detach(), t).mean() + _kl(z_t, p_t.detach(), t).mean()
+        kl = kl_at_temperature
+        teacher_side = (teacher_ce + kl(p_t, z_t.detach(), t).mean() + kl(z_t, p_t.detach(), t).mean()
                         + (keep * non_target_kl(p_t, p_s.detach(), target, t)).mean())
-        student_side = (_kl(p_s, z_s.detach(), t).mean() + _kl(z_s, p_s.detach(), t).mean()
+        student_side = (kl(p_s, z_s.detach(), t).mean() + kl(z_s, p_s.detach(), t).mean()
                         + (keep * non_target_kl(p_s, p_t.detach(), target, t)).mean())
         return teacher_side + student_side
 
@@ -112,18 +98,9 @@ def permutation_saliency(student_logits: Tensor, teacher_embed: Tensor, head: nn
     student_logits: (N, K), teacher_embed: (N, D) -> (D,) in [0, 1].
     """
     generator = torch.Generator().manual_seed(seed)
-    n, d = teacher_embed.shape
-    scores = torch.zeros(d)
-    with torch.no_grad():
-        for _ in range(repeats):
-            order = torch.randperm(n, generator=generator)
-            for j in range(d):
-                shuffled = teacher_embed.clone()
-                shuffled[:, j] = teacher_embed[order, j]
-                scores[j] += F.mse_loss(head(shuffled), student_logits)
-    scores /= repeats
+    scores = channel_permutation_scores(teacher_embed, head, student_logits, repeats, generator)
     span = scores.max() - scores.min()
-    return (scores - scores.min()) / span if span > 0 else torch.ones(d)
+    return (scores - scores.min()) / span if span > 0 else torch.ones(len(scores))
 
 
 @register_loss_module("mgkd", reads="logits", teacher_reads="embed", single_teacher=True, needs=CLASSES)
@@ -183,21 +160,23 @@ class ModalityGeneralKD(nn.Module):
 
     def _fit_mimic(self, context, teacher_logits: Tensor) -> Tensor:  # noqa: ANN001
         """A student-architecture model regressing the teacher's logits; returns its logits on the train split."""
-        generator = torch.Generator().manual_seed(context.seed)
-        torch.manual_seed(context.seed)
-        mimic = context.new_student().train()
-        optimizer = torch.optim.AdamW(mimic.parameters(), lr=3e-3)
-        n = len(context.train)
-        for _ in range(self.mimic_epochs):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n - 1, 64):  # (n - 1: no batch of one sample for BatchNorm)
-                rows = order[start : start + 64]
-                loss = F.mse_loss(mimic(context.train.batch(rows)).logits, teacher_logits[rows])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        with torch.no_grad():
-            return torch.cat([mimic.eval()(b).logits for b in BatchLoader(context.train, 256)])
+        # Its own seeded draws (initialisation, dropout): the caller's random stream is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(context.seed)
+            generator = torch.Generator().manual_seed(context.seed)
+            mimic = context.new_student().train()
+            optimizer = torch.optim.AdamW(mimic.parameters(), lr=3e-3)
+            n = len(context.train)
+            for _ in range(self.mimic_epochs):
+                order = torch.randperm(n, generator=generator)
+                for start in range(0, n - 1, 64):  # (n - 1: no batch of one sample for BatchNorm)
+                    rows = order[start : start + 64]
+                    loss = F.mse_loss(mimic(context.train.batch(rows)).logits, teacher_logits[rows])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            with torch.no_grad():
+                return torch.cat([mimic.eval()(b).logits for b in BatchLoader(context.train, 256)])
 
     def train(self, mode: bool = True) -> ModalityGeneralKD:
         super().train(mode)

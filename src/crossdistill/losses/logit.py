@@ -8,6 +8,7 @@ from torch import Tensor
 
 from crossdistill.data.batch import Batch
 from crossdistill.losses.base import CLASSES, register_loss
+from crossdistill.losses.functional import non_target_kl
 
 
 @register_loss("kd", needs=CLASSES)
@@ -62,8 +63,7 @@ def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch, alpha: float = 
     binary_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], dim=1)  # (B, 2)
     binary_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], dim=1)
     tckd = F.kl_div(torch.log(binary_s.clamp_min(1e-12)), binary_t, reduction="batchmean")
-    masked = lambda z: z / temperature - 1000.0 * gt  # noqa: E731  (drop the target class)
-    nckd = F.kl_div(F.log_softmax(masked(student), dim=1), F.softmax(masked(teacher), dim=1), reduction="batchmean")
+    nckd = non_target_kl(student, teacher, target, temperature).mean()
     return (alpha * tckd + beta * nckd) * temperature**2
 
 

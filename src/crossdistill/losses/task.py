@@ -8,6 +8,7 @@ from torch import Tensor
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch, has_label
 from crossdistill.losses.base import CLASSES, VALUES, register_loss
+from crossdistill.losses.functional import soft_cross_entropy
 
 
 def budget_rows(batch: Batch, loss: str = "this loss") -> Tensor:
@@ -59,5 +60,4 @@ def soft_target_ce(student: Tensor, teacher: Tensor | None, batch: Batch, source
     if source not in batch.inputs:
         raise ConfigError(f"loss 'soft_target': source {source!r} is not a column of the batch; set kwargs: "
                           f"{{source: <distribution modality>}} (batch has: {', '.join(sorted(batch.inputs))})")
-    q = batch.inputs[source]  # (B, K)
-    return -(q * F.log_softmax(student, dim=1)).sum(dim=1).mean()
+    return soft_cross_entropy(student, batch.inputs[source])  # q: (B, K)

@@ -2,10 +2,10 @@
 L2-normalised, and a learnable temperature (CLIP: Radford et al., "Learning Transferable Visual Models From
 Natural Language Supervision", ICML 2021).
 
-The Outputs contract, per sample: ``logits`` is ``[z_query | z_gallery | log s]`` (B, 2D + 1), both normalised
-embeddings and the log logit scale, so that the one per-sample tensor the pipeline collects, caches and hands to
-losses carries everything a retrieval loss needs; ``split_pair`` takes it apart. ``embed`` is
-``[z_query | z_gallery]`` and ``feats`` holds ``query``, ``gallery`` and the encoders' own features.
+The Outputs contract: no head, so no ``logits``; the towers are named outputs: ``feats.query`` and
+``feats.gallery`` (B, D) normalised embeddings and ``feats.log_scale`` (B, 1) the log logit scale (the same
+value in every row, so that it is a per-sample output the teacher cache can store like any other). ``embed`` is
+``[z_query | z_gallery]``; ``feats`` also holds the encoders' own features as ``<modality>.<name>``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from crossdistill.models.outputs import Outputs
 MAX_LOG_SCALE = math.log(100.0)  # CLIP clips the logit scale at 100
 
 
-def split_pair(pair: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(B, 2D + 1) -> z_query (B, D), z_gallery (B, D), logit scale s (scalar, the batch mean of exp(log s))."""
-    dim = (pair.shape[1] - 1) // 2
-    return pair[:, :dim], pair[:, dim : 2 * dim], pair[:, -1].exp().mean()
+TOWER_OUTPUTS = ("feats.query", "feats.gallery", "feats.log_scale")  # what retrieval losses and metrics read
+
+
+def logit_scale(log_scale: Tensor) -> Tensor:
+    """(B, 1) per-sample log logit scale -> the scale s (scalar, the batch mean of exp(log s))."""
+    return log_scale.exp().mean()
 
 
 class Tower(nn.Module):
@@ -62,5 +64,5 @@ class DualEncoder(nn.Module):
         log_scale = self.log_scale.clamp(max=MAX_LOG_SCALE).expand(query.shape[0], 1)  # (B, 1)
         feats = {f"{m}.{k}": v for m, fs in zip(self.modalities, (q_feats, g_feats), strict=True)
                  for k, v in fs.items()}
-        return Outputs(logits=torch.cat([query, gallery, log_scale], dim=1), embed=torch.cat([query, gallery], 1),
-                       feats={"query": query, "gallery": gallery, **feats})
+        return Outputs(logits=None, embed=torch.cat([query, gallery], 1),
+                       feats={"query": query, "gallery": gallery, "log_scale": log_scale, **feats})

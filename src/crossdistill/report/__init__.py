@@ -1,13 +1,12 @@
 """Report of a run directory: ``report.md``, ``report.html`` (self-contained), ``results.csv``, plots.
 
-Reads ``results.json`` and ``models/*/*/metrics.jsonl`` only; never imports training code.
+Reads ``results.json`` (through ``RunDir``) and ``models/*/*/metrics.jsonl`` only; never imports training code.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 from crossdistill.report.plots import confusion_matrices, score_vs_latency, training_curves
@@ -24,6 +23,7 @@ from crossdistill.report.tables import (
     towers_table,
     verdicts,
 )
+from crossdistill.rundir import RunDir
 
 SELECTION_TEXT = {"labels": "Model selection on the validation split (labels)",
                   "teacher": "Model selection on the validation split (agreement with the teacher)",
@@ -77,12 +77,10 @@ def _ablation_sentences(results: dict) -> list[str]:
 
 def build(run_dir: Path) -> dict[str, Path]:
     """Write the report of ``run_dir`` into ``run_dir/report/``; returns the paths written."""
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise FileNotFoundError(f"{results_path} not found: is {run_dir} a finished crossdistill run?")
-    results = json.loads(results_path.read_text())
-    out = run_dir / "report"
+    run = RunDir(run_dir)
+    run_dir = run.root
+    results = run.load_results().model_dump()
+    out = run.report
     (out / "plots").mkdir(parents=True, exist_ok=True)
     plots = {
         "Training curves (validation)": training_curves(run_dir, results, out / "plots" / "curves.png"),

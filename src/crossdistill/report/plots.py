@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
+from crossdistill.rundir import RunDir
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker as ticker  # noqa: E402
@@ -25,7 +27,7 @@ def _grid(count: int, width: float, height: float, **kwargs) -> tuple:
 
 
 def _curves(run_dir: Path, name: str) -> list[list[dict]]:
-    files = sorted((run_dir / "models" / name).glob("*/metrics.jsonl"))
+    files = sorted((RunDir(run_dir).models / name).glob("*/metrics.jsonl"))
     return [[json.loads(line) for line in f.read_text().splitlines() if line.strip()] for f in files]
 
 

@@ -102,9 +102,11 @@ class Task:
         """A clear error, before training, for a student run this task cannot select or train."""
 
     # ---- selection and evaluation -----------------------------------------------------------------------------
-    def model_output(self, outputs: Any) -> Tensor:
-        """The (B, ...) per-sample tensor that predictions, scores and exports read from a model's ``Outputs``."""
-        return outputs.logits
+    outputs: ClassVar[tuple[str, ...]] = ("logits",)  # the model outputs predictions and scores read
+
+    def collect(self, values: dict[str, Tensor]) -> Any:
+        """Those outputs over a whole split, {name: (N, ...)}, as ``predictions``/``score`` take them."""
+        return values["logits"]
 
     def selection_targets(self, target: Tensor) -> Tensor:
         """What the validation score compares with, from the validation split's targets."""

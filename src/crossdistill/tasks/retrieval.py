@@ -11,7 +11,7 @@ from crossdistill.config import ConfigError, ModelSpec, TermSpec
 from crossdistill.data.batch import DataInfo
 from crossdistill.evaluate.metrics import retrieval_scores
 from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, recall_report
-from crossdistill.models.dual import DualEncoder, split_pair
+from crossdistill.models.dual import TOWER_OUTPUTS, DualEncoder
 from crossdistill.models.signatures import TowerOnly
 from crossdistill.tasks.base import PERCENT, Task, register_task
 
@@ -62,18 +62,24 @@ class Retrieval(Task):
             raise ConfigError(f"student run {run!r}: retrieval selects on the validation pairs themselves "
                               "(select_on: labels or last), not on agreement with a teacher")
 
+    outputs = TOWER_OUTPUTS
+
+    def collect(self, values: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        return tuple(values[name] for name in TOWER_OUTPUTS)  # (z_query, z_gallery, log s)
+
     def selection_targets(self, target: Tensor) -> Tensor:
         return groups_for(target, self.positives)
 
     def predictions(self, outputs: Tensor) -> Tensor:
         raise ValueError("a retrieval model predicts no label: select on the validation split's own pairs")
 
-    def validation_score(self, outputs: Tensor, targets: Tensor) -> float:
-        query, gallery, _ = split_pair(outputs)
+    def validation_score(self, outputs: tuple[Tensor, Tensor, Tensor], targets: Tensor) -> float:
+        query, gallery, _ = outputs
         return mean_of_directions(recall_report(query, gallery, targets))["r1"]
 
-    def score(self, outputs: Tensor, target: Tensor, info: DataInfo) -> dict:
-        return retrieval_scores(outputs, target, self.positives)
+    def score(self, outputs: tuple[Tensor, Tensor, Tensor], target: Tensor, info: DataInfo) -> dict:
+        query, gallery, _ = outputs
+        return retrieval_scores(query, gallery, target, self.positives)
 
     def export_reading(self, net: nn.Module, info: DataInfo) -> dict:
         return {"query": net.modalities[0], "gallery": net.modalities[1],
