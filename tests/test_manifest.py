@@ -127,7 +127,9 @@ def test_feature_lists_npy_files_and_tabular_columns(mfeat, tmp_path):
     fold = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)
     assert fold.info.modalities["fou"].shape == (76,) and fold.info.modalities["kar"].shape == (64,)
     assert fold.info.modalities["mor"].shape == (7,)
-    assert fold.info.modalities["mor"].meta == {"numeric": 6, "categories": [3]}  # 2 levels + unseen
+    meta = fold.info.modalities["mor"].meta  # the column kind's state, fitted on the training rows
+    assert (meta["numeric"], meta["categories"], meta["levels"]) == (6, [3], [["even", "odd"]])  # 2 levels + unseen
+    assert len(meta["mean"]) == len(meta["std"]) == 6
     assert [len(fold[s]) for s in ("train", "val", "test")] == [100, 50, 50]
     train_mor = fold["train"].inputs["mor"]
     assert torch.allclose(train_mor[:, :6].mean(0), torch.zeros(6), atol=1e-4)  # standardised on train
@@ -176,7 +178,7 @@ def test_bad_numbers_and_missing_columns_are_named(tmp_path):
 
 
 def test_decoded_files_are_cached_by_content(emoji_rows, tmp_path, monkeypatch):
-    import crossdistill.data.manifest as manifest
+    import crossdistill.data.columns as columns
 
     folder = tmp_path / "png"
     folder.mkdir()
@@ -191,7 +193,7 @@ def test_decoded_files_are_cached_by_content(emoji_rows, tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(manifest, "decode_image", no_decoding)
+    monkeypatch.setattr(columns, "decode_image", no_decoding)
     second = open_dataset("manifest", None, options, 0, CLASSIFICATION).fold(0)  # from the cache
     assert torch.equal(first["train"].inputs["image"], second["train"].inputs["image"])
     shutil.copy(emoji_rows[-1]["image"], folder / rows[0]["image"].split("/")[1])  # same name, new content

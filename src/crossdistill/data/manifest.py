@@ -23,15 +23,13 @@ import torch
 
 from crossdistill.atomic import atomic_file
 from crossdistill.config import ConfigError
-from crossdistill.data.audio import log_mel
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.decoders import BadCell, decode_audio, decode_features, decode_image, decode_number
-from crossdistill.data.manifest_options import FILE_KINDS, JoinSpec, ManifestOptions, ModalityColumns
-from crossdistill.data.pretrained import sentence_encoder
+from crossdistill.data.columns import COLUMN_KINDS, empty
+from crossdistill.data.decoders import BadCell, decode_number
+from crossdistill.data.manifest_options import JoinSpec, ManifestOptions, ModalityColumns
 from crossdistill.data.sources import cache_root, sha256_file
 from crossdistill.data.splits import stratified_fractions
 from crossdistill.data.table import check_columns, read_rows
-from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.errors import CrossdistillError
 
 if TYPE_CHECKING:
@@ -50,10 +48,6 @@ def _file_named(base: Path, value: Any) -> Path | None:
         return path if path.is_file() else None
     except OSError:  # e.g. a name too long for the file system
         return None
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
 
 
 class ManifestError(CrossdistillError, ValueError):
@@ -135,26 +129,8 @@ class Manifest:
                 needed[column] = use
         return needed
 
-    def _decode_cell(self, spec: ModalityColumns, value: Any) -> np.ndarray:
-        base = self.base / spec.folder
-        if spec.kind == "distribution":
-            return self._distribution(decode_features(value, base))
-        if spec.kind == "image":
-            return decode_image(value, base, spec.size, spec.grayscale)
-        if spec.kind == "audio":
-            return decode_audio(value, base, spec.sample_rate, int(spec.sample_rate * spec.seconds))
-        return decode_features(value, base)
-
-    def _check_cell(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
-        """Cheap checks of the cells that are not decoded from files (text, tabular numbers, the label)."""
-        if spec.kind in ("text", "text_embedding") and not isinstance(row[spec.column], str | int | float):
-            raise BadCell(f"text expected, got {row[spec.column]!r}")
-        for column in spec.numeric:
-            decode_number(row[column])
-
     def _decode(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-        decoded_kinds = {m: s for m, s in self.options.modalities.items()
-                         if s.kind in (*FILE_KINDS, "features", "text_embedding", "distribution")}
+        decoded_kinds = {m: s for m, s in self.options.modalities.items() if COLUMN_KINDS.get(s.kind).decoded}
         cache = cache_root() / "preprocessed" / f"manifest-{self._content_key(rows, decoded_kinds)}.npz"
         if cache.is_file():
             with np.load(cache, allow_pickle=False) as stored:
@@ -168,15 +144,14 @@ class Manifest:
             number, cells, bad = row["_row"], {}, None
             for modality, spec in self.options.modalities.items():
                 column = spec.columns()[0]
-                if spec.optional and _empty(row[column]):
+                if spec.optional and empty(row[column]):
                     cells[modality] = None  # missing in this row
                     continue
                 try:
-                    self._check_cell(spec, row)
-                    if spec.kind == "text_embedding":
-                        cells[modality] = str(row[column])  # encoded below, all rows at once
-                    elif modality in decoded_kinds:
-                        cells[modality] = self._decode_cell(spec, row[column])
+                    kind = COLUMN_KINDS.get(spec.kind)
+                    kind.check(spec, row)
+                    if kind.decoded:
+                        cells[modality] = kind.decode(spec, row[column], self.base / spec.folder, self.options)
                 except BadCell as why:
                     bad = f"row {number}, column {column!r} (modality {modality}): {why}"
                     break
@@ -196,13 +171,10 @@ class Manifest:
             for modality in decoded_kinds:
                 arrays[modality].append(cells[modality])
         self._report(problems, len(rows))
-        sizes: dict[str, np.ndarray] = {}  # parameters of the pretrained models that made a column
-        for modality, spec in decoded_kinds.items():
-            if spec.kind == "text_embedding":  # a frozen pretrained model, run once over the kept rows
-                encoder = sentence_encoder(spec.model)
-                arrays[modality] = list(encoder(arrays[modality]))
-                sizes[f"{modality}.pretrained_params"] = np.asarray(encoder.params)
-        stacked = dict(sizes)
+        stacked: dict[str, np.ndarray] = {}
+        for modality, spec in decoded_kinds.items():  # (a pretrained model runs here once over the kept rows)
+            arrays[modality], extra = COLUMN_KINDS.get(spec.kind).decode_all(spec, arrays[modality])
+            stacked[f"{modality}.extra"] = np.asarray(json.dumps(extra))  # what the state adds (e.g. model size)
         for modality, items in arrays.items():
             given = [i for i, a in enumerate(items) if a is not None]
             if not given:
@@ -239,8 +211,8 @@ class Manifest:
         for spec in decoded.values():
             for row in rows:
                 value = row[spec.column]
-                target = _file_named(self.base / spec.folder, value) if spec.kind in (*FILE_KINDS, "features") \
-                    else None
+                target = (_file_named(self.base / spec.folder, value) if COLUMN_KINDS.get(spec.kind).names_files
+                          else None)
                 digest.update(sha256_file(target).encode() if target is not None else repr(value).encode())
         return digest.hexdigest()[:24]
 
@@ -313,78 +285,23 @@ class Manifest:
 
     def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray
                   ) -> tuple[torch.Tensor, ModalitySpec]:
-        if spec.kind == "text":
-            texts = ["" if _empty(row[spec.column]) else str(row[spec.column]) for row in self.rows]
-            if spec.vocabulary:
-                tokenizer = self._reused_tokenizer(spec, modality)
-            elif spec.tokenizer == "hf":
-                tokenizer = PretrainedTokenizer(spec.model, spec.max_length)
-            else:
-                tokenizer = Tokenizer(spec.tokenizer, spec.max_length, spec.min_count).fit(
-                    [t for t, is_train in zip(texts, train, strict=True) if is_train])
-            ids = torch.from_numpy(tokenizer.encode(texts))
-            return ids, ModalitySpec((tokenizer.max_length,), "int64", {"vocab_size": tokenizer.vocab_size,
-                                                                    "tokenizer": tokenizer.state()})
-        if spec.kind == "tabular":
-            return self._tabular(spec, train)
-        array, present = self.decoded[modality], self.decoded[f"{modality}.present"]
-        meta = ({"pretrained_model": spec.model,
-                 "pretrained_params": int(self.decoded[f"{modality}.pretrained_params"])}
-                if spec.kind == "text_embedding" else {})
-        if spec.kind == "audio":
-            tensor = log_mel(array, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)
-        elif spec.kind == "distribution":  # probabilities, kept as they are: a soft target, not an input
-            tensor = torch.from_numpy(array.astype(np.float32))
-            meta = {"distribution": True}
+        """The modality's tensor for every row and its spec; the column kind's state (fitted on the training rows
+        that have the modality) is the spec's meta, so serving preprocesses new rows the same way."""
+        kind = COLUMN_KINDS.get(spec.kind)
+        if kind.decoded:
+            values, present = self.decoded[modality], self.decoded[f"{modality}.present"]
+            extra = json.loads(str(self.decoded[f"{modality}.extra"]))
         else:
-            axes = (0, 2, 3) if spec.kind == "image" else (0,)  # images: per channel; features: per dimension
-            fitted = array[train & present]  # statistics of the training rows that have the modality
-            mean = fitted.mean(axis=axes, keepdims=True, dtype=np.float64)  # float64: the same statistics
-            std = fitted.std(axis=axes, keepdims=True, dtype=np.float64) + 1e-6  # whatever the memory layout
-            tensor = torch.from_numpy(((array - mean) / std).astype(np.float32))
-            meta = {**meta, "normalise": {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}  # (search)
-        tensor[torch.from_numpy(~present)] = 0.0  # missing rows stay zero (and are masked by the models)
-        return tensor, ModalitySpec(tuple(tensor.shape[1:]), "float32", meta)
-
-    def _reused_tokenizer(self, spec: ModalityColumns, modality: str) -> Tokenizer | PretrainedTokenizer:
-        path = Path(str(spec.vocabulary)).expanduser()
-        try:
-            saved = json.loads(path.read_text())["modalities"][modality]["meta"]["tokenizer"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            raise ConfigError(f"modality {modality!r}: vocabulary {path} is not a data_info.json holding a "
-                              f"tokenizer for {modality!r}") from None
-        return Tokenizer.from_state(saved)
-
-    def _distribution(self, scores: np.ndarray) -> np.ndarray:
-        """Scores (e.g. one per human rater) -> the share of them in each class of ``label_bins``: (C,)."""
-        edges = self.options.label_bins
-        if not edges:
-            raise BadCell("a distribution column needs label_bins (the class edges its scores fall between)")
-        if scores.size == 0:
-            raise BadCell("no scores")
-        classes = np.searchsorted(np.asarray(sorted(edges)), scores.ravel(), side="left")
-        return (np.bincount(classes, minlength=len(edges) + 1) / scores.size).astype(np.float32)
+            values, present, extra = kind.values(spec, self.rows), kind.present(spec, self.rows), {}
+        state = kind.fit(spec, values, train & present, modality, extra)
+        tensor = kind.transform(spec, values, state)
+        if kind.decoded:
+            tensor[torch.from_numpy(~present)] = 0  # missing rows stay zero (and are masked by the models)
+        return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, state)
 
     def _present(self, spec: ModalityColumns, modality: str) -> np.ndarray:
-        if spec.kind == "text":
-            return np.asarray([not _empty(row[spec.column]) for row in self.rows])
-        return self.decoded[f"{modality}.present"]
-
-    def _tabular(self, spec: ModalityColumns, train: np.ndarray) -> tuple[torch.Tensor, ModalitySpec]:
-        """(N, numeric + categorical): standardised numbers, then category ids (0 = unseen in training)."""
-        numbers = np.asarray([[decode_number(row[c]) for c in spec.numeric] for row in self.rows], np.float32)
-        numbers = numbers.reshape(len(self.rows), len(spec.numeric))
-        numbers = (numbers - numbers[train].mean(axis=0)) / (numbers[train].std(axis=0) + 1e-6)
-        levels, ids = [], np.zeros((len(self.rows), len(spec.categorical)), np.float32)
-        for j, column in enumerate(spec.categorical):
-            values = [str(row[column]) for row in self.rows]
-            seen = sorted({v for v, is_train in zip(values, train, strict=True) if is_train})
-            index = {v: i + 1 for i, v in enumerate(seen)}
-            ids[:, j] = [index.get(v, 0) for v in values]
-            levels.append(len(seen) + 1)
-        tensor = torch.from_numpy(np.concatenate([numbers, ids], axis=1))
-        return tensor, ModalitySpec((tensor.shape[1],), "float32", {"numeric": len(spec.numeric),
-                                                                     "categories": levels})
+        kind = COLUMN_KINDS.get(spec.kind)
+        return self.decoded[f"{modality}.present"] if kind.decoded else kind.present(spec, self.rows)
 
     def describe(self) -> dict:
         sizes = {split: int((self.assignment == i).sum()) for i, split in enumerate(SPLITS)}
