@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from crossdistill.data.batch import Batch
 from crossdistill.losses import LOSSES
@@ -320,3 +321,21 @@ def test_teacher_bounded_loss_teaches_only_where_the_student_is_worse_than_the_t
     assert LOSSES.get("teacher_bounded").fn(student, teacher, batch).item() == pytest.approx(0.5)
     # a margin of 0.8 also bounds row 1 (0.25 + 0.8 > 1): (1 + 0.25) / 2
     assert LOSSES.get("teacher_bounded").fn(student, teacher, batch, margin=0.8).item() == pytest.approx(0.625)
+
+
+def test_losses_are_plain_functions_with_keyword_only_options():
+    """Usable outside the pipeline: tensors first, the batch only where labels are read, options by keyword."""
+    import crossdistill.losses as losses
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    expected = 4.0 * F.kl_div(F.log_softmax(student / 2, 1), F.softmax(teacher / 2, 1), reduction="batchmean")
+    assert losses.kd(student, teacher, temperature=2.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(TypeError):
+        losses.kd(student, teacher, None, 2.0)  # an option passed by position is refused
+    assert LOSSES.get("kd").options == ["temperature"] and LOSSES.get("crd").options[:1] == ["feat_dim"]
+    assert losses.crd is LOSSES.get("crd").module
+    with pytest.raises(ValueError, match="ce needs labels"):
+        losses.ce(student, None)  # a loss reading labels says so when given no batch
+    with pytest.raises(AttributeError, match="no attribute 'kdd'"):
+        losses.kdd  # noqa: B018

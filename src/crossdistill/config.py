@@ -8,145 +8,30 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crossdistill.errors import CrossdistillError
+from crossdistill.specs import (  # (re-exported: the sections of an experiment)
+    DataConfig,
+    EncoderSpec,
+    ExternalSpec,
+    ModelSpec,
+    SpecAugment,
+    Strict,
+    TermSpec,
+    TrainConfig,
+)
+
+__all__ = ["ConfigError", "DataConfig", "DistillConfig", "EncoderSpec", "EvalConfig", "Experiment", "ExternalSpec",
+           "ModelSpec", "SpecAugment", "Strict", "TaskSpec", "TermSpec", "TrainConfig", "VariantSpec", "dump",
+           "key_path", "load", "parse_overrides"]
 
 
 class ConfigError(CrossdistillError, ValueError):
     """A configuration that cannot run; the message names the key and the alternatives."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SpecAugment(Strict):
-    """Random augmentation of (C, F, T) maps: circular time shift, SpecAugment masks (Park et al. 2019), and
-    frequency warping / time stretching (vocal tract length perturbation, Jaitly & Hinton 2013)."""
-
-    time_shift: int = Field(0, ge=0, description="max frames of random circular shift")
-    freq_masks: int = Field(0, ge=0)
-    freq_width: int = Field(0, ge=0)
-    time_masks: int = Field(0, ge=0)
-    time_width: int = Field(0, ge=0)
-    freq_warp: float = Field(0.0, ge=0, lt=0.5, description="random frequency scaling 1 ± warp (VTLP-like)")
-    time_stretch: float = Field(0.0, ge=0, lt=0.5, description="random time scaling 1 ± stretch (speed)")
-
-
-class DataConfig(Strict):
-    dataset: str = "av-digits"
-    root: str | None = None
-    folds: int | list[int] = Field(1, description="leave-speakers-out folds: k (the first k) or a list of fold ids")
-    seed: int = Field(0, description="seed of the data split and of the audio-image pairing")
-    options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options")
-    augment: dict[str, SpecAugment] = Field(default_factory=dict, description="per-modality augmentation")
-
-
-    @field_validator("folds")
-    @classmethod
-    def _folds_valid(cls, folds: int | list[int]) -> int | list[int]:
-        if isinstance(folds, int) and folds < 1 or isinstance(folds, list) and (not folds or min(folds) < 0):
-            raise ValueError("folds must be a positive count or a non-empty list of fold ids (0, 1, ...)")
-        return folds
-
-    @property
-    def fold_ids(self) -> list[int]:
-        return list(range(self.folds)) if isinstance(self.folds, int) else list(self.folds)
-
-
-class EncoderSpec(BaseModel):
-    """An encoder by registry name; every other key is passed to its builder (checked against its signature)."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class ExternalSpec(Strict):
-    """A model built by your own code (any ``nn.Module``: torchvision, timm, Hugging Face, ...), wrapped to the
-    ``Outputs`` contract by naming the layers to tap."""
-
-    factory: str = Field(description="'package.module:callable' returning the nn.Module")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the factory")
-    inputs: list[str] = Field(min_length=1, description="modalities passed to forward(), in order")
-    embed: str | None = Field(None, description="layer whose output is the embedding (default: the logits)")
-    taps: dict[str, str] = Field(default_factory=dict, description="feature name -> layer, read as feats.<name>")
-    trainable: bool = Field(False, description="train it on the labels like a teacher of ours (default: frozen, "
-                            "used as given)")
-
-
-class ModelSpec(Strict):
-    encoders: dict[str, EncoderSpec] = Field(default_factory=dict,
-                                             description="modality -> encoder; the modalities the model reads")
-    external: ExternalSpec | None = Field(None, description="instead of encoders: a model from your own code")
-    fusion: Literal["concat", "gated", "identity"] = "concat"
-    embed_dim: int = Field(64, ge=1, description="size of the fused embedding fed to the head")
-    dropout: float = Field(0.1, ge=0, lt=1)
-    checkpoint: str | None = Field(None, description="safetensors weights to load instead of training")
-    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train")
-
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.external.inputs) if self.external else list(self.encoders)
-
-    @model_validator(mode="after")
-    def _encoders_or_external(self) -> ModelSpec:
-        if bool(self.encoders) == bool(self.external):
-            raise ValueError("give either `encoders` (modality -> encoder) or `external` (a model of your own)")
-        return self
-
-
-class TermSpec(Strict):
-    """One loss term: ``weight * loss(student.<reads>, teacher.<reads>, batch, **kwargs)``."""
-
-    loss: str
-    weight: float = 1.0
-    reads: str | None = Field(None, description="'logits', 'embed' or 'feats.<name>'; default: the loss's own")
-    teacher_reads: str | None = Field(None, description="the teacher's output, when it differs from `reads` "
-                                      "(e.g. feats.image.stage1 for a student reading feats.audio.stage1)")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    warmup_epochs: float = Field(0.0, ge=0, description="ramp the weight linearly from 0 over this many epochs "
-                                 "(DKD's recipe); 0: full weight from the start")
-    teacher: str | dict[str, float] | None = Field(
-        None, description="the teacher this term reads: a name ('teacher' or one of extra_teachers), or "
-        "{name: weight, ...} for the weighted mean of several teachers' outputs; default: the run's teacher")
-
-
-class TrainConfig(Strict):
-    epochs: int = Field(40, ge=1)
-    batch_size: int = Field(64, ge=1, description="the global batch: with N processes, each takes 1/N of it")
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    warmup_epochs: int = Field(1, ge=0)
-    clip_grad: float | None = Field(5.0, gt=0)
-    patience: int | None = Field(12, ge=1, description="early stopping on the validation metric")
-    ema_horizon: float | None = Field(
-        0.2, gt=0, le=1, description="time constant of an exponential moving average of the weights, as a share "
-        "of all training steps; the average is what gets validated and kept (None: the raw weights)")
-    select_on: Literal["labels", "teacher", "last"] = Field(
-        "labels", description="model selection: validation labels, agreement with the teacher, or none (the "
-        "last epoch's weights, as protocols that fix the epoch count)"
-    )
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
-    schedule: Literal["cosine", "constant"] = Field(
-        "cosine", description="after the linear warm-up: cosine decay to 0, or a constant learning rate")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="autocast of the forward pass: bf16 (CPU or GPU), fp16 (GPU, with loss scaling)")
-    nonfinite: Literal["stop", "skip"] = Field(
-        "stop", description="a NaN/inf loss: stop with a message naming the term and step (the last checkpoint is "
-        "kept), or skip the batch and count it (metrics.jsonl: skipped_steps)")
-    checkpoint_every: int = Field(1, ge=1, description="write last.pt and metrics.jsonl every this many epochs "
-                                  "(and at the end): long runs of tiny models spend their time writing otherwise")
-    device: str = "auto"
-    progress: bool = True
 
 
 class DistillConfig(Strict):

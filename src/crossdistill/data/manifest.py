@@ -26,11 +26,10 @@ from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS, empty
 from crossdistill.data.decoders import BadCell, decode_number
-from crossdistill.data.manifest_options import JoinSpec, ManifestOptions, ModalityColumns
+from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.sources import cache_root, sha256_file
-from crossdistill.data.splits import stratified_fractions
-from crossdistill.data.table import check_columns, read_rows
-from crossdistill.errors import CrossdistillError
+from crossdistill.data.splits import group_fractions, stratified_fractions
+from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
 
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
@@ -48,10 +47,6 @@ def _file_named(base: Path, value: Any) -> Path | None:
         return path if path.is_file() else None
     except OSError:  # e.g. a name too long for the file system
         return None
-
-
-class ManifestError(CrossdistillError, ValueError):
-    """Rows of a manifest that cannot be used; the message names each row, column and file."""
 
 
 class Manifest:
@@ -77,7 +72,7 @@ class Manifest:
         if not rows:
             raise ConfigError(f"{self.path}: the manifest has no rows")
         if self.options.join:
-            rows = self._joined(rows, self.options.join, root)
+            rows = joined(rows, self.path, self.options.join, root)
         check_columns(rows, self._needed_columns(), self.path)
         rows = [row | {"_row": number} for number, row in enumerate(rows, start=1)]  # the table's row numbers
         if self.options.drop_labels:
@@ -89,19 +84,6 @@ class Manifest:
         self.classes, self.labels = self._labels()
         self.assignment = self._split()
         self.ids = np.asarray([row["_row"] - 1 for row in self.rows])  # 0-based row of the table
-
-    def _joined(self, rows: list[dict[str, Any]], join: JoinSpec, root: Path) -> list[dict[str, Any]]:
-        path = Path(join.path).expanduser()
-        path = path if path.is_absolute() else root / path
-        other = read_rows(path, join.format, join.column_names)
-        check_columns(rows, {join.key: "join key"}, self.path)
-        check_columns(other, {join.key: "join key"}, path)
-        by_key = {str(row[join.key]): row for row in other}
-        unmatched = [i for i, row in enumerate(rows, start=1) if str(row[join.key]) not in by_key]
-        if unmatched:
-            raise ManifestError(f"{self.path}: {len(unmatched)} rows have no {join.key!r} in {path} (rows "
-                                f"{', '.join(map(str, unmatched[:10]))})")
-        return [by_key[str(row[join.key])] | row for row in rows]  # the manifest's own cells win
 
     def _pair_unlabelled_with_labelled(self, root: Path) -> None:
         """Supervision transfer (Gupta et al., CVPR 2016): unlabelled pairs to train on, a labelled manifest to
@@ -235,19 +217,13 @@ class Manifest:
                 raise ManifestError(f"{self.path}: column {opts.split_column!r} must hold train / val / test, "
                                     f"found {', '.join(unknown)}")
             return np.asarray([SPLITS.index(n) for n in names])
-        assignment = np.zeros(len(self.rows), dtype=np.int64)
         if opts.group_column:
             groups = np.asarray([str(row[opts.group_column]) for row in self.rows])
-            unique = np.unique(groups)
-            if unique.size < 3:
-                raise ManifestError(f"{self.path}: group column {opts.group_column!r} has {unique.size} groups; "
-                                    "group-disjoint splits need at least 3")
-            order = np.random.default_rng(self.seed).permutation(unique)
-            cuts = np.maximum(1, np.round(np.cumsum(opts.ratios[:2]) / sum(opts.ratios) * unique.size)).astype(int)
-            cuts[1] = max(cuts[1], cuts[0] + 1)
-            for split, part in enumerate(np.split(order, cuts)):
-                assignment[np.isin(groups, part)] = split
-            return assignment
+            if np.unique(groups).size < 3:
+                raise ManifestError(f"{self.path}: group column {opts.group_column!r} has {np.unique(groups).size} "
+                                    "groups; group-disjoint splits need at least 3")
+            return group_fractions(groups, list(opts.ratios), self.seed)
+        assignment = np.zeros(len(self.rows), dtype=np.int64)
         for split, rows in enumerate(stratified_fractions(self.task.strata(self.labels), list(opts.ratios),
                                                           self.seed)):
             assignment[rows] = split  # (a zero train ratio, as for a labelled evaluation manifest, gives none)

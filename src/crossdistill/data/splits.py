@@ -34,6 +34,19 @@ def stratified_fractions(labels: np.ndarray, fractions: list[float], seed: int) 
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
+def group_fractions(groups: np.ndarray, fractions: list[float], seed: int) -> np.ndarray:
+    """Part id (0, 1, 2) of every row, whole groups (speakers, patients) to a part, in about these fractions of
+    the groups (seeded; at least one group per part)."""
+    unique = np.unique(groups)
+    order = np.random.default_rng(seed).permutation(unique)
+    cuts = np.maximum(1, np.round(np.cumsum(fractions[:2]) / sum(fractions) * unique.size)).astype(int)
+    cuts[1] = max(cuts[1], cuts[0] + 1)
+    assignment = np.zeros(groups.size, dtype=np.int64)
+    for part, members in enumerate(np.split(order, cuts)):
+        assignment[np.isin(groups, members)] = part
+    return assignment
+
+
 def label_budget_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the samples whose label may be used: ``fraction`` of each class, at least one per class
     when ``fraction > 0`` (a budget that drops a class entirely would not be a budget but another task).

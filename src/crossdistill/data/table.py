@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from crossdistill.config import ConfigError
+from crossdistill.data.manifest_options import JoinSpec
+from crossdistill.errors import CrossdistillError
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
@@ -63,3 +65,23 @@ def check_columns(rows: list[dict[str, Any]], needed: dict[str, str], path: Path
     if missing:
         named = ", ".join(f"{column!r} ({use})" for column, use in missing.items())
         raise ConfigError(f"{path}: no column {named}; the manifest has: {', '.join(sorted(present))}")
+
+
+class ManifestError(CrossdistillError, ValueError):
+    """Rows of a manifest that cannot be used; the message names each row, column and file."""
+
+
+def joined(rows: list[dict[str, Any]], path: Path, join: JoinSpec, root: Path) -> list[dict[str, Any]]:
+    """``rows`` of the table at ``path`` with the columns of ``join``'s table added by key (a row's own cells
+    win); every row must find its key there."""
+    other_path = Path(join.path).expanduser()
+    other_path = other_path if other_path.is_absolute() else root / other_path
+    other = read_rows(other_path, join.format, join.column_names)
+    check_columns(rows, {join.key: "join key"}, path)
+    check_columns(other, {join.key: "join key"}, other_path)
+    by_key = {str(row[join.key]): row for row in other}
+    unmatched = [i for i, row in enumerate(rows, start=1) if str(row[join.key]) not in by_key]
+    if unmatched:
+        raise ManifestError(f"{path}: {len(unmatched)} rows have no {join.key!r} in {other_path} (rows "
+                            f"{', '.join(map(str, unmatched[:10]))})")
+    return [by_key[str(row[join.key])] | row for row in rows]

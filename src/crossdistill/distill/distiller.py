@@ -22,6 +22,7 @@ from crossdistill.config import ConfigError, TermSpec
 from crossdistill.data.batch import Batch, SplitData
 from crossdistill.distill.adapters import make_adapter
 from crossdistill.losses import LOSSES, LossDef
+from crossdistill.losses.base import NeedsPreparation
 from crossdistill.models.outputs import Outputs, Reads
 
 TeacherSource = Callable[[Batch], Outputs]
@@ -176,7 +177,7 @@ class Distiller(nn.Module):
         """Let loss modules that need the teacher and the training data before training (``mgkd``'s saliency
         test) see them."""
         for term in self.terms:
-            if term.name in self.loss_modules and hasattr(self.loss_modules[term.name], "prepare"):
+            if term.name in self.loss_modules and isinstance(self.loss_modules[term.name], NeedsPreparation):
                 teacher = self.teachers[next(iter(self._teacher_names(term)))]
                 self.loss_modules[term.name].prepare(teacher, context)
 

@@ -7,7 +7,7 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
@@ -20,14 +20,24 @@ CLASSES = frozenset({"classes"})  # a distribution over classes (softmax of one 
 VALUES = frozenset({"values"})  # predicted real values
 TOWERS = frozenset({"towers"})  # a dual encoder's query and gallery towers
 HEAD = frozenset({"head"})  # a head's outputs, whatever they mean (a dual encoder has no head)
-LossFn = Callable[..., Tensor]  # (student: Tensor, teacher: Tensor | None, batch: Batch, **kwargs) -> scalar
+LossFn = Callable[..., Tensor]  # (student, teacher, batch=None, *, **options) -> scalar
+
+
+@runtime_checkable
+class NeedsPreparation(Protocol):
+    """A loss module that must see the teacher and the training data once before training (``mgkd``'s saliency
+    test); ``Distiller.prepare`` calls it."""
+
+    def prepare(self, teacher: nn.Module, context: Any) -> None: ...
 
 
 @dataclass(frozen=True)
 class LossDef:
-    """A loss by name. Stateless losses are functions ``fn(student, teacher, batch, **options)``. Losses with
-    parameters or state (projection heads, a negative queue, proxy classifiers) are ``nn.Module`` classes built
-    once per run as ``module(student_probe, teacher_probe, **options)`` from one probe batch, then called as
+    """A loss by name. Stateless losses are functions ``fn(student, teacher, batch=None, *, **options)``: tensors
+    first, the batch only for losses that read labels, options keyword-only (usable outside the pipeline, e.g.
+    ``kd(student_logits, teacher_logits, temperature=4.0)``). Losses with parameters or state (projection heads, a
+    negative queue, proxy classifiers) are ``nn.Module`` classes built once per run as
+    ``module(student_probe, teacher_probe, *, **options)`` from one probe batch, then called as
     ``module(student, teacher, batch)``; their parameters train with the student."""
 
     fn: LossFn | None = None
@@ -43,10 +53,9 @@ class LossDef:
 
     @property
     def options(self) -> list[str]:
-        """The keyword options a config may set (``kwargs:``)."""
-        if self.module is not None:
-            return list(inspect.signature(self.module.__init__).parameters)[3:]  # after self, student, teacher
-        return list(inspect.signature(self.fn).parameters)[3:]  # after student, teacher, batch
+        """The keyword options a config may set (``kwargs:``): the keyword-only parameters."""
+        target = self.module.__init__ if self.module is not None else self.fn
+        return [name for name, p in inspect.signature(target).parameters.items() if p.kind is p.KEYWORD_ONLY]
 
     @property
     def headline(self) -> str:
@@ -71,7 +80,8 @@ LOSSES: Registry[LossDef] = Registry("loss")
 def register_loss(name: str, *, reads: Reads = "logits", needs_teacher: bool = True, adapter: bool = False,
                   needs: frozenset[str] = ANY) -> Callable[[LossFn], LossFn]:
     def add(fn: LossFn) -> LossFn:
-        LOSSES.register(name)(LossDef(fn, reads, needs_teacher, adapter, summary(fn), needs=needs))
+        LOSSES.register(name)(LossDef(fn=fn, reads=reads, needs_teacher=needs_teacher, adapter=adapter,
+                                      summary=summary(fn), needs=needs))
         return fn
 
     return add
@@ -83,8 +93,9 @@ def register_loss_module(name: str, *, reads: Reads = "embed", teacher_reads: st
     """Register an ``nn.Module`` loss (see ``LossDef``)."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
-        LOSSES.register(name)(LossDef(None, reads, True, False, summary(cls), cls, trains_teacher, teacher_reads,
-                                      single_teacher or trains_teacher, needs))
+        LOSSES.register(name)(LossDef(reads=reads, summary=summary(cls), module=cls, trains_teacher=trains_teacher,
+                                      teacher_reads=teacher_reads, single_teacher=single_teacher or trains_teacher,
+                                      needs=needs))
         return cls
 
     return add

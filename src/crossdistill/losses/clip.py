@@ -30,11 +30,11 @@ def in_batch_logits(towers: Towers) -> Tensor:
     return logit_scale(log_scale) * query @ gallery.T
 
 
-def positive_targets(batch: Batch, positives: str) -> Tensor:
+def positive_targets(batch: Batch | None, positives: str, logits: Tensor) -> Tensor:
     """(B, B) target distribution over the batch's gallery items: its own pair (instance), or uniform over the
     rows of its class (rows without a label: their own pair)."""
-    eye = torch.eye(len(batch), device=batch.index.device)
-    if positives == "instance" or batch.target is None or batch.target.is_floating_point():
+    eye = torch.eye(len(logits), device=logits.device)
+    if positives == "instance" or batch is None or batch.target is None or batch.target.is_floating_point():
         return eye
     known = has_label(batch.target)
     same = (batch.target[:, None] == batch.target[None, :]) & known[:, None] & known[None, :]
@@ -43,7 +43,8 @@ def positive_targets(batch: Batch, positives: str) -> Tensor:
 
 
 @register_loss("clip", reads=TOWER_OUTPUTS, needs_teacher=False, needs=TOWERS)
-def clip_contrastive(student: Towers, teacher: Towers | None, batch: Batch, positives: str = "instance") -> Tensor:
+def clip_contrastive(student: Towers, teacher: Towers | None, batch: Batch | None = None, *,
+                     positives: str = "instance") -> Tensor:
     """Symmetric InfoNCE over the batch with the model's learnable temperature (Radford et al., "Learning
     Transferable Visual Models From Natural Language Supervision", ICML 2021): cross-entropy of each query over
     the gallery items and of each gallery item over the queries, averaged; with ``positives: class`` every row of
@@ -54,7 +55,7 @@ def clip_contrastive(student: Towers, teacher: Towers | None, batch: Batch, posi
     if positives not in ("instance", "class"):
         raise ConfigError(f"loss 'clip': positives must be instance or class, got {positives!r}")
     logits = in_batch_logits(student)  # (B, B)
-    target = positive_targets(batch, positives)
+    target = positive_targets(batch, positives, logits)
     return (soft_cross_entropy(logits, target) + soft_cross_entropy(logits.T, target.T)) / 2
 
 
@@ -87,7 +88,7 @@ class FeatureDistillation(_Projectors):
     student, teacher: the dual encoders' towers.
     """
 
-    def forward(self, student: Towers, teacher: Towers, batch: Batch) -> Tensor:
+    def forward(self, student: Towers, teacher: Towers, batch: Batch | None = None) -> Tensor:
         s_query, s_gallery = self.student_side(student)
         t_query, t_gallery = teacher_side(teacher)
         return ((s_query - t_query).pow(2).sum(1) + (s_gallery - t_gallery).pow(2).sum(1)).mean()
@@ -106,7 +107,7 @@ class InteractiveContrastive(_Projectors):
         super().__init__(student, teacher)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / 0.07)))
 
-    def forward(self, student: Towers, teacher: Towers, batch: Batch) -> Tensor:
+    def forward(self, student: Towers, teacher: Towers, batch: Batch | None = None) -> Tensor:
         s_query, s_gallery = self.student_side(student)
         t_query, t_gallery = teacher_side(teacher)
         scale = self.log_scale.clamp(max=math.log(100.0)).exp()
@@ -116,7 +117,7 @@ class InteractiveContrastive(_Projectors):
 
 
 @register_loss("clip_crd", reads=TOWER_OUTPUTS, needs=TOWERS)
-def contrastive_relational(student: Towers, teacher: Towers, batch: Batch) -> Tensor:
+def contrastive_relational(student: Towers, teacher: Towers, batch: Batch | None = None) -> Tensor:
     """CLIP-KD contrastive relational distillation: KL(p_t || p_s) between the teacher's and the student's
     in-batch query -> gallery distributions (softmax of each model's scaled similarities), and the same for
     gallery -> query, averaged (Yang et al., CVPR 2024, section 3.2, "CRD").
@@ -132,7 +133,7 @@ def contrastive_relational(student: Towers, teacher: Towers, batch: Batch) -> Te
 
 
 @register_loss("affinity", reads=TOWER_OUTPUTS, needs=TOWERS)
-def affinity_mimicking(student: Towers, teacher: Towers, batch: Batch) -> Tensor:
+def affinity_mimicking(student: Towers, teacher: Towers, batch: Batch | None = None) -> Tensor:
     """TinyCLIP affinity mimicking: cross-entropy of the student's query -> gallery affinities (softmax of its
     scaled in-batch similarities) against the teacher's, plus the same for gallery -> query (Wu et al., ICCV
     2023, section 3.1). Its gradient is CRD's times two; the value adds the teacher affinities' entropy.

@@ -79,7 +79,7 @@ class ContrastiveRepresentationDistillation(nn.Module):
     student: (B, D_s), teacher: (B, D_t) embeddings. The teacher's projection head trains; the teacher does not.
     """
 
-    def __init__(self, student: Tensor, teacher: Tensor, feat_dim: int = 128, queue_size: int = 1024,
+    def __init__(self, student: Tensor, teacher: Tensor, *, feat_dim: int = 128, queue_size: int = 1024,
                  temperature: float = 0.07) -> None:
         super().__init__()
         self.embed_student = Embed(student.flatten(1).shape[1], feat_dim)
@@ -97,7 +97,7 @@ class ContrastiveRepresentationDistillation(nn.Module):
         z = float(self.z[side])  # a constant: the buffer is written in place
         return nce_loss(pos / z, neg / z, noise=float(queue.size))
 
-    def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    def forward(self, student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
         s = self.embed_student(student)  # (B, feat_dim)
         t = self.embed_teacher(teacher.detach())  # (B, feat_dim)
         loss = self._side(s, t, self.teacher_queue, 0) + self._side(t, s, self.student_queue, 1)
@@ -117,13 +117,13 @@ class InfoNCEAlignment(nn.Module):
     student: (B, D_s), teacher: (B, D_t). Projection heads on both sides train with the student.
     """
 
-    def __init__(self, student: Tensor, teacher: Tensor, feat_dim: int = 128, temperature: float = 0.1) -> None:
+    def __init__(self, student: Tensor, teacher: Tensor, *, feat_dim: int = 128, temperature: float = 0.1) -> None:
         super().__init__()
         self.embed_student = Embed(student.flatten(1).shape[1], feat_dim)
         self.embed_teacher = Embed(teacher.flatten(1).shape[1], feat_dim)
         self.temperature = temperature
 
-    def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    def forward(self, student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
         s, t = self.embed_student(student), self.embed_teacher(teacher.detach())  # (B, feat_dim) each
         logits = s @ t.t() / self.temperature  # (B, B): row i = student i against every teacher embedding
         pairs = torch.arange(len(s), device=s.device)

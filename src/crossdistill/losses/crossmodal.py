@@ -58,7 +58,7 @@ class CrossModalC2KD(nn.Module):
     Departure: the authors' code zeroes the target logit, this removes the target class from the softmax.
     """
 
-    def __init__(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], temperature: float = 1.0,
+    def __init__(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], *, temperature: float = 1.0,
                  tau_threshold: float = 0.0) -> None:
         super().__init__()
         (s_logits, s_embed), (_, t_embed) = student, teacher
@@ -68,7 +68,8 @@ class CrossModalC2KD(nn.Module):
         self.temperature, self.tau_threshold = temperature, tau_threshold
         self.register_buffer("selected_share", torch.zeros(()))  # share of the last batch kept, for the logs
 
-    def forward(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], batch: Batch) -> Tensor:
+    def forward(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor],
+                batch: Batch | None = None) -> Tensor:
         t = self.temperature
         (z_s, e_s), (z_t, e_t) = student, teacher  # (B, K) logits, the teacher's with a gradient (trained jointly)
         p_s, p_t = self.proxy_student(e_s), self.proxy_teacher(e_t)  # (B, K) proxies
@@ -76,8 +77,9 @@ class CrossModalC2KD(nn.Module):
             keep = (kendall_tau(p_t, p_s) > self.tau_threshold).float()  # (B,) on-the-fly selection
             self.selected_share.copy_(keep.mean())
         target = target_or_teacher(batch, z_t.detach())
-        known = has_label(batch.target) if batch.target is not None else None  # unlabelled pairs carry class -1
-        teacher_ce = (F.cross_entropy(z_t[known], batch.target[known]) if known is not None and bool(known.any())
+        labels = batch.target if batch is not None else None
+        known = has_label(labels) if labels is not None else None  # unlabelled pairs carry class -1
+        teacher_ce = (F.cross_entropy(z_t[known], labels[known]) if known is not None and bool(known.any())
                       else z_t.sum() * 0.0)
         kl = kl_at_temperature
         teacher_side = (teacher_ce + kl(p_t, z_t.detach(), t).mean() + kl(z_t, p_t.detach(), t).mean()
@@ -120,7 +122,7 @@ class ModalityGeneralKD(nn.Module):
     student: (B, K) logits, teacher: (B, D) the teacher's embedding (cacheable); the teacher's head maps it.
     """
 
-    def __init__(self, student: Tensor, teacher: Tensor, ratio: float = 0.25, temperature: float = 4.0,
+    def __init__(self, student: Tensor, teacher: Tensor, *, ratio: float = 0.25, temperature: float = 4.0,
                  repeats: int = 10, mimic_epochs: int = 10) -> None:
         super().__init__()
         if teacher.dim() != 2:
@@ -188,10 +190,10 @@ class ModalityGeneralKD(nn.Module):
     def general_share(self) -> float:
         return float(self.general.float().mean())
 
-    def forward(self, student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+    def forward(self, student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
         if not self.prepared or self.head is None:
             raise RuntimeError("mgkd has not scored the teacher's channels: call Distiller.prepare(context)")
         kept = torch.where(self.general, teacher, self.means)  # (B, D): specific channels at their mean
         with torch.no_grad():
             teacher_logits = self.head(kept)  # (B, K)
-        return hinton_kd(student, teacher_logits, batch, self.temperature)
+        return hinton_kd(student, teacher_logits, batch, temperature=self.temperature)

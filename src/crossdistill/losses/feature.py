@@ -11,7 +11,7 @@ from crossdistill.losses.base import register_loss
 
 
 @register_loss("feature_mse", reads="embed", adapter=True)
-def feature_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+def feature_mse(student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
     """Feature consistency: 1/2 ||f^T - A(f^S)||^2, the student's feature mapped by a learned adapter A into the
     teacher's space (the hint loss of FitNets, Romero et al. 2015, eq. 3; the original design's L_cons).
 
@@ -21,7 +21,7 @@ def feature_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
 
 
 @register_loss("cosine", reads="embed", adapter=True)
-def cosine_embedding(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+def cosine_embedding(student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
     """Cosine embedding distance: 1 - cos(A(f^S), f^T), batch mean; aligns the direction of the adapted student
     embedding with the teacher's and ignores its norm. Half the squared distance of the L2-normalised embeddings,
     the form of the feature distillation term of CLIP-KD (Yang et al., "CLIP-KD", CVPR 2024).
@@ -32,7 +32,7 @@ def cosine_embedding(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
 
 
 @register_loss("fitnet", reads="feats", adapter=True)
-def fitnet_hint(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+def fitnet_hint(student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
     """FitNets hint: ``feature_mse`` on a named intermediate map, through a learned 1x1-conv regressor
     (Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015, eq. 3).
 
@@ -42,7 +42,7 @@ def fitnet_hint(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
 
 
 @register_loss("at", reads="feats")
-def attention_transfer(student: Tensor, teacher: Tensor, batch: Batch, p: float = 2.0) -> Tensor:
+def attention_transfer(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, p: float = 2.0) -> Tensor:
     """Attention transfer: mean squared difference of the L2-normalised spatial attention maps
     Q = vec(mean_c |A_c|^p) of a student and a teacher feature map (Zagoruyko & Komodakis, "Paying More
     Attention to Attention", ICLR 2017, activation-based attention with p = 2, in the form of the authors' code).

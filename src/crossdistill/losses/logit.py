@@ -12,7 +12,7 @@ from crossdistill.losses.functional import non_target_kl
 
 
 @register_loss("kd", needs=CLASSES)
-def hinton_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 4.0) -> Tensor:
+def hinton_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, temperature: float = 4.0) -> Tensor:
     """Hinton KD: T^2 * KL(p^T || p^S), p = softmax(z / T) (Hinton, Vinyals & Dean 2015, "Distilling the
     Knowledge in a Neural Network": the softened softmax of eq. 1, with the T^2 scaling of section 2.1).
 
@@ -25,7 +25,7 @@ def hinton_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float
 
 
 @register_loss("soft_mse", needs=CLASSES)
-def soft_label_mse(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 1.0) -> Tensor:
+def soft_label_mse(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, temperature: float = 1.0) -> Tensor:
     """Soft-label MSE of the original crossdistill design: mean over samples of sum_j (k_j^T - k_j^S)^2,
     k = softmax(z / T) the soft labels (cf. the L2 logit matching of Ba & Caruana 2014).
 
@@ -36,11 +36,11 @@ def soft_label_mse(student: Tensor, teacher: Tensor, batch: Batch, temperature: 
     return (k_teacher - k_student).pow(2).sum(dim=1).mean()
 
 
-def target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
+def target_or_teacher(batch: Batch | None, teacher: Tensor) -> Tensor:
     """Each sample's class: its label where the student may use it, else the teacher's prediction (paired data
     without a label has no other ground truth)."""
     guess = teacher.argmax(dim=1)
-    if batch.target is None:
+    if batch is None or batch.target is None:
         return guess
     if batch.labeled is None:
         return batch.target
@@ -48,7 +48,7 @@ def target_or_teacher(batch: Batch, teacher: Tensor) -> Tensor:
 
 
 @register_loss("dkd", needs=CLASSES)
-def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch, alpha: float = 1.0, beta: float = 8.0,
+def decoupled_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, alpha: float = 1.0, beta: float = 8.0,
                  temperature: float = 4.0) -> Tensor:
     """Decoupled KD: alpha * TCKD + beta * NCKD, both scaled by T^2 (Zhao et al., "Decoupled Knowledge
     Distillation", CVPR 2022). TCKD is the KL between the binary (target, rest) probabilities, NCKD the KL
@@ -73,7 +73,7 @@ def _pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 @register_loss("dist", needs=CLASSES)
-def dist_kd(student: Tensor, teacher: Tensor, batch: Batch, beta: float = 1.0, gamma: float = 1.0,
+def dist_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, beta: float = 1.0, gamma: float = 1.0,
             temperature: float = 1.0) -> Tensor:
     """DIST: T^2 * (beta * (1 - mean inter-class Pearson) + gamma * (1 - mean intra-class Pearson)) of the
     probabilities at temperature T (Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS
@@ -93,11 +93,12 @@ def _standardize(logits: Tensor) -> Tensor:
 
 
 @register_loss("ls_kd", needs=CLASSES)
-def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch, temperature: float = 2.0) -> Tensor:
+def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *,
+                          temperature: float = 2.0) -> Tensor:
     """Logit-standardised KD: KD on Z-score standardised logits, so the student matches the teacher's logit
     relations rather than their magnitude (Sun et al., "Logit Standardization in Knowledge Distillation",
     CVPR 2024, Algorithm 1).
 
     student, teacher: (B, K) logits.
     """
-    return hinton_kd(_standardize(student), _standardize(teacher), batch, temperature)
+    return hinton_kd(_standardize(student), _standardize(teacher), batch, temperature=temperature)

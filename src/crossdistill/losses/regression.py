@@ -10,7 +10,7 @@ from crossdistill.losses.task import budget_rows
 
 
 @register_loss("pred_mse", needs=HEAD)
-def prediction_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+def prediction_mse(student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
     """Prediction MSE: mean over samples of sum_k (z_k^T - z_k^S)^2 of the head outputs, the student regressing
     the teacher's outputs (mimic learning, Ba & Caruana, "Do Deep Nets Really Need to be Deep?", NeurIPS 2014,
     which matches class logits this way). For a regression head it is the teacher's prediction as the target,
@@ -22,7 +22,8 @@ def prediction_mse(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
 
 
 @register_loss("teacher_bounded", needs=VALUES)
-def teacher_bounded_regression(student: Tensor, teacher: Tensor, batch: Batch, margin: float = 0.0) -> Tensor:
+def teacher_bounded_regression(student: Tensor, teacher: Tensor, batch: Batch | None = None, *,
+                               margin: float = 0.0) -> Tensor:
     """Teacher-bounded regression loss: ||R_s - y||^2 where it exceeds ||R_t - y||^2 - m, else 0 (Chen et al.,
     "Learning Efficient Object Detection Models with Knowledge Distillation", NeurIPS 2017, section 3.2): the
     teacher is an upper bound the student must reach, not a target it must copy, so a teacher's errors are never

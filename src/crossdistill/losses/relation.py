@@ -12,7 +12,7 @@ from crossdistill.losses.base import register_loss
 
 
 @register_loss("sp", reads="embed")
-def similarity_preserving(student: Tensor, teacher: Tensor, batch: Batch) -> Tensor:
+def similarity_preserving(student: Tensor, teacher: Tensor, batch: Batch | None = None) -> Tensor:
     """Similarity-preserving KD: ||G_T - G_S||_F^2 / B^2, G = row-L2-normalised batch Gram matrix f f^T
     (Tung & Mori, "Similarity-Preserving Knowledge Distillation", ICCV 2019, the SP loss).
 
@@ -24,7 +24,7 @@ def similarity_preserving(student: Tensor, teacher: Tensor, batch: Batch) -> Ten
 
 
 @register_loss("pkt", reads="embed")
-def probabilistic_kt(student: Tensor, teacher: Tensor, batch: Batch, eps: float = 1e-7) -> Tensor:
+def probabilistic_kt(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, eps: float = 1e-7) -> Tensor:
     """Probabilistic knowledge transfer: KL between the teacher's and the student's conditional distributions
     of sample similarity, from cosine kernels mapped to [0, 1] and normalised per row (Passalis & Tefas,
     "Learning Deep Representations with Probabilistic Knowledge Transfer", ECCV 2018, with the cosine kernel).
@@ -52,7 +52,7 @@ def _angles(f: Tensor) -> Tensor:
 
 
 @register_loss("rkd", reads="embed")
-def relational_kd(student: Tensor, teacher: Tensor, batch: Batch, distance_weight: float = 25.0,
+def relational_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *, distance_weight: float = 25.0,
                   angle_weight: float = 50.0) -> Tensor:
     """Relational KD: w_d * Huber(distance potentials) + w_a * Huber(angle potentials), distances normalised by
     their mean over the batch (Park et al., "Relational Knowledge Distillation", CVPR 2019, RKD-D + RKD-A).
