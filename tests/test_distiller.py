@@ -106,3 +106,17 @@ def test_a_term_weight_warms_up_linearly_over_its_epochs(pair, av_fold):
         losses = distiller(batch)
         expected = losses["ce"] + 2.0 * factor * losses["kd"]
         assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_trained_side_holds_what_training_changes_and_no_frozen_teacher(pair, av_fold):
+    student, teacher = pair
+    distiller = Distiller(student, teacher, terms({"loss": "ce"}, {"loss": "feature_mse", "reads": "embed"}),
+                          probe=av_fold["train"].batch(torch.arange(4)))
+    side = distiller.trained_side()
+    assert {id(p) for p in side.parameters()} == {id(p) for p in distiller.trainable_parameters()}
+    assert not {id(p) for p in teacher.parameters()} & {id(p) for p in side.parameters()}
+    batch = av_fold["train"].batch(torch.arange(4))
+    torch.manual_seed(0)
+    through_side = side.eval()(batch)["loss"]
+    torch.manual_seed(0)
+    assert torch.equal(through_side, distiller.eval()(batch)["loss"])

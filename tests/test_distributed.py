@@ -77,3 +77,19 @@ def test_bf16_autocast_trains_on_cpu_and_fp16_asks_for_a_gpu(tmp_path):
         refused = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "fp16"), "--set",
                                       "train.precision=fp16"])
         assert refused.exit_code == 2 and "fp16 needs a GPU" in refused.output
+
+
+def test_frozen_teachers_stay_outside_ddp_and_every_wrapped_parameter_trains(tmp_path):
+    """DDP wraps only what training changes (no ``find_unused_parameters``): a run with an adapter term and a
+    jointly trained teacher (c2kd) trains under two processes, both ranks ending with the same weights."""
+    config = tmp_path / "ddp.yaml"
+    config.write_text(CONFIG.replace("train: {epochs: 15,", "train: {epochs: 3,").replace(
+        "distill:\n  terms: [{loss: ce}, {loss: kd, kwargs: {temperature: 2.0}}]",
+        "distill:\n  cache: false\n  terms: [{loss: ce}, {loss: c2kd}, {loss: feature_mse, reads: embed}]"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "crossdistill", "run", str(config), "--out", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    fit = json.loads((tmp_path / "two" / "ddp" / "models" / "distilled" / "fold0-seed0" / "fit.json").read_text())
+    assert len(set(fit["weights_digest_per_rank"])) == 1

@@ -190,9 +190,9 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     if resume and last_path.is_file():
         progress, history = _resume(last_path, stateful, train)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # Several processes: DDP over the distiller, whose only trainable parameters are the student's, the adapters'
-    # and the losses' own (frozen teachers hold none); rank 0 broadcasts its initial weights.
-    forward = DistributedDataParallel(distiller, find_unused_parameters=True) if world_size() > 1 else distiller
+    # Several processes: DDP over what training changes (student, adapters, loss modules, a jointly trained
+    # teacher); frozen teachers stay outside it. Rank 0 broadcasts its initial weights.
+    forward = DistributedDataParallel(distiller.trained_side()) if world_size() > 1 else distiller
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     console = Console(stderr=True)
     with Progress(transient=True, console=console, disable=not (cfg.progress and console.is_terminal)) as bar:

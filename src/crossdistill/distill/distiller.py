@@ -207,6 +207,12 @@ class Distiller(nn.Module):
         return nn.ModuleDict({"adapters": self.adapters, "losses": self.loss_modules,
                               "teachers": nn.ModuleDict({n: self.teachers[n] for n in sorted(self.joint)})})
 
+    def trained_side(self) -> nn.Module:
+        """A module whose forward is this distiller's and whose submodules are only what training changes (student,
+        adapters, loss modules, jointly trained teachers): what DistributedDataParallel wraps, so that frozen
+        teachers are neither broadcast nor tracked, and every parameter it holds gets a gradient each step."""
+        return _TrainedSide(self)
+
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         s_out = self.student(batch)
         t_outs = {name: source(batch) for name, source in self.teacher_sources.items()}
@@ -231,3 +237,14 @@ class Distiller(nn.Module):
         name = name or self.primary
         needed = [t.teacher_reads for t in self.terms if t.loss.needs_teacher and name in self._teacher_names(t)]
         return sorted({n for reads in needed for n in ((reads,) if isinstance(reads, str) else reads)})
+
+
+class _TrainedSide(nn.Module):
+    def __init__(self, distiller: Distiller) -> None:
+        super().__init__()
+        self.student, self.adapters, self.loss_modules = distiller.student, distiller.adapters, distiller.loss_modules
+        self.joint_teachers = nn.ModuleDict({n: distiller.teachers[n] for n in sorted(distiller.joint)})
+        self._distiller = [distiller]  # (a list: not a submodule, so its frozen teachers stay outside)
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        return self._distiller[0](batch)
