@@ -69,7 +69,7 @@ def search(run_dir: Path, query: str, gallery: Path, k: int = 5, model: str = "d
     is_file = Path(query).is_file()
     suffix = Path(query).suffix.lower()
     query_side = [m for m in net.modalities
-                  if (suffix in suffixes(columns[m]) if is_file else columns[m].kind == "text")]
+                  if (suffix in suffixes(columns[m]) if is_file else COLUMN_KINDS.get(columns[m].kind).reads_text)]
     if not query_side:
         raise ConfigError(f"search: no tower of {model!r} reads a {'file' if is_file else 'text'} query "
                           f"(towers: {', '.join(f'{m} ({columns[m].kind})' for m in net.modalities)})")

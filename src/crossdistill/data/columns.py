@@ -41,6 +41,7 @@ class ColumnKind:
     decoded: ClassVar[bool] = True  # cells are decoded during the read (and cached with the data)
     file_suffixes: ClassVar[frozenset[str]] = frozenset()  # files of this kind (a gallery folder's)
     names_files: ClassVar[bool] = False  # its cells name files (hashed into the cache key)
+    reads_text: ClassVar[bool] = False  # its cells are free text (a text query can be served to it)
     dtype: ClassVar[str] = "float32"
 
     def check(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
@@ -163,6 +164,7 @@ class TextEmbeddingColumn(FeaturesColumn):
 
     name = "text_embedding"
     names_files = False
+    reads_text = True
 
     def check(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
         if not isinstance(row[spec.column], str | int | float):
@@ -183,6 +185,7 @@ class TextColumn(ColumnKind):
 
     name = "text"
     decoded = False
+    reads_text = True
     dtype = "int64"
 
     def check(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
@@ -265,7 +268,8 @@ def preprocess(spec: ModalityColumns, cells: list[Any], base: Path, state: dict[
     modality's columns per row) -> the tensor its model reads, with a state ``fit`` saved: what serving runs."""
     kind = COLUMN_KINDS.get(spec.kind)
     if not kind.decoded:
-        rows = [dict(zip(spec.columns(), cell if spec.kind == "tabular" else [cell], strict=True)) for cell in cells]
+        several = len(spec.columns()) > 1  # (a tabular row's cell is the list of its columns' values)
+        rows = [dict(zip(spec.columns(), cell if several else [cell], strict=True)) for cell in cells]
         for row in rows:
             kind.check(spec, row)
         return kind.transform(spec, kind.values(spec, rows), state)

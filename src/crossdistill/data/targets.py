@@ -31,11 +31,6 @@ def regression_values(cells: list[Any]) -> np.ndarray:
     return np.asarray([decode_number(cell) for cell in cells], dtype=np.float64)
 
 
-def unlabelled(count: int, task: str) -> np.ndarray:
-    """Targets of unlabelled pairs: class -1, or NaN for regression."""
-    return np.full(count, -1, dtype=np.int64) if task == "classification" else np.full(count, np.nan)
-
-
 def standardised(values: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     """Z-scores of regression targets with the mean and std of the labelled training rows (so no statistic of
     validation or test leaks into training); returns them as float32 with (mean, std)."""

@@ -42,7 +42,7 @@ def _header(results: dict) -> list[str]:
             f"Dataset `{results['dataset']}` ({folds}). Test {describe_metrics(results)}, mean ± std over "
             f"seeds {results['seeds']} x {len(results['folds'])} fold(s). {_selection(results)}; "
             "the test split is used only for the numbers below. CPU latency: median forward time with "
-            f"{results.get('latency_threads', '?')} thread(s).", ""]
+            f"{results['latency_threads']} thread(s).", ""]
 
 
 def _ablation(results: dict) -> list[str]:
