@@ -84,3 +84,42 @@ def test_unknown_sample_is_an_error(teacher, av_fold, tmp_path):
     test_batch = av_fold["test"].batch(torch.arange(3))  # test clips were never cached
     with pytest.raises(KeyError, match="no entry for sample ids"):
         cache(test_batch)
+
+
+def test_opening_a_valid_cache_hashes_no_file(teacher, av_fold, tmp_path, monkeypatch):
+    """A second open checks the files' recorded sizes and times, not their bytes: no pass over the data."""
+    open_cache(teacher, av_fold, tmp_path)
+
+    def no_hashing(path):
+        raise AssertionError(f"hashed {path}")
+
+    monkeypatch.setattr(cache_module, "sha256_file", no_hashing)
+    assert open_cache(teacher, av_fold, tmp_path).arrays["logits"].shape[0] == len(av_fold["train"])
+
+
+def test_the_full_check_finds_an_alteration_the_cheap_one_cannot(teacher, av_fold, tmp_path, builds):
+    import os
+
+    first = open_cache(teacher, av_fold, tmp_path)
+    path = first.directory / "logits.npy"
+    del first
+    stat = path.stat()
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time: invisible to the cheap check
+    open_cache(teacher, av_fold, tmp_path)
+    assert builds == [1]
+    TeacherCache.open(teacher, av_fold["train"], split="train", data_fingerprint=av_fold.fingerprint,
+                      reads=["logits"], root=tmp_path, augmented=set(), full_check=True)
+    assert builds == [1, 1]  # found and rebuilt
+
+
+def test_a_cache_the_disk_cannot_hold_is_refused_with_the_numbers(teacher, av_fold, tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda folder: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(CacheRefused, match=r"needs 0\.\d\d GB for \d+ rows .* has 0\.00 GB free"):
+        open_cache(teacher, av_fold, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crossdistill.atomic import atomic_file
 from crossdistill.data.audio import add_noise, fit_length, log_mel, read_wav
-from crossdistill.data.sources import FSDD, cache_root, sha256_file
+from crossdistill.data.sources import FSDD, cache_root, file_stamp
 
 
 class AudioOptions(BaseModel):
@@ -53,7 +53,7 @@ def _parse_name(path: Path) -> tuple[int, str]:
 def _cache_key(files: list[Path], options: AudioOptions, seed: int) -> str:
     digest = hashlib.sha256(json.dumps([options.model_dump(), seed]).encode())
     for path in files:
-        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+        digest.update(f"{path.name}:{file_stamp(path)}\n".encode())
     return digest.hexdigest()[:20]
 
 

@@ -27,7 +27,7 @@ from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS, empty
 from crossdistill.data.decoders import BadCell, decode_number
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
-from crossdistill.data.sources import cache_root, sha256_file
+from crossdistill.data.sources import cache_root, file_stamp
 from crossdistill.data.splits import group_fractions, stratified_fractions
 from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
 
@@ -187,7 +187,8 @@ class Manifest:
             raise ManifestError(f"{self.path}: every row is bad; first: {problems[0]}")
 
     def _content_key(self, rows: list[dict[str, Any]], decoded: dict[str, ModalityColumns]) -> str:
-        """The manifest's bytes, the options and the content of every file the decoded columns name."""
+        """The manifest's bytes, the options and the identity (size, modification time) of every file the decoded
+        columns name: an edited file is decoded again, and no run re-reads every file to find out."""
         digest = hashlib.sha256(self.path.read_bytes())
         digest.update(self.options.model_dump_json().encode())
         for spec in decoded.values():
@@ -195,7 +196,7 @@ class Manifest:
                 value = row[spec.column]
                 target = (_file_named(self.base / spec.folder, value) if COLUMN_KINDS.get(spec.kind).names_files
                           else None)
-                digest.update(sha256_file(target).encode() if target is not None else repr(value).encode())
+                digest.update(file_stamp(target).encode() if target is not None else repr(value).encode())
         return digest.hexdigest()[:24]
 
     # ---- labels and splits ------------------------------------------------------------------------------------

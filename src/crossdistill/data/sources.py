@@ -46,6 +46,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_stamp(path: Path) -> str:
+    """A cheap identity of a file's content for cache keys: its size and modification time (an edit changes
+    them; reading them costs no pass over the data, unlike a digest)."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def sums_digest(folder: Path, pattern: str) -> str:
     """sha256 of a ``sha256sum``-style listing of ``folder/pattern`` (one digest for a tree of files)."""
     lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in sorted(folder.glob(pattern))]

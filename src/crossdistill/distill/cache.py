@@ -1,8 +1,12 @@
 """Teacher-output cache: teacher outputs computed once per split into memory-mapped ``.npy`` files (one file
 per tensor, N x ...), keyed by a fingerprint of teacher weights + data split + preprocessing.
 
-A cache whose fingerprint, files or checksums do not match is rebuilt, never silently used. A teacher that
-reads a randomly augmented modality cannot be cached (its outputs would differ every epoch): ``CacheRefused``.
+A cache whose fingerprint, files or checksums do not match is rebuilt, never silently used. Opening it costs no
+pass over the data: each file's SHA-256 and its size and modification time are recorded at build time, and a
+file is re-hashed only when its size or time differ (``full_check`` re-hashes every file). The build writes
+batch by batch into memory-mapped files after estimating their size: a disk that cannot hold them refuses the
+cache with the numbers (the teacher then runs online). A teacher that reads a randomly augmented modality cannot
+be cached (its outputs would differ every epoch): ``CacheRefused``.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from crossdistill.checkpoint import tensors_digest
 from crossdistill.data.batch import Batch, SplitData
-from crossdistill.data.sources import sha256_file
+from crossdistill.data.sources import file_stamp, sha256_file
 from crossdistill.models.outputs import Outputs
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 2  # 2: keyed by checkpoint.tensors_digest; stores only what the terms read (+ embed)
+FORMAT_VERSION = 3  # 3: written batch by batch, file stamps in meta.json; 2: keyed by tensors_digest
 
 
 class CacheRefused(RuntimeError):
@@ -57,7 +61,7 @@ class TeacherCache:
 
     @classmethod
     def open(cls, teacher: nn.Module, data: SplitData, *, split: str, data_fingerprint: str, reads: list[str],
-             root: Path, augmented: set[str], batch_size: int = 256) -> TeacherCache:
+             root: Path, augmented: set[str], batch_size: int = 256, full_check: bool = False) -> TeacherCache:
         """Load the cache for (teacher, split) if valid, else (re)build it."""
         modalities = set(getattr(teacher, "modalities", []))
         if modalities & augmented:
@@ -65,7 +69,7 @@ class TeacherCache:
                                f"{', '.join(sorted(modalities & augmented))}; its outputs cannot be cached")
         names = sorted({"embed", *reads})
         directory = root / fingerprint(teacher, data_fingerprint, split, names)
-        arrays = _load_valid(directory, names)
+        arrays = _load_valid(directory, names, full_check)
         if arrays is None:
             log.info("building teacher cache %s (%s, %d samples)", directory.name, split, len(data))
             _build(directory, teacher, data, names, batch_size)
@@ -75,17 +79,18 @@ class TeacherCache:
         return cls(directory, arrays, index)
 
 
-def _load_valid(directory: Path, names: list[str]) -> dict[str, np.ndarray] | None:
+def _load_valid(directory: Path, names: list[str], full_check: bool = False) -> dict[str, np.ndarray] | None:
     meta_path = directory / "meta.json"
     if not meta_path.is_file():
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        for file, digest in meta["sha256"].items():
-            if sha256_file(directory / file) != digest:
-                raise ValueError(f"checksum mismatch in {file}")
         if meta["names"] != names:
             raise ValueError("stored outputs differ from the ones needed")
+        for file, digest in meta["sha256"].items():
+            unchanged = not full_check and file_stamp(directory / file) == meta["stamps"][file]
+            if not unchanged and sha256_file(directory / file) != digest:
+                raise ValueError(f"checksum mismatch in {file}")
         return {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in names}
     except (ValueError, KeyError, OSError, json.JSONDecodeError) as error:
         log.warning("teacher cache %s is invalid (%s); rebuilding", directory, error)
@@ -93,28 +98,49 @@ def _load_valid(directory: Path, names: list[str]) -> dict[str, np.ndarray] | No
 
 
 @torch.no_grad()
-def _teacher_outputs(teacher: nn.Module, data: SplitData, names: list[str], batch_size: int) -> dict[str, Tensor]:
+def _write_outputs(staging: Path, teacher: nn.Module, data: SplitData, names: list[str], batch_size: int) -> None:
+    """The teacher's outputs on every row, batch by batch, into (N, ...) float32 memory-mapped files."""
     teacher.eval()
     device = next(teacher.parameters()).device
-    chunks: dict[str, list[Tensor]] = {name: [] for name in names}
+    files: dict[str, np.memmap] = {}
     for start in range(0, len(data), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(data)))
         out = teacher(data.batch(rows).to(device))
-        for name in names:
-            chunks[name].append(out.read(name).float().cpu())
-    return {name: torch.cat(parts) for name, parts in chunks.items()}
+        values = {name: out.read(name).float().cpu().numpy() for name in names}
+        if not files:
+            _check_space(staging, {n: v.shape[1:] for n, v in values.items()}, len(data))
+            files = {n: np.lib.format.open_memmap(staging / f"{n}.npy", "w+", np.float32, (len(data), *v.shape[1:]))
+                     for n, v in values.items()}
+        for name, value in values.items():
+            files[name][start : start + len(rows)] = value
+    for array in files.values():
+        array.flush()
+
+
+def _check_space(folder: Path, shapes: dict[str, tuple[int, ...]], rows: int) -> None:
+    """Refuse, with the numbers, a cache the disk cannot hold."""
+    need = rows * sum(4 * int(np.prod(shape)) for shape in shapes.values())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise CacheRefused(f"the teacher cache needs {need / 1e9:.2f} GB for {rows} rows "
+                           f"({', '.join(f'{n} {tuple(s)}' for n, s in shapes.items())} float32 each), but "
+                           f"{folder.parent} has {free / 1e9:.2f} GB free")
 
 
 def _build(directory: Path, teacher: nn.Module, data: SplitData, names: list[str], batch_size: int) -> None:
-    outputs = _teacher_outputs(teacher, data, names, batch_size)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    files = {"index.npy": data.index.numpy()} | {f"{n}.npy": outputs[n].numpy() for n in names}
-    for file, array in files.items():
-        np.save(staging / file, array)
-    meta = {"names": names, "shapes": {n: list(outputs[n].shape) for n in names},
-            "sha256": {file: sha256_file(staging / file) for file in files}}
-    (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(staging, directory)  # atomic: readers see the old cache or the complete new one
+    try:
+        np.save(staging / "index.npy", data.index.numpy())
+        _write_outputs(staging, teacher, data, names, batch_size)
+        files = ["index.npy", *(f"{n}.npy" for n in names)]
+        meta = {"names": names, "shapes": {n: list(np.load(staging / f"{n}.npy", mmap_mode="r").shape)
+                                           for n in names},
+                "sha256": {file: sha256_file(staging / file) for file in files},
+                "stamps": {file: file_stamp(staging / file) for file in files}}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)  # atomic: readers see the old cache or the complete new one
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # (gone already when the build succeeded)
