@@ -32,6 +32,17 @@ class DataConfig(Strict):
     seed: int = Field(0, description="seed of the data split and of the audio-image pairing")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific options")
     augment: dict[str, SpecAugment] = Field(default_factory=dict, description="per-modality augmentation")
+    workers: int | Literal["auto"] = Field(
+        "auto", description="processes decoding files (manifest data): 0 decodes in this process; auto uses the "
+        "available cores for tables of 5,000 rows or more, none for smaller ones (workers would only compete with "
+        "the compute threads)")
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_valid(cls, workers: int | str) -> int | str:
+        if isinstance(workers, int) and workers < 0:
+            raise ValueError("workers must be 0 (no worker process), a positive count, or auto")
+        return workers
 
 
     @field_validator("folds")

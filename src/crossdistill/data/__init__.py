@@ -37,15 +37,17 @@ def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set
                           f"{', '.join(dataset.Options.model_fields)})") from None
 
 
-def open_dataset(name: str, root: str | None, options: dict, seed: int, task: Task) -> Dataset:
+def open_dataset(name: str, root: str | None, options: dict, seed: int, task: Task, *,
+                 workers: int | str = 0) -> Dataset:
     """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache), its targets
-    read as ``task`` says."""
+    read as ``task`` says; ``workers`` processes decode its files where it decodes files (``data.workers``)."""
     _validated_options(name, options)
     dataset = DATASETS.get(name)
     if dataset.targets != "given by the task" and dataset.targets not in task.target_kinds:
         raise ConfigError(f"task {task.name!r} cannot use data set {name!r}, whose label is {dataset.targets} "
                           f"(task {task.name} reads: {', '.join(task.target_kinds)})")
-    return dataset(data_root(root), options, seed, task)
+    parallel = {"workers": workers} if getattr(dataset, "decodes_files", False) else {}
+    return dataset(data_root(root), options, seed, task, **parallel)
 
 
 __all__ = ["DATASETS", "Batch", "DataInfo", "FoldData", "ModalitySpec", "SplitData", "open_dataset"]

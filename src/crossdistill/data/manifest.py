@@ -24,9 +24,9 @@ import torch
 from crossdistill.atomic import atomic_file
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.columns import COLUMN_KINDS, empty
-from crossdistill.data.decoders import BadCell, decode_number
+from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
+from crossdistill.data.row_decoding import decode_rows
 from crossdistill.data.sources import cache_root, file_stamp
 from crossdistill.data.splits import group_fractions, stratified_fractions
 from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
@@ -58,9 +58,10 @@ class Manifest:
     Options = ManifestOptions
     num_folds = 1
     targets = "given by the task"  # the task parses the label column
+    decodes_files = True  # open_dataset hands it data.workers
 
-    def __init__(self, root: Path, options: dict, seed: int, task: Task) -> None:
-        self.options, self.seed, self.task = ManifestOptions.model_validate(options), seed, task
+    def __init__(self, root: Path, options: dict, seed: int, task: Task, workers: int | str = 0) -> None:
+        self.options, self.seed, self.task, self.workers = ManifestOptions.model_validate(options), seed, task, workers
         task.check_label_options(self.options.label_bins)
         if self.options.eval_path:
             self._pair_unlabelled_with_labelled(root)
@@ -90,9 +91,9 @@ class Manifest:
         validate and test on."""
         opts = self.options.model_dump()
         pairs = Manifest(root, {**opts, "eval_path": None, "label": None, "split_column": None,
-                                "group_column": None, "drop_labels": []}, self.seed, self.task)
+                                "group_column": None, "drop_labels": []}, self.seed, self.task, self.workers)
         labelled = Manifest(root, {**opts, "eval_path": None, "path": self.options.eval_path,
-                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed, self.task)
+                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed, self.task, self.workers)
         self.path, self.base = pairs.path, pairs.base
         self.rows = pairs.rows + labelled.rows
         self.decoded = {k: np.concatenate([v, labelled.decoded[k]]) if v.ndim else v  # (sizes are scalars)
@@ -122,30 +123,9 @@ class Manifest:
                                 len(rows) - len(kept), len(rows))
                 return [rows[i] for i in kept], {k: stored[k] for k in stored.files if k != "rows"}
         problems, kept, arrays = [], [], {m: [] for m in decoded_kinds}
-        for position, row in enumerate(rows):
-            number, cells, bad = row["_row"], {}, None
-            for modality, spec in self.options.modalities.items():
-                column = spec.columns()[0]
-                if spec.optional and empty(row[column]):
-                    cells[modality] = None  # missing in this row
-                    continue
-                try:
-                    kind = COLUMN_KINDS.get(spec.kind)
-                    kind.check(spec, row)
-                    if kind.decoded:
-                        cells[modality] = kind.decode(spec, row[column], self.base / spec.folder, self.options)
-                except BadCell as why:
-                    bad = f"row {number}, column {column!r} (modality {modality}): {why}"
-                    break
-            if bad is None and self.options.label and str(row[self.options.label]).strip() in ("", "None"):
-                bad = f"row {number}, column {self.options.label!r} (label): empty"
-            if bad is None and self.options.label and self.task.label_is_number(self.options.label_bins):
-                try:
-                    decode_number(row[self.options.label])
-                except BadCell as why:
-                    bad = f"row {number}, column {self.options.label!r} (label): {why}"
-            if bad is None and len(cells) == len(self.options.modalities) and all(c is None for c in cells.values()):
-                bad = f"row {number}: every modality is missing"
+        label_is_number = bool(self.options.label) and self.task.label_is_number(self.options.label_bins)
+        decoded = decode_rows(rows, self.options, self.base, label_is_number, self.workers, f"reading {self.path.name}")
+        for position, (cells, bad) in enumerate(decoded):
             if bad is not None:
                 problems.append(bad)
                 continue
