@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from crossdistill.config import ConfigError, key_path
 from crossdistill.data.av_digits import AudioVisualDigits, AVDigits, AVMnist
 from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.manifest import Manifest
+from crossdistill.data.manifest import HuggingFaceDataset, Manifest
 from crossdistill.data.mfeat import MultipleFeatures
 from crossdistill.data.sources import data_root
 from crossdistill.data.synthetic_mfh import SyntheticMFH
@@ -18,11 +18,12 @@ from crossdistill.registry import Registry
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
 
-Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH
+Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH  # (HuggingFaceDataset is a Manifest)
 DATASETS: Registry[type[Dataset]] = Registry("dataset")
 DATASETS.register("av-digits")(AVDigits)
 DATASETS.register("av-mnist")(AVMnist)
 DATASETS.register("manifest")(Manifest)
+DATASETS.register("hf")(HuggingFaceDataset)
 DATASETS.register("mfeat")(MultipleFeatures)
 DATASETS.register("synthetic-mfh")(SyntheticMFH)
 

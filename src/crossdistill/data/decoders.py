@@ -3,6 +3,7 @@ decoded raises ``BadCell`` with the reason; the manifest reader adds the row, co
 
 from __future__ import annotations
 
+import io
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +20,12 @@ class BadCell(ValueError):
     """A cell that is empty, names a missing file, or does not decode."""
 
 
-def _file(value: Any, base: Path) -> Path:
+def _file(value: Any, base: Path) -> Path | io.BytesIO:
+    """The file a cell names, or the bytes it holds (a Hugging Face image/audio cell: ``{"bytes", "path"}``)."""
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return io.BytesIO(value["bytes"])
+        value = value.get("path")
     if value is None or str(value).strip() == "":
         raise BadCell("empty cell")
     path = Path(str(value))

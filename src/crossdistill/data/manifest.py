@@ -25,6 +25,7 @@ from crossdistill.atomic import atomic_file
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS
+from crossdistill.data.hf import SPLIT_COLUMN, read_hf_rows, source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.row_decoding import decode_rows
 from crossdistill.data.sources import cache_root, file_stamp
@@ -69,7 +70,7 @@ class Manifest:
         path = Path(self.options.path).expanduser()
         self.path = path if path.is_absolute() else root / path
         self.base = self.path.parent
-        rows = read_rows(self.path, self.options.format, self.options.column_names)
+        rows = self._read_table()
         if not rows:
             raise ConfigError(f"{self.path}: the manifest has no rows")
         if self.options.join:
@@ -85,6 +86,9 @@ class Manifest:
         self.classes, self.labels = self._labels()
         self.assignment = self._split()
         self.ids = np.asarray([row["_row"] - 1 for row in self.rows])  # 0-based row of the table
+
+    def _read_table(self) -> list[dict[str, Any]]:
+        return read_rows(self.path, self.options.format, self.options.column_names)
 
     def _pair_unlabelled_with_labelled(self, root: Path) -> None:
         """Supervision transfer (Gupta et al., CVPR 2016): unlabelled pairs to train on, a labelled manifest to
@@ -169,14 +173,17 @@ class Manifest:
     def _content_key(self, rows: list[dict[str, Any]], decoded: dict[str, ModalityColumns]) -> str:
         """The manifest's bytes, the options and the identity (size, modification time) of every file the decoded
         columns name: an edited file is decoded again, and no run re-reads every file to find out."""
-        digest = hashlib.sha256(self.path.read_bytes())
+        digest = hashlib.sha256(source_identity(self.path))
         digest.update(self.options.model_dump_json().encode())
         for spec in decoded.values():
             for row in rows:
                 value = row[spec.column]
                 target = (_file_named(self.base / spec.folder, value) if COLUMN_KINDS.get(spec.kind).names_files
                           else None)
-                digest.update(file_stamp(target).encode() if target is not None else repr(value).encode())
+                if target is not None:
+                    digest.update(file_stamp(target).encode())
+                elif isinstance(value, str | int | float):  # (other cells, such as stored bytes, are in the source)
+                    digest.update(repr(value).encode())
         return digest.hexdigest()[:24]
 
     # ---- labels and splits ------------------------------------------------------------------------------------
@@ -224,7 +231,7 @@ class Manifest:
             if spec.optional:  # (N,) bool, read by the models' masked fusion
                 inputs[f"{modality}.present"] = torch.from_numpy(self._present(spec, modality))
         targets, scale = self.task.fit_targets(self.labels, train)
-        splits, digest = {}, hashlib.sha256(self.path.read_bytes() + self.options.model_dump_json().encode())
+        splits, digest = {}, hashlib.sha256(source_identity(self.path) + self.options.model_dump_json().encode())
         for split_id, split in enumerate(SPLITS):
             rows = np.flatnonzero(self.assignment == split_id)
             if rows.size == 0:
@@ -266,3 +273,17 @@ class Manifest:
         return {"name": self.name, "modalities": {k: list(v.shape) for k, v in info.modalities.items()},
                 "sizes (fold 0)": sizes, "folds": 1, "licence": self.licence}
 
+
+class HuggingFaceDataset(Manifest):
+    """The ``hf`` data set: a Hugging Face dataset (``path``: a ``save_to_disk`` folder, or a hub name when online)
+    mapped to modalities exactly as a manifest's columns; its train / validation / test splits are used unless
+    ``split_column`` or ``ratios`` say otherwise."""
+
+    name = "hf"
+    usage = "a Hugging Face dataset: set data.options.path (a save_to_disk folder) and modalities (docs/guide.md)"
+
+    def _read_table(self) -> list[dict[str, Any]]:
+        rows, has_splits = read_hf_rows(self.path, self.options.path)
+        if has_splits and not self.options.split_column and "ratios" not in self.options.model_fields_set:
+            self.options.split_column = SPLIT_COLUMN
+        return rows
