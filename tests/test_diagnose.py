@@ -101,3 +101,15 @@ def test_soft_probe_is_cross_entropy_minimiser():
     target = torch.softmax(x @ torch.tensor([[1.0, -1.0], [0.5, 0.0], [0.0, 0.0]]), 1)
     probe = fit_softmax_probe(x, target, l2=0.0, steps=200)
     assert F.kl_div(F.log_softmax(probe(x), 1), target, reduction="batchmean").item() < 1e-4
+
+
+def test_probes_fit_on_a_seeded_capped_subsample_of_train_and_val(av_fold):
+    from crossdistill.diagnose import _rows
+
+    capped = _rows(av_fold, seed=3, max_rows=500)
+    assert len(capped) == 500 and torch.equal(capped.index, _rows(av_fold, seed=3, max_rows=500).index)
+    allowed = set(av_fold["train"].index.tolist()) | set(av_fold["val"].index.tolist())
+    assert set(capped.index.tolist()) <= allowed  # never a test row
+    assert not torch.equal(capped.index, _rows(av_fold, seed=4, max_rows=500).index)
+    whole = _rows(av_fold, seed=3, max_rows=10**6)
+    assert len(whole) == len(av_fold["train"]) + len(av_fold["val"])

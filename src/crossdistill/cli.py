@@ -113,6 +113,8 @@ def diagnose_cmd(
     out: Annotated[Path, typer.Option(help="parent of the run directory")] = Path("runs"),
     data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
     fold: Annotated[int | None, typer.Option(help="default: the config's first fold")] = None,
+    max_rows: Annotated[int, typer.Option(min=10, help="probes fit on a seeded subsample of at most this many "
+                                          "training and validation rows")] = 4000,
 ) -> None:
     """Will distillation help? Probes the teacher and the modalities before any student is distilled."""
     from crossdistill import config
@@ -123,7 +125,7 @@ def diagnose_cmd(
     logging.getLogger("crossdistill").setLevel(logging.INFO)
     try:
         exp = config.load(config_path, list(set_ or []) + ([f"data.root={data_root}"] if data_root else []))
-        result = diagnose(exp, out, fold)
+        result = diagnose(exp, out, fold, max_rows)
     except _user_errors() as error:
         _fail(error)
     console.print("\n".join(render(result)), highlight=False)

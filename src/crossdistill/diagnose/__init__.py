@@ -38,18 +38,21 @@ from crossdistill.models import check_modalities
 from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
-MAX_ROWS = 4000  # probes on at most this many rows (a seeded subsample beyond)
+MAX_ROWS = 4000  # default cap: probes on at most this many rows (a seeded subsample beyond; --max-rows)
 
 
-def _rows(fold: FoldData, seed: int) -> SplitData:
-    """Training and validation rows together (never the test split), subsampled to ``MAX_ROWS``."""
+def _rows(fold: FoldData, seed: int, max_rows: int = MAX_ROWS) -> SplitData:
+    """Training and validation rows together (never the test split), a seeded subsample of ``max_rows`` of them
+    when there are more (only those rows are gathered)."""
     train, val = fold["train"], fold["val"]
-    inputs = {k: torch.cat([train.inputs[k], val.inputs[k]]) for k in train.inputs}
-    data = SplitData(inputs, torch.cat([train.target, val.target]), torch.cat([train.index, val.index]))
-    if len(data) > MAX_ROWS:
-        keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:MAX_ROWS].sort().values
-        data = SplitData({k: v[keep] for k, v in data.inputs.items()}, data.target[keep], data.index[keep])
-    return data
+    total = len(train) + len(val)
+    keep = torch.arange(total)
+    if total > max_rows:
+        keep = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:max_rows].sort().values
+    parts = [(train, keep[keep < len(train)]), (val, keep[keep >= len(train)] - len(train))]
+    inputs = {k: torch.cat([split.inputs[k][rows] for split, rows in parts]) for k in train.inputs}
+    return SplitData(inputs, torch.cat([split.target[rows] for split, rows in parts]),
+                     torch.cat([split.index[rows] for split, rows in parts]))
 
 
 def _teacher_outputs(teacher: torch.nn.Module, data: SplitData) -> tuple[Tensor, Tensor]:
@@ -97,9 +100,9 @@ def _modality_probes(data: SplitData, fold: FoldData, names: list[str], labelled
 
 
 def diagnose_fold(exp: Experiment, fold: FoldData, teacher: torch.nn.Module, student_modalities: list[str],
-                  seed: int = 0) -> dict:
+                  seed: int = 0, max_rows: int = MAX_ROWS) -> dict:
     """The diagnosis of one fold, as a JSON-ready dict."""
-    data = _rows(fold, seed)
+    data = _rows(fold, seed, max_rows)
     labelled = has_label(data.target)
     if int(labelled.sum()) < 10:
         raise ConfigError("diagnose needs labelled training/validation rows (at least 10) to measure what the "
@@ -134,7 +137,7 @@ def diagnose_fold(exp: Experiment, fold: FoldData, teacher: torch.nn.Module, stu
     return result
 
 
-def diagnose(exp: Experiment, out: Path, fold_id: int | None = None) -> dict:
+def diagnose(exp: Experiment, out: Path, fold_id: int | None = None, max_rows: int = MAX_ROWS) -> dict:
     """Diagnose ``exp`` on its first fold (or ``fold_id``); the teacher is loaded or trained as ``run`` would,
     into the same run directory (a later ``run`` of the same config reuses it)."""
     from crossdistill.pipeline import obtain_teacher, prepare_run_dir
@@ -150,7 +153,7 @@ def diagnose(exp: Experiment, out: Path, fold_id: int | None = None) -> dict:
     check_modalities(exp.student, fold.info, "student")
     run_dir = prepare_run_dir(exp, out)
     teacher = obtain_teacher(exp, "teacher", fold, run_dir)
-    result = diagnose_fold(exp, fold, teacher, list(exp.student.modalities), exp.data.seed)
+    result = diagnose_fold(exp, fold, teacher, list(exp.student.modalities), exp.data.seed, max_rows)
     write_text_atomic(run_dir / "diagnose.json", json.dumps(result, indent=1))
     write_text_atomic(run_dir / "diagnose.md", "\n".join(render(result)) + "\n")
     return result
