@@ -120,6 +120,7 @@ def test_a_cache_the_disk_cannot_hold_is_refused_with_the_numbers(teacher, av_fo
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda folder: usage(10**6, 10**6 - 1000, 1000))
-    with pytest.raises(CacheRefused, match=r"needs 0\.\d\d GB for \d+ rows .* has 0\.00 GB free"):
+    with pytest.raises(CacheRefused, match=r"teacher cache \(\d+ rows of embed \(16,\), logits \(10,\), float32\) "
+                                           r"needs 0\.\d\d GB but \S+ has 0\.00 GB free"):
         open_cache(teacher, av_fold, tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind

@@ -485,3 +485,19 @@ def test_worker_processes_decode_exactly_what_one_process_decodes(emoji_rows, tm
     two = open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION, workers=2).fold(0)
     assert torch.equal(one["train"].inputs["image"], two["train"].inputs["image"])
     assert one.fingerprint == two.fingerprint
+
+
+def test_a_disk_too_full_for_the_decoded_cache_is_said_and_the_run_goes_on(emoji_rows, tmp_path, monkeypatch,
+                                                                           caplog):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setenv("CROSSDISTILL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda folder: usage(10**6, 10**6 - 100, 100))
+    path = write_csv(tmp_path / "e.csv", emoji_rows[:60])
+    with caplog.at_level("WARNING", logger="crossdistill"):
+        fold = open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION).fold(0)
+    assert len(fold["train"]) > 0
+    assert "caching the decoded rows of e.csv needs 0.00 GB but" in caplog.text and "decoding again" in caplog.text
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing written, nothing half-written

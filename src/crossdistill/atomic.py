@@ -3,7 +3,9 @@ the old file or the complete new one, never a half-written one, and a crash leav
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,3 +30,18 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(text)
+
+
+def space_problem(folder: Path, need: int, what: str) -> str | None:
+    """None when ``folder``'s disk can hold ``need`` more bytes, else a sentence with the numbers."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # (the disk a folder yet to be made will be on)
+    free = shutil.disk_usage(folder).free
+    if need <= free:
+        return None
+    return f"{what} needs {need / 1e9:.2f} GB but {folder} has {free / 1e9:.2f} GB free"
+
+
+def is_disk_full(error: OSError) -> bool:
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)

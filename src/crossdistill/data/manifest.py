@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from crossdistill.atomic import atomic_file
+from crossdistill.atomic import atomic_file, is_disk_full, space_problem
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS
@@ -153,9 +153,24 @@ class Manifest:
                                     "every row must give the same shape")
             stacked[f"{modality}.present"] = np.asarray([a is not None for a in items])
             stacked[modality] = np.stack([a if a is not None else np.zeros(shape, np.float32) for a in items])
-        with atomic_file(cache) as temporary:
-            np.savez(temporary, rows=np.asarray(kept, dtype=np.int64), **stacked)
+        self._keep(cache, np.asarray(kept, dtype=np.int64), stacked)
         return [rows[i] for i in kept], stacked
+
+    def _keep(self, cache: Path, kept: np.ndarray, stacked: dict[str, np.ndarray]) -> None:
+        """Cache the decoded rows for later runs; a disk that cannot hold them is said, and the run goes on (what
+        was half-written is removed, never read)."""
+        need = kept.nbytes + sum(a.nbytes for a in stacked.values())
+        problem = space_problem(cache.parent, need, f"caching the decoded rows of {self.path.name}")
+        try:
+            if problem is None:
+                with atomic_file(cache) as temporary:
+                    np.savez(temporary, rows=kept, **stacked)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            problem = f"caching the decoded rows of {self.path.name} failed: {error}"
+        if problem:
+            log.warning("%s; decoding again next run", problem)
 
     def _report(self, problems: list[str], total: int) -> None:
         if not problems:

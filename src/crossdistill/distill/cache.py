@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from crossdistill.atomic import space_problem
 from crossdistill.checkpoint import tensors_digest
 from crossdistill.data.batch import Batch, SplitData
 from crossdistill.data.sources import file_stamp, sha256_file
@@ -108,7 +109,7 @@ def _write_outputs(staging: Path, teacher: nn.Module, data: SplitData, names: li
         out = teacher(data.batch(rows).to(device))
         values = {name: out.read(name).float().cpu().numpy() for name in names}
         if not files:
-            _check_space(staging, {n: v.shape[1:] for n, v in values.items()}, len(data))
+            _check_space(staging.parent, {n: v.shape[1:] for n, v in values.items()}, len(data))
             files = {n: np.lib.format.open_memmap(staging / f"{n}.npy", "w+", np.float32, (len(data), *v.shape[1:]))
                      for n, v in values.items()}
         for name, value in values.items():
@@ -120,11 +121,10 @@ def _write_outputs(staging: Path, teacher: nn.Module, data: SplitData, names: li
 def _check_space(folder: Path, shapes: dict[str, tuple[int, ...]], rows: int) -> None:
     """Refuse, with the numbers, a cache the disk cannot hold."""
     need = rows * sum(4 * int(np.prod(shape)) for shape in shapes.values())
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise CacheRefused(f"the teacher cache needs {need / 1e9:.2f} GB for {rows} rows "
-                           f"({', '.join(f'{n} {tuple(s)}' for n, s in shapes.items())} float32 each), but "
-                           f"{folder.parent} has {free / 1e9:.2f} GB free")
+    outputs = ", ".join(f"{n} {tuple(s)}" for n, s in shapes.items())
+    problem = space_problem(folder, need, f"the teacher cache ({rows} rows of {outputs}, float32)")
+    if problem:
+        raise CacheRefused(problem)
 
 
 def _build(directory: Path, teacher: nn.Module, data: SplitData, names: list[str], batch_size: int) -> None:
