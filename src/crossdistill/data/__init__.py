@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from crossdistill.config import ConfigError, key_path
 from crossdistill.data.av_digits import AudioVisualDigits, AVDigits, AVMnist
 from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.manifest import HuggingFaceDataset, Manifest
+from crossdistill.data.hf_dataset import HuggingFaceDataset
+from crossdistill.data.manifest import Manifest
 from crossdistill.data.mfeat import MultipleFeatures
 from crossdistill.data.sources import data_root
 from crossdistill.data.synthetic_mfh import SyntheticMFH

@@ -25,7 +25,7 @@ from crossdistill.atomic import atomic_file, is_disk_full, space_problem
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS
-from crossdistill.data.hf import SPLIT_COLUMN, read_hf_rows, source_identity
+from crossdistill.data.hf import source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.row_decoding import decode_rows
 from crossdistill.data.sources import cache_root, file_stamp
@@ -288,17 +288,3 @@ class Manifest:
         return {"name": self.name, "modalities": {k: list(v.shape) for k, v in info.modalities.items()},
                 "sizes (fold 0)": sizes, "folds": 1, "licence": self.licence}
 
-
-class HuggingFaceDataset(Manifest):
-    """The ``hf`` data set: a Hugging Face dataset (``path``: a ``save_to_disk`` folder, or a hub name when online)
-    mapped to modalities exactly as a manifest's columns; its train / validation / test splits are used unless
-    ``split_column`` or ``ratios`` say otherwise."""
-
-    name = "hf"
-    usage = "a Hugging Face dataset: set data.options.path (a save_to_disk folder) and modalities (docs/guide.md)"
-
-    def _read_table(self) -> list[dict[str, Any]]:
-        rows, has_splits = read_hf_rows(self.path, self.options.path)
-        if has_splits and not self.options.split_column and "ratios" not in self.options.model_fields_set:
-            self.options.split_column = SPLIT_COLUMN
-        return rows
