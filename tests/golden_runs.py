@@ -3,8 +3,10 @@ and trained-weight digests were recorded right after the pooling fix, so that a 
 nothing. ``python tests/golden_runs.py --record`` rewrites ``tests/golden/golden_runs.json``;
 ``tests/test_golden_runs.py`` re-runs them and compares.
 
-Digests are only comparable on the same software and processor (float arithmetic differs across BLAS kernels),
-so the file records where it was made; elsewhere the test compares the metrics to a tolerance instead.
+Digests are only comparable on the same software and processor (float arithmetic differs across kernels: two
+"AMD EPYC" machines, one with AVX-512 and one without, give the same metrics from different weight bits), so the
+file records where it was made, the vector instructions included; elsewhere the test compares the metrics to a
+tolerance instead.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def environment() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
     return {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # (the kernels torch picks: AVX2, AVX512)
             "threads": torch.get_num_threads()}
 
 

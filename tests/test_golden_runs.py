@@ -14,17 +14,25 @@ RECORDED = json.loads(GOLDEN.read_text())
 INTENDED_CHANGES: dict[str, str] = {}
 
 
+# Elsewhere (other kernels, other rounding, two short epochs) metrics stay this close: measured between AVX2 and
+# AVX-512 machines, at most 0.006 in a rate, and a median rank of 9.5 vs 10 or 37 vs 38.5.
+METRIC_TOLERANCE = {"abs": 0.02, "rel": 0.1}
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_golden_run_is_reproduced(name, tmp_path):
-    if environment() != RECORDED["environment"]:
-        pytest.skip(f"golden digests were recorded on {RECORDED['environment']}, this is {environment()}: "
-                    "re-record them here with `python tests/golden_runs.py --record` before a refactor")
+    """Where the file was recorded: metrics and weights bit for bit. Elsewhere: metrics within a tolerance."""
+    same_machine = environment() == RECORDED["environment"]
     expected = RECORDED["runs"][name]
     found = run_golden(name, tmp_path)
     assert sorted(found) == sorted(expected)
     for model, recorded in expected.items():
         if f"{name}/{model}" in INTENDED_CHANGES:
+            continue
+        if not same_machine:
+            assert found[model]["metrics"] == pytest.approx(recorded["metrics"], **METRIC_TOLERANCE), \
+                f"{name}/{model}: test metrics changed (recorded on {RECORDED['environment']}, this is {environment()})"
             continue
         assert found[model]["metrics"] == recorded["metrics"], f"{name}/{model}: test metrics changed"
         assert found[model]["digest"] == recorded["digest"], f"{name}/{model}: trained weights changed"
