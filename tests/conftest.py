@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # deterministic and fast under load (before torch loads)
@@ -36,6 +37,20 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     return _data_root()
+
+
+@pytest.fixture(scope="session")
+def emoji_rows(data_root):
+    """180 emoji of the six largest categories: absolute image path, lower-cased name, category."""
+    folder = data_root / "emoji_noto64"
+    entries = json.loads((folder / "emoji.json").read_text())
+    keep = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Objects", "Symbols"]
+    rows = []
+    for category in keep:
+        picked = [e for e in entries if e["category"] == category and (folder / "png" / e["image"]).is_file()]
+        rows += [{"image": str(folder / "png" / e["image"]), "name": e["name"].lower(), "category": category}
+                 for e in picked[:30]]
+    return rows
 
 
 @pytest.fixture(scope="session")

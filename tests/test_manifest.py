@@ -18,20 +18,6 @@ from crossdistill.tasks import build_task
 CLASSIFICATION = build_task("classification")
 
 
-@pytest.fixture(scope="module")
-def emoji_rows(data_root):
-    """180 emoji of the six largest categories: absolute image path, lower-cased name, category."""
-    folder = data_root / "emoji_noto64"
-    entries = json.loads((folder / "emoji.json").read_text())
-    keep = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Objects", "Symbols"]
-    rows = []
-    for category in keep:
-        picked = [e for e in entries if e["category"] == category and (folder / "png" / e["image"]).is_file()]
-        rows += [{"image": str(folder / "png" / e["image"]), "name": e["name"].lower(), "category": category}
-                 for e in picked[:30]]
-    return rows
-
-
 def write_csv(path, rows):
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -487,17 +473,23 @@ def test_worker_processes_decode_exactly_what_one_process_decodes(emoji_rows, tm
     assert one.fingerprint == two.fingerprint
 
 
-def test_a_disk_too_full_for_the_decoded_cache_is_said_and_the_run_goes_on(emoji_rows, tmp_path, monkeypatch,
-                                                                           caplog):
+def test_a_disk_too_full_for_the_decoded_store_is_refused_with_the_numbers(emoji_rows, tmp_path, monkeypatch):
+    """The store is where decoded rows live, so a disk that cannot hold it stops the run before any training, naming
+    the folder and the space; nothing is left that a later run would read, and with space it builds."""
     import shutil as shutil_module
     from collections import namedtuple
 
+    from crossdistill.data.store import StoreError
+
     usage = namedtuple("usage", "total used free")
+    real_usage = shutil_module.disk_usage
     monkeypatch.setenv("CROSSDISTILL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(shutil_module, "disk_usage", lambda folder: usage(10**6, 10**6 - 100, 100))
     path = write_csv(tmp_path / "e.csv", emoji_rows[:60])
-    with caplog.at_level("WARNING", logger="crossdistill"):
-        fold = open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION).fold(0)
+    with pytest.raises(StoreError, match=r"e\.csv: the decoded store of modality 'image' needs 0\.\d\d GB but "
+                                         r"\S+/store/manifest-\w+\.building has 0\.00 GB free"):
+        open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION)
+    assert not list((tmp_path / "cache").rglob("store.json"))  # never a store a later run would read
+    monkeypatch.setattr(shutil_module, "disk_usage", real_usage)
+    fold = open_dataset("manifest", None, emoji_options(path), 0, CLASSIFICATION).fold(0)
     assert len(fold["train"]) > 0
-    assert "caching the decoded rows of e.csv needs 0.00 GB but" in caplog.text and "decoding again" in caplog.text
-    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing written, nothing half-written

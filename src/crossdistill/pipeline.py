@@ -173,7 +173,7 @@ def check(exp: Experiment, full: bool = False) -> tuple[list[StudentPlan], Datas
     folds, the models over its modalities, the losses' outputs (``crossdistill check``; the start of ``run``)."""
     plans = student_plans(exp, full)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, experiment_task(exp),
-                           workers=exp.data.workers)
+                           **exp.data.reading())
     if max(exp.data.fold_ids) >= dataset.num_folds:
         raise ConfigError(f"data.folds={exp.data.folds} but {exp.data.dataset} has {dataset.num_folds} folds "
                           f"(ids 0..{dataset.num_folds - 1})")

@@ -36,6 +36,16 @@ class DataConfig(Strict):
         "auto", description="processes decoding files (manifest data): 0 decodes in this process; auto uses the "
         "available cores for tables of 5,000 rows or more, none for smaller ones (workers would only compete with "
         "the compute threads)")
+    in_memory: bool | Literal["auto"] = Field(
+        "auto", description="decoded files (manifest data) held in memory (true), or read from the decoded store "
+        "on disk a batch at a time (false: data larger than memory); auto holds a modality when it takes at most "
+        "a quarter of the memory available")
+    full_check: bool = Field(False, description="re-hash every shard of the decoded store when opening it (by "
+                             "default only the files' sizes are checked)")
+
+    def reading(self) -> dict[str, Any]:
+        """How ``open_dataset`` reads files (workers, in memory or from the store, full check)."""
+        return {"workers": self.workers, "in_memory": self.in_memory, "full_check": self.full_check}
 
     @field_validator("workers")
     @classmethod

@@ -40,15 +40,17 @@ def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set
 
 
 def open_dataset(name: str, root: str | None, options: dict, seed: int, task: Task, *,
-                 workers: int | str = 0) -> Dataset:
+                 workers: int | str = 0, in_memory: bool | str = "auto", full_check: bool = False) -> Dataset:
     """The named data set under the data root (``--data-root`` > ``$CROSSDISTILL_DATA`` > ~/.cache), its targets
-    read as ``task`` says; ``workers`` processes decode its files where it decodes files (``data.workers``)."""
+    read as ``task`` says. Where it decodes files: ``workers`` processes decode them (``data.workers``), into a
+    decoded store read into memory or a batch at a time (``data.in_memory``), checked in full on ``full_check``."""
     _validated_options(name, options)
     dataset = DATASETS.get(name)
     if dataset.targets != "given by the task" and dataset.targets not in task.target_kinds:
         raise ConfigError(f"task {task.name!r} cannot use data set {name!r}, whose label is {dataset.targets} "
                           f"(task {task.name} reads: {', '.join(task.target_kinds)})")
-    parallel = {"workers": workers} if getattr(dataset, "decodes_files", False) else {}
+    parallel = ({"workers": workers, "in_memory": in_memory, "full_check": full_check}
+                if getattr(dataset, "decodes_files", False) else {})
     return dataset(data_root(root), options, seed, task, **parallel)
 
 

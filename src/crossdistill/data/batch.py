@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from crossdistill.data.rows import Inputs
+
 if TYPE_CHECKING:  # (the tasks build on the data layer, not the other way round)
     from crossdistill.tasks import Task
 
@@ -71,9 +73,9 @@ class DataInfo:
 
 @dataclass
 class SplitData:
-    """All tensors of one split, in memory: ``inputs[m]`` is (N, ...), ``target`` and ``index`` are (N,)."""
+    """One split: ``inputs[m]`` is (N, ...), ``target`` and ``index`` are (N,) (in memory)."""
 
-    inputs: dict[str, Tensor]
+    inputs: dict[str, Inputs]  # modality -> (N, ...) tensor, or a view read a batch at a time (data.rows)
     target: Tensor
     index: Tensor
     groups: list[str] = field(default_factory=list)  # e.g. the speaker of each sample

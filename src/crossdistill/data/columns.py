@@ -26,6 +26,7 @@ from crossdistill.data.audio import log_mel
 from crossdistill.data.decoders import BadCell, decode_audio, decode_features, decode_image, decode_number
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.pretrained import sentence_encoder
+from crossdistill.data.rows import Rows, moments
 from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.registry import Registry
 
@@ -85,12 +86,11 @@ class Normalised(ColumnKind):
 
     axes: ClassVar[tuple[int, ...]] = (0,)
 
-    def fit(self, spec: ModalityColumns, values: np.ndarray, train: np.ndarray, modality: str,
+    def fit(self, spec: ModalityColumns, values: np.ndarray | Rows, train: np.ndarray, modality: str,
             extra: dict[str, Any]) -> dict[str, Any]:
-        fitted = values[train]
-        # float64: the same statistics whatever the memory layout
-        mean = fitted.mean(axis=self.axes, keepdims=True, dtype=np.float64)
-        std = fitted.std(axis=self.axes, keepdims=True, dtype=np.float64) + 1e-6
+        # float64: the same statistics whatever the memory layout; read in bounded chunks from a store
+        mean, std = moments(values, np.flatnonzero(train), self.axes)
+        std = std + 1e-6
         return {**extra, "normalise": {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
 
     def transform(self, spec: ModalityColumns, values: np.ndarray, state: dict[str, Any]) -> Tensor:

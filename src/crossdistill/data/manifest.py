@@ -15,21 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from crossdistill.atomic import atomic_file, is_disk_full, space_problem
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.hf import source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
-from crossdistill.data.row_decoding import decode_rows
+from crossdistill.data.row_decoding import iter_decoded_rows
+from crossdistill.data.rows import Inputs, Rows, TransformedRows, digest_bytes, fits_in_memory, select_rows
 from crossdistill.data.sources import cache_root, file_stamp
 from crossdistill.data.splits import group_fractions, stratified_fractions
+from crossdistill.data.store import open_store
 from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
 
 if TYPE_CHECKING:
@@ -37,6 +41,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crossdistill")
 SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DecodedColumn:
+    """A decoded modality of the kept rows: its values (on disk), which rows have it, what its decoding adds to the
+    state (e.g. the pretrained model's size), and the store it is in."""
+
+    values: Rows  # (K, ...)
+    present: np.ndarray  # (K,) bool
+    extra: dict[str, Any]
+    identity: str
+
+    def concat(self, other: DecodedColumn) -> DecodedColumn:
+        return DecodedColumn(self.values.concat(other.values), np.concatenate([self.present, other.present]),
+                             self.extra, f"{self.identity}+{other.identity}")
 
 
 def _file_named(base: Path, value: Any) -> Path | None:
@@ -61,8 +80,10 @@ class Manifest:
     targets = "given by the task"  # the task parses the label column
     decodes_files = True  # open_dataset hands it data.workers
 
-    def __init__(self, root: Path, options: dict, seed: int, task: Task, workers: int | str = 0) -> None:
+    def __init__(self, root: Path, options: dict, seed: int, task: Task, workers: int | str = 0,
+                 in_memory: bool | str = "auto", full_check: bool = False) -> None:
         self.options, self.seed, self.task, self.workers = ManifestOptions.model_validate(options), seed, task, workers
+        self.in_memory, self.full_check = in_memory, full_check
         task.check_label_options(self.options.label_bins)
         if self.options.eval_path:
             self._pair_unlabelled_with_labelled(root)
@@ -95,13 +116,14 @@ class Manifest:
         validate and test on."""
         opts = self.options.model_dump()
         pairs = Manifest(root, {**opts, "eval_path": None, "label": None, "split_column": None,
-                                "group_column": None, "drop_labels": []}, self.seed, self.task, self.workers)
+                                "group_column": None, "drop_labels": []}, self.seed, self.task, self.workers,
+                         self.in_memory, self.full_check)
         labelled = Manifest(root, {**opts, "eval_path": None, "path": self.options.eval_path,
-                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed, self.task, self.workers)
+                                   "ratios": (0.0, *self.options.ratios[1:])}, self.seed, self.task, self.workers,
+                            self.in_memory, self.full_check)
         self.path, self.base = pairs.path, pairs.base
         self.rows = pairs.rows + labelled.rows
-        self.decoded = {k: np.concatenate([v, labelled.decoded[k]]) if v.ndim else v  # (sizes are scalars)
-                        for k, v in pairs.decoded.items()}
+        self.decoded = {k: v.concat(labelled.decoded[k]) for k, v in pairs.decoded.items()}
         self.classes = labelled.classes
         self.labels = np.concatenate([pairs.labels, labelled.labels])
         self.assignment = np.concatenate([pairs.assignment, labelled.assignment])
@@ -116,61 +138,23 @@ class Manifest:
                 needed[column] = use
         return needed
 
-    def _decode(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    def _decode(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, DecodedColumn]]:
+        """Every row checked and its files decoded into the decoded store (once: later runs open it); the rows
+        that can be used and their decoded columns, still on disk."""
         decoded_kinds = {m: s for m, s in self.options.modalities.items() if COLUMN_KINDS.get(s.kind).decoded}
-        cache = cache_root() / "preprocessed" / f"manifest-{self._content_key(rows, decoded_kinds)}.npz"
-        if cache.is_file():
-            with np.load(cache, allow_pickle=False) as stored:
-                kept = stored["rows"].tolist()
-                if len(kept) < len(rows):
-                    log.warning("%s: skipped %d of %d rows that cannot be used (as when first read)", self.path,
-                                len(rows) - len(kept), len(rows))
-                return [rows[i] for i in kept], {k: stored[k] for k in stored.files if k != "rows"}
-        problems, kept, arrays = [], [], {m: [] for m in decoded_kinds}
+        folder = cache_root() / "store" / f"manifest-{self._content_key(rows, decoded_kinds)}"
         label_is_number = bool(self.options.label) and self.task.label_is_number(self.options.label_bins)
-        decoded = decode_rows(rows, self.options, self.base, label_is_number, self.workers, f"reading {self.path.name}")
-        for position, (cells, bad) in enumerate(decoded):
-            if bad is not None:
-                problems.append(bad)
-                continue
-            kept.append(position)
-            for modality in decoded_kinds:
-                arrays[modality].append(cells[modality])
-        self._report(problems, len(rows))
-        stacked: dict[str, np.ndarray] = {}
-        for modality, spec in decoded_kinds.items():  # (a pretrained model runs here once over the kept rows)
-            arrays[modality], extra = COLUMN_KINDS.get(spec.kind).decode_all(spec, arrays[modality])
-            stacked[f"{modality}.extra"] = np.asarray(json.dumps(extra))  # what the state adds (e.g. model size)
-        for modality, items in arrays.items():
-            given = [i for i, a in enumerate(items) if a is not None]
-            if not given:
-                raise ManifestError(f"{self.path}: modality {modality!r} is missing in every row")
-            shape = items[given[0]].shape
-            odd = next((i for i in given if items[i].shape != shape), None)
-            if odd is not None:
-                raise ManifestError(f"{self.path}: row {rows[kept[odd]]['_row']}, modality {modality!r}: shape "
-                                    f"{items[odd].shape}, but row {rows[kept[given[0]]]['_row']} has {shape}; "
-                                    "every row must give the same shape")
-            stacked[f"{modality}.present"] = np.asarray([a is not None for a in items])
-            stacked[modality] = np.stack([a if a is not None else np.zeros(shape, np.float32) for a in items])
-        self._keep(cache, np.asarray(kept, dtype=np.int64), stacked)
-        return [rows[i] for i in kept], stacked
 
-    def _keep(self, cache: Path, kept: np.ndarray, stacked: dict[str, np.ndarray]) -> None:
-        """Cache the decoded rows for later runs; a disk that cannot hold them is said, and the run goes on (what
-        was half-written is removed, never read)."""
-        need = kept.nbytes + sum(a.nbytes for a in stacked.values())
-        problem = space_problem(cache.parent, need, f"caching the decoded rows of {self.path.name}")
-        try:
-            if problem is None:
-                with atomic_file(cache) as temporary:
-                    np.savez(temporary, rows=kept, **stacked)
-        except OSError as error:
-            if not is_disk_full(error):
-                raise
-            problem = f"caching the decoded rows of {self.path.name} failed: {error}"
-        if problem:
-            log.warning("%s; decoding again next run", problem)
+        def decode(todo: list[dict[str, Any]], total: int) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
+            return iter_decoded_rows(todo, self.options, self.base, label_is_number, self.workers,
+                                     f"reading {self.path.name}", total)
+
+        store = open_store(folder, rows, decoded_kinds, decode, str(self.path), self.full_check)
+        self._report(store.problems, len(rows))
+        kept = np.flatnonzero(store.ok)
+        columns = {m: DecodedColumn(Rows.of(store.values(m), kept), store.present(m)[kept], store.extra(m),
+                                    folder.name) for m in decoded_kinds}
+        return [rows[i] for i in kept], columns
 
     def _report(self, problems: list[str], total: int) -> None:
         if not problems:
@@ -253,34 +237,41 @@ class Manifest:
                 raise ManifestError(f"{self.path}: the {split} split is empty")
             groups = [str(self.rows[r][self.options.group_column]) for r in rows] if self.options.group_column else []
             manifest_rows = torch.from_numpy(self.ids[rows])
-            splits[split] = SplitData({m: t[rows] for m, t in inputs.items()}, torch.from_numpy(targets[rows]),
-                                      manifest_rows, groups)
+            splits[split] = SplitData({m: select_rows(t, rows) for m, t in inputs.items()},
+                                      torch.from_numpy(targets[rows]), manifest_rows, groups)
             digest.update(rows.tobytes() + self.ids[rows].tobytes())  # which samples, by their ids
         for tensor in inputs.values():
-            digest.update(tensor.numpy().tobytes())
+            digest.update(digest_bytes(tensor))
         info = DataInfo({k: len(v) for k, v in splits.items()}, self.task.num_classes(self.classes), specs,
                         self.task, self.classes, scale)
         return FoldData(0, splits, info, f"{self.path.name}: {len(self.rows)} rows", digest.hexdigest()[:20])
 
-    def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray
-                  ) -> tuple[torch.Tensor, ModalitySpec]:
-        """The modality's tensor for every row and its spec; the column kind's state (fitted on the training rows
-        that have the modality) is the spec's meta, so serving preprocesses new rows the same way."""
+    def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray) -> tuple[Inputs, ModalitySpec]:
+        """The modality's inputs for every row and its spec; the column kind's state (fitted on the training rows
+        that have the modality) is the spec's meta, so serving preprocesses new rows the same way. Decoded
+        columns are read into memory when they fit (``data.in_memory``), else transformed a batch at a time."""
         kind = COLUMN_KINDS.get(spec.kind)
-        if kind.decoded:
-            values, present = self.decoded[modality], self.decoded[f"{modality}.present"]
-            extra = json.loads(str(self.decoded[f"{modality}.extra"]))
-        else:
-            values, present, extra = kind.values(spec, self.rows), kind.present(spec, self.rows), {}
-        state = kind.fit(spec, values, train & present, modality, extra)
-        tensor = kind.transform(spec, values, state)
-        if kind.decoded:
-            tensor[torch.from_numpy(~present)] = 0  # missing rows stay zero (and are masked by the models)
-        return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, state)
+        if not kind.decoded:
+            values, present = kind.values(spec, self.rows), kind.present(spec, self.rows)
+            state = kind.fit(spec, values, train & present, modality, {})
+            tensor = kind.transform(spec, values, state)
+            return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, state)
+        column = self.decoded[modality]
+        held = self.in_memory is True or (self.in_memory == "auto" and fits_in_memory(column.values.nbytes))
+        values = column.values.read() if held else column.values
+        state = kind.fit(spec, values, train & column.present, modality, column.extra)
+        if held:
+            tensor = kind.transform(spec, values, state)
+            tensor[torch.from_numpy(~column.present)] = 0  # missing rows stay zero (and are masked by the models)
+            return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, state)
+        one = kind.transform(spec, column.values.read(np.arange(1)), state)  # (the transformed shape)
+        view = TransformedRows(column.values, column.present, partial(kind.transform, spec, state=state),
+                               tuple(one.shape[1:]), one.dtype, f"{column.identity}:{json.dumps(state)}")
+        return view, ModalitySpec(view.sample_shape, kind.dtype, state)
 
     def _present(self, spec: ModalityColumns, modality: str) -> np.ndarray:
         kind = COLUMN_KINDS.get(spec.kind)
-        return self.decoded[f"{modality}.present"] if kind.decoded else kind.present(spec, self.rows)
+        return self.decoded[modality].present if kind.decoded else kind.present(spec, self.rows)
 
     def describe(self) -> dict:
         sizes = {split: int((self.assignment == i).sum()) for i, split in enumerate(SPLITS)}

@@ -148,7 +148,7 @@ def diagnose(exp: Experiment, out: Path, fold_id: int | None = None, max_rows: i
         raise ConfigError(f"diagnose has no probes for task {task.name}; it answers for tasks whose models "
                           "predict a label (classification, regression)")
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, task,
-                           workers=exp.data.workers)
+                           **exp.data.reading())
     fold = dataset.fold(exp.data.fold_ids[0] if fold_id is None else fold_id)
     check_modalities(exp.student, fold.info, "student")
     run_dir = prepare_run_dir(exp, out)

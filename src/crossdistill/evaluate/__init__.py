@@ -7,6 +7,7 @@ from torch import nn
 
 from crossdistill.data.batch import DataInfo, SplitData
 from crossdistill.data.loader import BatchLoader
+from crossdistill.data.rows import zeros_like_inputs
 from crossdistill.evaluate.metrics import METRICS
 from crossdistill.evaluate.predict import predict
 
@@ -17,7 +18,7 @@ def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size
     removed: its input zeroed and marked missing (the modality-ablation test: what does the model lose without
     it?)."""
     if zero is not None:
-        inputs = {k: torch.zeros_like(v) if k == zero else v for k, v in data.inputs.items()}
+        inputs = {k: zeros_like_inputs(v) if k == zero else v for k, v in data.inputs.items()}
         inputs[f"{zero}.present"] = torch.zeros(len(data), dtype=torch.bool)
         data = SplitData(inputs, data.target, data.index, data.groups)
     outputs = predict(model, BatchLoader(data, batch_size), info.task)

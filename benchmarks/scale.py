@@ -1,0 +1,192 @@
+"""Data larger than memory: the decoded store against rows held in memory, side by side in one run.
+
+Rows made by the benchmark itself (a 64x64 PNG, a 1 s 16 kHz wav and a short text per row, 10 classes; the image
+and the text carry the class, the audio a noisy tone of it), then for each N: the store's build time with 1 and 2
+decoding workers (fingerprinting inside the time: it is a ``crossdistill check``), and a whole ``crossdistill run``
+(image+text teacher, audio student, one epoch each, one seed) with the decoded rows held in memory and read from
+the store, each in a child process whose peak anonymous memory (Pss_Anon of every process of the run, summed:
+forked workers' shared pages counted once) is sampled. With ``--cgroup-mb`` the store run is also made inside a
+memory cgroup of that size (cgroup v1, root), smaller than the decoded data: does it finish?
+
+Writes ``benchmarks/results/scale.json``; prints the ratios.
+    python benchmarks/scale.py [--rows 2000 8000] [--cgroup-mb 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.io import wavfile
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+CONFIG = """
+data:
+  dataset: manifest
+  workers: {workers}
+  in_memory: {in_memory}
+  options:
+    path: {path}
+    label: label
+    ratios: [0.8, 0.1, 0.1]
+    modalities:
+      image: {{kind: image, column: image, size: 64}}
+      audio: {{kind: audio, column: audio, sample_rate: 16000, seconds: 1.0}}
+      text: {{kind: text, column: text, max_length: 8}}
+student_labels: 0.1
+seeds: [0]
+teacher:
+  encoders:
+    image: {{name: image_cnn, channels: [8, 16]}}
+    text: {{name: text_bag, dim: 16}}
+  embed_dim: 16
+  train: {{epochs: 1}}
+student:
+  encoders:
+    audio: {{name: spec_cnn, channels: [4, 8]}}
+  embed_dim: 8
+distill:
+  terms: [{{loss: ce}}, {{loss: kd}}]
+train: {{epochs: 1, batch_size: 128, progress: false}}
+evaluate: {{latency_repeats: 1, modality_ablation: false}}
+"""
+
+
+def make_rows(folder: Path, count: int, seed: int = 0) -> Path:
+    """``count`` rows of files under ``folder``; returns the manifest's path."""
+    rng = np.random.default_rng(seed)
+    (folder / "png").mkdir(parents=True, exist_ok=True)
+    (folder / "wav").mkdir(exist_ok=True)
+    lines = ["image,audio,text,label"]
+    t = np.arange(16000) / 16000
+    for i in range(count):
+        label = int(rng.integers(10))
+        pixels = rng.integers(0, 60, size=(64, 64, 3), dtype=np.uint8)
+        pixels[label * 6 : label * 6 + 6] += 150  # a bright band where the class says
+        Image.fromarray(pixels).save(folder / "png" / f"{i}.png")
+        tone = np.sin(2 * np.pi * (300 + 80 * label) * t) + rng.normal(0, 1.0, t.size)
+        wavfile.write(folder / "wav" / f"{i}.wav", 16000, (tone * 8000).astype(np.int16))
+        lines.append(f"png/{i}.png,wav/{i}.wav,a picture of {WORDS[label]} things,{label}")
+    (folder / "rows.csv").write_text("\n".join(lines) + "\n")
+    return folder / "rows.csv"
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid] + [p for c in children for p in _tree(int(c))]
+
+
+def _pss_anon(pid: int) -> int:
+    total = 0
+    for member in _tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss_Anon:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def measured(command: list[str], env: dict[str, str], cgroup: Path | None = None) -> dict:
+    """Wall time, exit status and peak summed Pss_Anon of ``command`` and its children."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if cgroup is not None:
+        (cgroup / "cgroup.procs").write_text(str(process.pid))
+    peak = [0]
+
+    def sample() -> None:
+        while process.poll() is None:
+            peak[0] = max(peak[0], _pss_anon(process.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    output = process.communicate()[0].decode(errors="replace")
+    sampler.join()
+    result = {"seconds": round(time.perf_counter() - start, 2), "returncode": process.returncode,
+              "peak_pss_anon_mb": round(peak[0] / 2**20, 1)}
+    if process.returncode:
+        result["output_tail"] = output[-1500:]
+    return result
+
+
+def memory_cgroup(megabytes: int) -> Path | None:
+    group = Path("/sys/fs/cgroup/memory/crossdistill-scale")
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "memory.limit_in_bytes").write_text(str(megabytes * 2**20))
+    except OSError as error:
+        print(f"no memory cgroup ({error}): the capped run is skipped")
+        return None
+    return group
+
+
+def one_size(count: int, work: Path, cgroup_mb: int | None) -> dict:
+    path = make_rows(work / f"rows-{count}", count)
+    decoded_mb = count * (3 * 64 * 64 + 16000) * 4 / 2**20
+    result: dict = {"rows": count, "decoded_mb": round(decoded_mb, 1)}
+
+    def env_for(cache: str) -> dict[str, str]:
+        return {**os.environ, "OMP_NUM_THREADS": "2", "CROSSDISTILL_CACHE": str(work / cache)}
+
+    def config(workers: int, in_memory: str) -> Path:
+        file = work / f"run-{count}-{workers}-{in_memory}.yaml"
+        file.write_text(CONFIG.format(workers=workers, in_memory=in_memory, path=path))
+        return file
+
+    cli = [sys.executable, "-m", "crossdistill"]
+    for workers in (1, 2):
+        cache = f"cache-{count}-w{workers}"
+        result[f"build_{workers}_workers"] = measured([*cli, "check", str(config(workers, "false"))],
+                                                      env_for(cache))
+    shared = f"cache-{count}-w2"  # the store built above: the runs below decode nothing
+    for in_memory in ("true", "false"):
+        result[f"run_in_memory_{in_memory}"] = measured(
+            [*cli, "run", str(config(2, in_memory)), "--out", str(work / f"out-{count}-{in_memory}")],
+            env_for(shared))
+    if cgroup_mb:
+        group = memory_cgroup(cgroup_mb)
+        if group is not None:
+            result["run_store_in_cgroup"] = {"cgroup_mb": cgroup_mb, **measured(
+                [*cli, "run", str(config(2, "false")), "--out", str(work / f"out-{count}-capped")],
+                env_for(shared), group)}
+    build = result["build_1_workers"]["seconds"] / max(result["build_2_workers"]["seconds"], 1e-9)
+    run = result["run_in_memory_false"]["seconds"] / max(result["run_in_memory_true"]["seconds"], 1e-9)
+    result["ratios"] = {"build_1_over_2_workers": round(build, 2), "run_store_over_memory": round(run, 2)}
+    shutil.rmtree(path.parent)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, nargs="+", default=[2000, 8000])
+    parser.add_argument("--cgroup-mb", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = [one_size(count, Path(tmp), args.cgroup_mb) for count in args.rows]
+    for size in sizes:
+        print(f"N={size['rows']}: decoded {size['decoded_mb']} MB; " + json.dumps(size["ratios"]) + "; peak Pss_Anon "
+              f"memory {size['run_in_memory_true']['peak_pss_anon_mb']} MB held vs "
+              f"{size['run_in_memory_false']['peak_pss_anon_mb']} MB from the store")
+    args.out.write_text(json.dumps({"cpus": os.cpu_count(), "sizes": sizes}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The decoded store on real files (emoji images + names, FSDD recordings): data read a batch at a time equals data
+held in memory bit for bit, down to a whole training run; a build stopped midway resumes; a truncated or altered
+shard is named and decoded again; a store of another format is rebuilt."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from test_manifest import TINY_MANIFEST_RUN, emoji_options, write_csv
+
+import crossdistill.data.row_decoding as row_decoding
+import crossdistill.data.store as store_module
+from crossdistill.data import open_dataset
+from crossdistill.data.loader import BatchLoader
+from crossdistill.data.rows import Rows, TransformedRows, moments
+from crossdistill.tasks import build_task
+
+CLASSIFICATION = build_task("classification")
+SPLITS = ("train", "val", "test")
+
+
+@pytest.fixture
+def small_shards(monkeypatch, tmp_path):
+    """Shards of 16 rows (so that a table of ~100 rows has several) in a cache of this test's own."""
+    monkeypatch.setattr(store_module, "SHARD_ROWS", 16)
+    monkeypatch.setenv("CROSSDISTILL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How many rows were decoded (in this process)."""
+    calls = {"rows": 0}
+    real = row_decoding.decode_row
+
+    def counting(*args, **kwargs):
+        calls["rows"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(row_decoding, "decode_row", counting)
+    return calls
+
+
+def speech_options(data_root, tmp_path, **extra):
+    files = sorted((data_root / "fsdd" / "recordings").glob("*_[0-2].wav"))[:90]
+    rows = [{"wav": str(f), "digit": f.stem.split("_")[0], "optional_wav": str(f) if i % 3 else ""}
+            for i, f in enumerate(files)]
+    path = write_csv(tmp_path / "speech.csv", rows)
+    return {"path": str(path), "label": "digit", "ratios": [0.6, 0.2, 0.2],
+            "modalities": {"audio": {"kind": "audio", "column": "wav", "sample_rate": 8000, "seconds": 0.5},
+                           "again": {"kind": "audio", "column": "optional_wav", "sample_rate": 8000,
+                                     "seconds": 0.5, "optional": True}}, **extra}
+
+
+def batches(fold, split, seed=3):
+    loader = BatchLoader(fold[split], 16, shuffle=split == "train", seed=seed)
+    return list(loader)
+
+
+@pytest.mark.parametrize("which", ["emoji", "speech"])
+def test_rows_read_a_batch_at_a_time_equal_rows_held_in_memory(which, emoji_rows, data_root, tmp_path, small_shards):
+    """Images (standardised per channel), audio (log-mel) with an optional modality, text: every batch of every
+    split, the fitted state and the shapes are the same whether the decoded rows are held or read from disk."""
+    if which == "emoji":
+        options = emoji_options(write_csv(tmp_path / "e.csv", emoji_rows[:100]), ratios=[0.6, 0.2, 0.2])
+    else:
+        options = speech_options(data_root, tmp_path)
+    held = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=True).fold(0)
+    streamed = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=False).fold(0)
+    decoded = [m for m, spec in options["modalities"].items() if spec["kind"] != "text"]
+    assert all(isinstance(streamed["train"].inputs[m], TransformedRows) for m in decoded)
+    assert all(isinstance(held["train"].inputs[m], torch.Tensor) for m in decoded)
+    assert held.info.modalities == streamed.info.modalities
+    assert [s.meta for s in held.info.modalities.values()] == [s.meta for s in streamed.info.modalities.values()]
+    for split in SPLITS:
+        for a, b in zip(batches(held, split), batches(streamed, split), strict=True):
+            assert torch.equal(a.index, b.index) and torch.equal(a.target, b.target)
+            assert a.inputs.keys() == b.inputs.keys()
+            for name in a.inputs:
+                assert torch.equal(a.inputs[name], b.inputs[name]), (split, name)
+
+
+def test_a_run_from_the_store_trains_exactly_as_from_memory(emoji_rows, tmp_path, small_shards):
+    """The whole pipeline (teacher, teacher cache, student, evaluation) on data read a batch at a time: the same
+    weights and metrics as on data held in memory."""
+    from crossdistill import config, pipeline
+
+    path = write_csv(tmp_path / "emoji.csv", emoji_rows[:120])
+    results = {}
+    for in_memory in (True, False):
+        spec = tmp_path / f"run-{in_memory}.yaml"
+        text = TINY_MANIFEST_RUN.format(path=path, student="text_bag").replace(
+            "  dataset: manifest\n", f"  dataset: manifest\n  in_memory: {str(in_memory).lower()}\n")
+        spec.write_text(text.replace("text: {name: text_bag, dim: 8}", "image: {name: image_cnn, channels: [4]}"))
+        run_dir = pipeline.run(config.load(spec), tmp_path / f"out-{in_memory}")
+        results[in_memory] = json.loads((run_dir / "results.json").read_text())
+    for model in ("teacher", "baseline", "distilled"):
+        assert results[True]["models"][model]["metrics"] == results[False]["models"][model]["metrics"], model
+        assert results[True]["models"][model]["runs"] == results[False]["models"][model]["runs"], model
+
+
+def test_a_build_stopped_midway_resumes(emoji_rows, tmp_path, small_shards, counted, monkeypatch, caplog):
+    options = emoji_options(write_csv(tmp_path / "e.csv", emoji_rows[:100]), ratios=[0.6, 0.2, 0.2])
+    real_write = store_module._Builder._write_shard
+
+    def killed_after_three(self, shard, *args):
+        if shard == 3:
+            raise KeyboardInterrupt  # (as a killed process: nothing after this point runs)
+        real_write(self, shard, *args)
+
+    monkeypatch.setattr(store_module._Builder, "_write_shard", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=False)
+    assert not list((tmp_path / "cache").rglob("store.json"))  # the half-built store is never read
+    monkeypatch.setattr(store_module._Builder, "_write_shard", real_write)
+    counted["rows"] = 0
+    with caplog.at_level(logging.INFO, logger="crossdistill"):
+        resumed = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=False).fold(0)
+    assert "resuming a decoded store: 4 of 7 shards to go" in caplog.text
+    assert counted["rows"] == 100 - 3 * 16  # the recorded shards are not decoded again
+    monkeypatch.setenv("CROSSDISTILL_CACHE", str(tmp_path / "fresh"))
+    fresh = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=False).fold(0)
+    for a, b in zip(batches(resumed, "train"), batches(fresh, "train"), strict=True):
+        assert torch.equal(a.inputs["image"], b.inputs["image"])
+
+
+def store_files(tmp_path, name):
+    (store,) = (tmp_path / "cache" / "store").glob("manifest-*[0-9a-f]")
+    return store, store / name
+
+
+def test_a_truncated_or_altered_shard_is_named_and_decoded_again(emoji_rows, tmp_path, small_shards, counted,
+                                                                 caplog):
+    options = emoji_options(write_csv(tmp_path / "e.csv", emoji_rows[:100]), ratios=[0.6, 0.2, 0.2])
+    first = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=True).fold(0)
+    store, image = store_files(tmp_path, "image.npy")
+    row_bytes = 3 * 16 * 16 * 4
+    size = image.stat().st_size
+    with image.open("r+b") as handle:  # cut into the last shard (rows 97-100)
+        handle.truncate(size - 2 * row_bytes)
+    counted["rows"] = 0
+    with caplog.at_level(logging.WARNING, logger="crossdistill"):
+        again = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=True).fold(0)
+    assert "shard 6 (rows 97-100) of image.npy is truncated; decoding those rows again" in caplog.text
+    assert counted["rows"] == 4 and image.stat().st_size == size
+    assert torch.equal(first["train"].inputs["image"], again["train"].inputs["image"])
+
+    data = np.load(image, mmap_mode="r+")
+    data[40, 0, 0, 0] += 1.0  # one value of row 41 (shard 2) altered
+    data.flush()
+    del data
+    caplog.clear()
+    counted["rows"] = 0
+    open_dataset("manifest", None, options, 0, CLASSIFICATION)  # the cheap check: sizes only
+    assert counted["rows"] == 0 and "altered" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="crossdistill"):
+        checked = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=True,
+                               full_check=True).fold(0)
+    assert "shard 2 (rows 33-48) of image.npy was altered" in caplog.text and counted["rows"] == 16
+    assert torch.equal(first["train"].inputs["image"], checked["train"].inputs["image"])
+
+
+def test_a_store_of_another_format_is_rebuilt(emoji_rows, tmp_path, small_shards, counted, caplog):
+    options = emoji_options(write_csv(tmp_path / "e.csv", emoji_rows[:40]), ratios=[0.6, 0.2, 0.2])
+    open_dataset("manifest", None, options, 0, CLASSIFICATION)
+    store, meta = store_files(tmp_path, "store.json")
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format": 0}))
+    counted["rows"] = 0
+    with caplog.at_level(logging.INFO, logger="crossdistill"):
+        open_dataset("manifest", None, options, 0, CLASSIFICATION)
+    assert "decoded store from another version (format 0; this one reads 1): rebuilt" in caplog.text
+    assert counted["rows"] == 40
+
+
+def test_moments_over_chunks_equal_numpy_over_all_rows(tmp_path):
+    """Normalisation statistics fitted on rows read in chunks (a store larger than memory) equal numpy's over the
+    rows held at once, to float64 rounding."""
+    rng = np.random.default_rng(0)
+    values = (rng.normal(3.0, 2.0, size=(500, 3, 4, 4)) ** 2).astype(np.float32)
+    np.save(tmp_path / "v.npy", values)
+    rows = np.sort(rng.choice(500, size=300, replace=False))
+    on_disk = Rows.of(np.load(tmp_path / "v.npy", mmap_mode="r"), np.arange(500))
+    whole_mean, whole_std = moments(values, rows, (0, 2, 3))
+    import crossdistill.data.rows as rows_module
+
+    chunks = rows_module.chunks_of
+    try:
+        rows_module.chunks_of = lambda r, b, budget=0: chunks(r, b, budget=7 * b)  # chunks of 7 rows
+        mean, std = moments(on_disk, rows, (0, 2, 3))
+    finally:
+        rows_module.chunks_of = chunks
+    np.testing.assert_allclose(mean, whole_mean, rtol=1e-12)
+    np.testing.assert_allclose(std, whole_std, rtol=1e-12)
