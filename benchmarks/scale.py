@@ -173,19 +173,45 @@ def one_size(count: int, work: Path, cgroup_mb: int | None) -> dict:
     return result
 
 
+def render_table(results: dict) -> str:
+    """The markdown table docs/performance.md shows (checked against the results file by a test)."""
+    lines = ["| rows | decoded | build, 1 worker | build, 2 workers | run, held in memory | run, from the store | "
+             f"run from the store in a {results['cgroup_mb']} MB cgroup |", "|---|---|---|---|---|---|---|"]
+    for size in results["sizes"]:
+        held, stored = size["run_in_memory_true"], size["run_in_memory_false"]
+        capped = size.get("run_store_in_cgroup", {})
+        verdict = ("not run" if not capped else f"finished, {capped['seconds']:.0f} s" if capped["returncode"] == 0
+                   else f"killed (exit {capped['returncode']})")
+        builds = size["build_1_workers"]["seconds"], size["build_2_workers"]["seconds"]
+        lines.append(f"| {size['rows']:,} | {size['decoded_mb'] / 1024:.2f} GB | {builds[0]:.1f} s"
+                     f" | {builds[1]:.1f} s ({size['ratios']['build_1_over_2_workers']:.2f}x)"
+                     f" | {held['seconds']:.0f} s, {held['peak_pss_anon_mb']:,.0f} MB"
+                     f" | {stored['seconds']:.0f} s, {stored['peak_pss_anon_mb']:,.0f} MB"
+                     f" ({size['ratios']['run_store_over_memory']:.2f}x the time) | {verdict} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[2000, 8000])
     parser.add_argument("--cgroup-mb", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    parser.add_argument("--render", action="store_true", help="print the docs' table from the results file")
     args = parser.parse_args()
+    if args.render:
+        print(render_table(json.loads(args.out.read_text())))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [one_size(count, Path(tmp), args.cgroup_mb) for count in args.rows]
     for size in sizes:
         print(f"N={size['rows']}: decoded {size['decoded_mb']} MB; " + json.dumps(size["ratios"]) + "; peak Pss_Anon "
               f"memory {size['run_in_memory_true']['peak_pss_anon_mb']} MB held vs "
               f"{size['run_in_memory_false']['peak_pss_anon_mb']} MB from the store")
-    args.out.write_text(json.dumps({"cpus": os.cpu_count(), "sizes": sizes}, indent=1) + "\n")
+    from crossdistill.rundir import stamp
+
+    payload = {"stamp": stamp(CONFIG).model_dump(), "cpus": os.cpu_count(), "cgroup_mb": args.cgroup_mb,
+               "sizes": sizes}
+    args.out.write_text(json.dumps(payload, indent=1) + "\n")
 
 
 if __name__ == "__main__":

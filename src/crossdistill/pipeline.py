@@ -16,7 +16,7 @@ from crossdistill.checkpoint import load_weights, save_weights
 from crossdistill.config import ConfigError, Experiment, ModelSpec, dump
 from crossdistill.data import Dataset, FoldData, open_dataset
 from crossdistill.data.batch import has_label
-from crossdistill.data.loader import BatchLoader
+from crossdistill.data.loader import BatchLoader, loader_workers
 from crossdistill.data.sources import cache_root
 from crossdistill.data.splits import label_budget_mask
 from crossdistill.distill import CacheRefused, Distiller, PrepareContext, TeacherCache, resolve_terms
@@ -87,7 +87,8 @@ def _loaders(exp: Experiment, fold: FoldData, spec_train: dict, labeled: Tensor 
              seed: int) -> tuple[BatchLoader, BatchLoader]:
     cfg = exp.train_for(spec_train)
     train = BatchLoader(fold["train"], cfg.batch_size, shuffle=True, seed=seed, labeled=labeled,
-                        augment=exp.data.augment, only_labeled=only_labeled, shard=(rank(), world_size()))
+                        augment=exp.data.augment, only_labeled=only_labeled, shard=(rank(), world_size()),
+                        workers=loader_workers(exp.data.loader_workers, fold["train"]))
     return train, BatchLoader(fold["val"], 256)
 
 

@@ -40,6 +40,10 @@ class DataConfig(Strict):
         "auto", description="decoded files (manifest data) held in memory (true), or read from the decoded store "
         "on disk a batch at a time (false: data larger than memory); auto holds a modality when it takes at most "
         "a quarter of the memory available")
+    loader_workers: int | Literal["auto"] = Field(
+        "auto", description="DataLoader worker processes making the training batches (rows read and transformed, "
+        "augmentation): 0 makes them in the training process; auto uses 2 when a split is read from the decoded "
+        "store a batch at a time (in_memory), none when every input is already in memory")
     full_check: bool = Field(False, description="re-hash every shard of the decoded store when opening it (by "
                              "default only the files' sizes are checked)")
 
@@ -47,11 +51,11 @@ class DataConfig(Strict):
         """How ``open_dataset`` reads files (workers, in memory or from the store, full check)."""
         return {"workers": self.workers, "in_memory": self.in_memory, "full_check": self.full_check}
 
-    @field_validator("workers")
+    @field_validator("workers", "loader_workers")
     @classmethod
     def _workers_valid(cls, workers: int | str) -> int | str:
         if isinstance(workers, int) and workers < 0:
-            raise ValueError("workers must be 0 (no worker process), a positive count, or auto")
+            raise ValueError("must be 0 (no worker process), a positive count, or auto")
         return workers
 
 

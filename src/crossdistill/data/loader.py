@@ -1,8 +1,11 @@
-"""In-memory mini-batching over a ``SplitData``: shuffling, the label mask, per-modality augmentation.
+"""Mini-batching over a ``SplitData``: shuffling, the label mask, per-modality augmentation, and (``workers``) the
+batches made in ``torch.utils.data.DataLoader`` worker processes.
 
-The tensors are already in memory (preprocessed once), so a DataLoader's worker processes would only add
-overhead; batches are slices. Every epoch of a training loader has the same number of steps, whatever the
-label budget, so that a baseline restricted to its labelled share gets as many updates as a distilled student.
+The order of an epoch is drawn in the training process from the loader's seeded generator, so it is the same
+whatever the workers, and a resumed run continues it. Every epoch of a training loader has the same number of
+steps, whatever the label budget, so that a baseline restricted to its labelled share gets as many updates as a
+distilled student. Workers pay off when a batch costs time to make: rows read from the decoded store and
+transformed (log-mel, normalisation) a batch at a time; for tensors already in memory a batch is a slice.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 from crossdistill.config import SpecAugment
 from crossdistill.data.batch import Batch, SplitData
+from crossdistill.data.row_decoding import available_cores
+from crossdistill.data.rows import TransformedRows
 
 
 def warp(x: Tensor, freq: float, time: float, generator: torch.Generator) -> Tensor:
@@ -53,19 +59,51 @@ def spec_augment(x: Tensor, aug: SpecAugment, generator: torch.Generator) -> Ten
     return x * keep
 
 
+def loader_workers(setting: int | str, data: SplitData) -> int:
+    """``data.loader_workers`` -> a count: ``auto`` is 2 (at most the cores) when any input of ``data`` is read a
+    batch at a time, else 0 (a batch of tensors in memory is a slice: workers would only add overhead)."""
+    if setting != "auto":
+        return int(setting)
+    streamed = any(isinstance(inputs, TransformedRows) for inputs in data.inputs.values())
+    return min(2, available_cores()) if streamed else 0
+
+
+def _as_is(batch: Batch) -> Batch:
+    return batch
+
+
+class _Batches(Dataset):
+    """Batch ``b`` of an epoch's order, made (rows gathered, augmented) wherever the DataLoader asks for it."""
+
+    def __init__(self, loader: BatchLoader, batches: list[Tensor], seeds: list[int] | None) -> None:
+        self.loader, self.batches, self.seeds = loader, batches, seeds
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int) -> Batch:
+        generator = None if self.seeds is None else torch.Generator().manual_seed(self.seeds[b])
+        return self.loader.make(self.batches[b], generator)
+
+
 class BatchLoader:
     """Yields ``Batch``es of a split. ``labeled`` marks rows whose label the model may use. Under several
     processes each takes a disjoint share of every (global) batch, all from the same seeded order: the
-    DistributedSampler contract, kept batch by batch so that N processes see the batches one process would."""
+    DistributedSampler contract, kept batch by batch, so that N processes see the batches one process would.
+
+    ``workers`` > 0 makes the batches in that many DataLoader worker processes: the same rows, labels and masks
+    in the same order; augmentation then draws from a generator per batch seeded from the loader's (the same
+    distribution, other draws than in one process, reproducible for a seed)."""
 
     def __init__(self, data: SplitData, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                  labeled: Tensor | None = None, augment: dict[str, SpecAugment] | None = None,
-                 only_labeled: bool = False, shard: tuple[int, int] = (0, 1)) -> None:
+                 only_labeled: bool = False, shard: tuple[int, int] = (0, 1), workers: int = 0) -> None:
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.shard = shard  # (rank, world size): this process takes rows rank, rank + N, ... of every batch
         self.labeled = labeled if labeled is not None else torch.ones(len(data), dtype=torch.bool)
         self.augment = augment or {}
         self.generator = torch.Generator().manual_seed(seed)
+        self.workers = workers
         self.rows = torch.nonzero(self.labeled).flatten() if only_labeled else torch.arange(len(data))
         if only_labeled and self.rows.numel() == 0:
             raise ValueError("no labelled sample to train on: the label budget is 0")
@@ -83,12 +121,24 @@ class BatchLoader:
                  for _ in range(-(-needed // len(self.rows)))]
         return torch.cat(draws)[:needed]  # a small labelled share is cycled, reshuffled each pass
 
+    def make(self, rows: Tensor, generator: torch.Generator | None = None) -> Batch:
+        """The batch of ``rows``, augmented with ``generator`` (default: the loader's own)."""
+        batch = self.data.batch(rows, self.labeled[rows])
+        for modality, aug in self.augment.items():
+            if modality in batch.inputs:
+                batch.inputs[modality] = spec_augment(batch.inputs[modality], aug, generator or self.generator)
+        return batch
+
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size][self.shard[0] :: self.shard[1]]
-            batch = self.data.batch(rows, self.labeled[rows])
-            for modality, aug in self.augment.items():
-                if modality in batch.inputs:
-                    batch.inputs[modality] = spec_augment(batch.inputs[modality], aug, self.generator)
-            yield batch
+        batches = [order[start : start + self.batch_size][self.shard[0] :: self.shard[1]]
+                   for start in range(0, len(order), self.batch_size)]
+        if self.workers == 0:
+            for rows in batches:
+                yield self.make(rows)
+            return
+        seeds = None
+        if self.augment:
+            seeds = torch.randint(0, 2**62, (len(batches),), generator=self.generator).tolist()
+        yield from DataLoader(_Batches(self, batches, seeds), batch_size=None, num_workers=self.workers,
+                              collate_fn=_as_is, multiprocessing_context="fork")

@@ -12,13 +12,13 @@ size and time) and is:
 - resumable: a build that stops (killed, disk full) continues from its recorded shards;
 - checked: opening compares each file's size with what the rows need (no pass over the data); ``full_check``
   re-hashes every shard. A truncated or altered shard is named in the log and decoded again, nothing else is.
-A store written by another format version is rebuilt (said in the log). Processes opening the same store wait
-for the one building it (a file lock).
+Another format version's store is rebuilt (said in the log). Processes opening one store wait for its builder;
+under torchrun (several ranks, one store on shared storage) the ranks build it together: rank r decodes shards
+r, r + N, ..., and rank 0 finishes it.
 """
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import hashlib
 import json
@@ -27,7 +27,6 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -37,68 +36,23 @@ import numpy as np
 from crossdistill.atomic import is_disk_full, space_problem, write_text_atomic
 from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.manifest_options import ModalityColumns
+from crossdistill.data.store_files import (
+    STORE_FORMAT,
+    DecodedStore,
+    StoreError,
+    bad_shards,
+    data_offset,
+    pack_bits,
+    row_bytes,
+    unpack_bits,
+)
 from crossdistill.data.table import ManifestError
+from crossdistill.distributed import barrier, gather_strings, rank, world_size
 
 log = logging.getLogger("crossdistill")
-STORE_FORMAT = 1
 SHARD_ROWS = 1024
 Decoded = tuple[dict[str, Any] | None, str | None]  # a row's decoded cells, or the problem with it
 Decode = Callable[[list[dict[str, Any]], int], Iterator[Decoded]]  # (rows, the table's row count) -> in order
-
-
-class StoreError(ManifestError):
-    """The store cannot be built (no space on its disk); names the folder and the numbers."""
-
-
-def _bits(mask: np.ndarray) -> str:
-    return base64.b64encode(np.packbits(mask.astype(bool)).tobytes()).decode()
-
-
-def _unbits(text: str, count: int) -> np.ndarray:
-    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:count].astype(bool)
-
-
-def _row_bytes(layout: dict[str, Any]) -> int:
-    return int(np.prod(layout["shape"], dtype=np.int64)) * np.dtype(layout["dtype"]).itemsize
-
-
-def _data_offset(path: Path) -> int:
-    """Where the rows start in an ``.npy`` file (after its header)."""
-    with path.open("rb") as handle:
-        major, _ = np.lib.format.read_magic(handle)
-        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        read(handle)
-        return handle.tell()
-
-
-@dataclass
-class DecodedStore:
-    """A complete store, read-only: ``values(m)`` (N, ...) memory map over every table row (zeros where a row is
-    bad or lacks the modality), ``ok`` (N,) rows that decoded, ``present(m)`` (N,), the problems met."""
-
-    folder: Path
-    meta: dict[str, Any]
-
-    @property
-    def rows(self) -> int:
-        return int(self.meta["rows"])
-
-    @property
-    def ok(self) -> np.ndarray:
-        return _unbits(self.meta["ok"], self.rows)
-
-    @property
-    def problems(self) -> list[str]:
-        return list(self.meta["problems"])
-
-    def values(self, modality: str) -> np.ndarray:
-        return np.load(self.folder / f"{modality}.npy", mmap_mode="r")
-
-    def present(self, modality: str) -> np.ndarray:
-        return _unbits(self.meta["present"][modality], self.rows)
-
-    def extra(self, modality: str) -> dict[str, Any]:
-        return dict(self.meta["extra"].get(modality, {}))
 
 
 @contextmanager
@@ -116,15 +70,21 @@ def open_store(folder: Path, rows: list[dict[str, Any]], modalities: dict[str, M
                what: str, full_check: bool = False) -> DecodedStore:
     """The store of ``rows`` at ``folder``: opened (checked), repaired, resumed or built, whichever applies."""
     building = folder.with_name(folder.name + ".building")
+    if world_size() > 1 and not (folder / "store.json").is_file():
+        _build_together(folder, building, rows, modalities, decode, what)
     with _locked(folder):
         if (folder / "store.json").is_file():
             meta = json.loads((folder / "store.json").read_text())
-            if meta.get("format") != STORE_FORMAT or meta.get("rows") != len(rows):
+            if meta.get("format") != STORE_FORMAT:
                 log.info("%s: decoded store from another version (format %s; this one reads %s): rebuilt", folder,
                          meta.get("format"), STORE_FORMAT)
                 shutil.rmtree(folder)
+            elif meta.get("rows") != len(rows):
+                log.warning("%s: the decoded store holds %s rows, its table %d: rebuilt", folder, meta.get("rows"),
+                            len(rows))
+                shutil.rmtree(folder)
             else:
-                bad = _bad_shards(folder, meta, full_check)
+                bad = bad_shards(folder, meta, full_check)
                 if not bad:
                     return DecodedStore(folder, meta)
                 log.warning("%s: %s; decoding those rows again", folder, "; ".join(bad.values()))
@@ -140,30 +100,33 @@ def open_store(folder: Path, rows: list[dict[str, Any]], modalities: dict[str, M
         return DecodedStore(folder, json.loads((folder / "store.json").read_text()))
 
 
-def _bad_shards(folder: Path, meta: dict[str, Any], full_check: bool) -> dict[int, str]:
-    """Shard -> what is wrong with it: its bytes missing (a file shorter than the rows need; cheap) or, with
-    ``full_check``, not those recorded at build. A file is extended back to its size for the rebuild."""
-    bad: dict[int, str] = {}
-    count, per_shard = meta["rows"], meta["shard_rows"]
-    for modality, layout in meta["modalities"].items():
-        path = folder / f"{modality}.npy"
-        row_bytes = _row_bytes(layout)
-        if not path.is_file():
-            return dict.fromkeys(range(len(meta["shards"])), f"{path.name} is missing")
-        offset, size = _data_offset(path), path.stat().st_size
-        for shard, record in enumerate(meta["shards"]):
-            start, stop = shard * per_shard, min((shard + 1) * per_shard, count)
-            if size < offset + stop * row_bytes:
-                bad[shard] = f"shard {shard} (rows {start + 1}-{stop}) of {path.name} is truncated"
-            elif full_check:
-                with path.open("rb") as handle:
-                    handle.seek(offset + start * row_bytes)
-                    digest = hashlib.sha256(handle.read((stop - start) * row_bytes)).hexdigest()
-                if digest != record["digests"][modality]:
-                    bad[shard] = f"shard {shard} (rows {start + 1}-{stop}) of {path.name} was altered"
-        if size != offset + count * row_bytes:
-            os.truncate(path, offset + count * row_bytes)
-    return bad
+def _build_together(folder: Path, building: Path, rows: list[dict[str, Any]],
+                    modalities: dict[str, ModalityColumns], decode: Decode, what: str) -> None:
+    """Every rank decodes its share of the shards into one store; rank 0 finishes it. A rank's error (a bad
+    shape, a full disk) is raised on every rank, so that none waits for the others forever."""
+    if rank() == 0 and folder.exists():
+        shutil.rmtree(folder)  # (a folder without store.json: not a store)
+    barrier()
+    problem = ""
+    try:
+        builder = _Builder(building, rows, modalities, what)
+        builder.build(decode, share=(rank(), world_size()))
+    except ManifestError as error:
+        problem = str(error)
+    _raise_any(gather_strings(problem))
+    if rank() == 0:
+        try:
+            builder.finish()
+            building.rename(folder)
+        except ManifestError as error:
+            problem = str(error)
+    _raise_any(gather_strings(problem))
+
+
+def _raise_any(problems: list[str]) -> None:
+    first = next((p for p in problems if p), None)
+    if first:
+        raise ManifestError(first)
 
 
 class _Builder:
@@ -177,15 +140,25 @@ class _Builder:
         self.layout: dict[str, Any] = json.loads(plan.read_text()) if plan.is_file() else {
             "format": STORE_FORMAT, "rows": len(rows), "shard_rows": SHARD_ROWS, "modalities": {}}
         self.per_shard = int(self.layout["shard_rows"])
+        for modality, layout in self.layout["modalities"].items():  # (a store under repair: files back to size)
+            path = folder / f"{modality}.npy"
+            if not path.is_file():
+                np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(layout["dtype"]),
+                                          shape=(len(rows), *layout["shape"]))
+            else:
+                os.truncate(path, data_offset(path) + len(rows) * row_bytes(layout))
 
     def _shard_path(self, shard: int) -> Path:
         return self.folder / "shards" / f"{shard}.json"
 
-    def build(self, decode: Decode) -> None:
-        count = -(-len(self.rows) // self.per_shard)
-        todo = [s for s in range(count) if not self._shard_path(s).is_file()]
-        if todo and len(todo) < count:
-            log.info("%s: resuming a decoded store: %d of %d shards to go", self.folder, len(todo), count)
+    def build(self, decode: Decode, share: tuple[int, int] = (0, 1)) -> None:
+        """Decode and write the shards not yet recorded (of ``share`` = (rank, ranks): shards rank, rank + ranks,
+        ...)."""
+        count = self._count()
+        mine = range(share[0], count, share[1])
+        todo = [s for s in mine if not self._shard_path(s).is_file()]
+        if todo and len(todo) < len(mine):
+            log.info("%s: resuming a decoded store: %d of %d shards to go", self.folder, len(todo), len(mine))
         stream = decode([r for s in todo for r in self.rows[s * self.per_shard : (s + 1) * self.per_shard]],
                         len(self.rows))
         try:
@@ -197,43 +170,59 @@ class _Builder:
                 raise
             raise StoreError(f"{self.what}: the disk of {self.folder} filled while decoding ({error}); the store "
                              f"needs {self._need() / 1e9:.2f} GB: free space and run again (it resumes)") from None
-        self._finish(count)
+        if share[1] == 1:
+            self.finish()
+
+    def _count(self) -> int:
+        return -(-len(self.rows) // self.per_shard)
 
     def _need(self) -> int:
-        return sum(len(self.rows) * _row_bytes(m) for m in self.layout["modalities"].values())
+        return sum(len(self.rows) * row_bytes(m) for m in self.layout["modalities"].values())
 
     def _file(self, modality: str, sample: np.ndarray, row: int) -> Path:
         """The modality's ``.npy`` file, made (and its space reserved) on the first row that has it."""
         path = self.folder / f"{modality}.npy"
         known = self.layout["modalities"].get(modality)
         if known is None:
-            known = {"shape": list(sample.shape), "dtype": sample.dtype.str, "first_row": row}
-            self.layout["modalities"][modality] = known
-            need = len(self.rows) * sample.nbytes
-            problem = space_problem(self.folder, need, f"{self.what}: the decoded store of modality {modality!r}")
-            if problem:
-                raise StoreError(f"{problem}: free space or point $CROSSDISTILL_CACHE at a larger disk")
-            np.lib.format.open_memmap(path, mode="w+", dtype=sample.dtype, shape=(len(self.rows), *sample.shape))
-            try:
-                with path.open("r+b") as handle:
-                    os.posix_fallocate(handle.fileno(), 0, path.stat().st_size)  # (a full disk fails here)
-            except OSError as error:
-                if is_disk_full(error):
-                    raise
-            write_text_atomic(self.folder / "build.json", json.dumps(self.layout))
-        elif list(sample.shape) != known["shape"] or sample.dtype.str != known["dtype"]:
+            with _locked(self.folder):  # (under torchrun another rank may have made it)
+                return self._new_file(modality, sample, row)
+        if list(sample.shape) != known["shape"] or sample.dtype.str != known["dtype"]:
             raise ManifestError(f"{self.what}: row {row}, modality {modality!r}: shape {sample.shape}, but row "
                                 f"{known['first_row']} has {tuple(known['shape'])}; every row must give the same "
                                 "shape")
         return path
 
+    def _new_file(self, modality: str, sample: np.ndarray, row: int) -> Path:
+        """Make the modality's file (and reserve its space), or take the one another rank has just made."""
+        plan = self.folder / "build.json"
+        if plan.is_file():
+            self.layout["modalities"] |= json.loads(plan.read_text())["modalities"]
+        if modality in self.layout["modalities"]:
+            return self._file(modality, sample, row)
+        path = self.folder / f"{modality}.npy"
+        problem = space_problem(self.folder, len(self.rows) * sample.nbytes,
+                                f"{self.what}: the decoded store of modality {modality!r}")
+        if problem:
+            raise StoreError(f"{problem}: free space or point $CROSSDISTILL_CACHE at a larger disk")
+        np.lib.format.open_memmap(path, mode="w+", dtype=sample.dtype, shape=(len(self.rows), *sample.shape))
+        try:
+            with path.open("r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, path.stat().st_size)  # (a full disk fails here)
+        except OSError as error:
+            if is_disk_full(error):
+                raise
+        self.layout["modalities"][modality] = {"shape": list(sample.shape), "dtype": sample.dtype.str,
+                                               "first_row": row}
+        write_text_atomic(plan, json.dumps(self.layout))
+        return path
+
     def _write_shard(self, shard: int, start: int, decoded: list[Decoded]) -> None:
         ok = np.asarray([bad is None for _, bad in decoded])
-        record: dict[str, Any] = {"ok": _bits(ok), "problems": [bad for _, bad in decoded if bad is not None],
+        record: dict[str, Any] = {"ok": pack_bits(ok), "problems": [bad for _, bad in decoded if bad is not None],
                                   "present": {}, "digests": {}, "extra": {}}
         for modality, spec in self.modalities.items():
             given = [i for i, (cells, _) in enumerate(decoded) if cells is not None and cells[modality] is not None]
-            record["present"][modality] = _bits(np.isin(np.arange(len(decoded)), given))
+            record["present"][modality] = pack_bits(np.isin(np.arange(len(decoded)), given))
             values: list[np.ndarray] = []
             if given:  # (a pretrained model runs here, a shard at a time)
                 decoded_all, record["extra"][modality] = COLUMN_KINDS.get(spec.kind).decode_all(
@@ -254,7 +243,7 @@ class _Builder:
             block[given] = np.stack(values)
         path, payload = self.folder / f"{modality}.npy", block.tobytes()
         with path.open("r+b") as handle:
-            handle.seek(_data_offset(path) + start * (len(payload) // size))
+            handle.seek(data_offset(path) + start * (len(payload) // size))
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
@@ -263,17 +252,20 @@ class _Builder:
     def _rows_of(self, start: int) -> list[dict[str, Any]]:
         return self.rows[start : start + self.per_shard]
 
-    def _finish(self, count: int) -> None:
+    def finish(self) -> None:
         """Gather the shards' records into ``store.json`` (a modality no row has is an error)."""
+        count, plan = self._count(), self.folder / "build.json"
+        if plan.is_file():
+            self.layout = json.loads(plan.read_text())  # (with the files other ranks made)
         records = [json.loads(self._shard_path(s).read_text()) for s in range(count)]
         meta = {**self.layout, "shards": [], "problems": [], "extra": {}}
         ok, present = [], {m: [] for m in self.modalities}
         for shard, record in enumerate(records):
             size = len(self._rows_of(shard * self.per_shard))
-            ok.append(_unbits(record["ok"], size))
+            ok.append(unpack_bits(record["ok"], size))
             meta["problems"] += record["problems"]
             for modality in self.modalities:
-                present[modality].append(_unbits(record["present"][modality], size))
+                present[modality].append(unpack_bits(record["present"][modality], size))
                 if record["extra"].get(modality) and any(present[modality][-1]):
                     meta["extra"][modality] = record["extra"][modality]
             meta["shards"].append({"digests": record["digests"]})
@@ -282,9 +274,9 @@ class _Builder:
                 raise ManifestError(f"{self.what}: modality {modality!r} is missing in every row")
             for shard, record in enumerate(meta["shards"]):  # (shards before the file was made: zeros)
                 if modality in self.layout["modalities"] and modality not in record["digests"]:
-                    row_bytes = _row_bytes(self.layout["modalities"][modality])
-                    zeros = bytes(len(self._rows_of(shard * self.per_shard)) * row_bytes)
+                    size = row_bytes(self.layout["modalities"][modality])
+                    zeros = bytes(len(self._rows_of(shard * self.per_shard)) * size)
                     record["digests"][modality] = hashlib.sha256(zeros).hexdigest()
-        meta["ok"] = _bits(np.concatenate(ok) if ok else np.zeros(0, bool))
-        meta["present"] = {m: _bits(np.concatenate(p) if p else np.zeros(0, bool)) for m, p in present.items()}
+        meta["ok"] = pack_bits(np.concatenate(ok) if ok else np.zeros(0, bool))
+        meta["present"] = {m: pack_bits(np.concatenate(p) if p else np.zeros(0, bool)) for m, p in present.items()}
         write_text_atomic(self.folder / "store.json", json.dumps(meta))
