@@ -1,0 +1,28 @@
+"""The numbers docs/performance.md shows for data larger than memory are those of the committed results files
+(rendered from them, stamped with the version and commit they were measured at)."""
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from scale import render_table  # noqa: E402
+
+DOC = (REPO / "docs" / "performance.md").read_text()
+
+
+def test_the_scale_table_is_rendered_from_its_results_file():
+    results = json.loads((REPO / "benchmarks" / "results" / "scale.json").read_text())
+    assert results["stamp"]["commit"] and results["stamp"]["package_version"]
+    assert render_table(results) in DOC
+
+
+def test_the_store_format_numbers_are_those_of_their_results_file():
+    results = json.loads((REPO / "benchmarks" / "results" / "store_format.json").read_text())
+    assert results["stamp"]["commit"]
+    expected = (f"{results['npy_memmap_ms_per_row']} ms a row from a `.npy` memory map, "
+                f"{results['arrow_ms_per_row']} ms from Arrow")
+    assert expected in DOC.replace("\n", " ")
+    assert f"{results['arrow_over_npy']}x slower" in DOC
