@@ -12,6 +12,7 @@ from test_manifest import TINY_MANIFEST_RUN, emoji_options, write_csv
 
 import crossdistill.data.row_decoding as row_decoding
 import crossdistill.data.store as store_module
+import crossdistill.data.store_writer as store_writer
 from crossdistill.data import open_dataset
 from crossdistill.data.loader import BatchLoader
 from crossdistill.data.rows import Rows, TransformedRows, moments
@@ -102,18 +103,18 @@ def test_a_run_from_the_store_trains_exactly_as_from_memory(emoji_rows, tmp_path
 
 def test_a_build_stopped_midway_resumes(emoji_rows, tmp_path, small_shards, counted, monkeypatch, caplog):
     options = emoji_options(write_csv(tmp_path / "e.csv", emoji_rows[:100]), ratios=[0.6, 0.2, 0.2])
-    real_write = store_module._Builder._write_shard
+    real_write = store_writer._ShardWriter.write
 
     def killed_after_three(self, shard, *args):
         if shard == 3:
             raise KeyboardInterrupt  # (as a killed process: nothing after this point runs)
         real_write(self, shard, *args)
 
-    monkeypatch.setattr(store_module._Builder, "_write_shard", killed_after_three)
+    monkeypatch.setattr(store_writer._ShardWriter, "write", killed_after_three)
     with pytest.raises(KeyboardInterrupt):
         open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=False)
     assert not list((tmp_path / "cache").rglob("store.json"))  # the half-built store is never read
-    monkeypatch.setattr(store_module._Builder, "_write_shard", real_write)
+    monkeypatch.setattr(store_writer._ShardWriter, "write", real_write)
     counted["rows"] = 0
     with caplog.at_level(logging.INFO, logger="crossdistill"):
         resumed = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=False).fold(0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +28,7 @@ from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.hf import source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
-from crossdistill.data.row_decoding import iter_decoded_rows
+from crossdistill.data.row_decoding import decode_chunk
 from crossdistill.data.rows import Inputs, Rows, TransformedRows, digest_bytes, fits_in_memory, select_rows
 from crossdistill.data.sources import cache_root, file_stamp
 from crossdistill.data.splits import group_fractions, stratified_fractions
@@ -144,12 +143,8 @@ class Manifest:
         decoded_kinds = {m: s for m, s in self.options.modalities.items() if COLUMN_KINDS.get(s.kind).decoded}
         folder = cache_root() / "store" / f"manifest-{self._content_key(rows, decoded_kinds)}"
         label_is_number = bool(self.options.label) and self.task.label_is_number(self.options.label_bins)
-
-        def decode(todo: list[dict[str, Any]], total: int) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
-            return iter_decoded_rows(todo, self.options, self.base, label_is_number, self.workers,
-                                     f"reading {self.path.name}", total)
-
-        store = open_store(folder, rows, decoded_kinds, decode, str(self.path), self.full_check)
+        decode = partial(decode_chunk, options=self.options, base=self.base, label_is_number=label_is_number)
+        store = open_store(folder, rows, decoded_kinds, decode, str(self.path), self.workers, self.full_check)
         self._report(store.problems, len(rows))
         kept = np.flatnonzero(store.ok)
         columns = {m: DecodedColumn(Rows.of(store.values(m), kept), store.present(m)[kept], store.extra(m),
