@@ -2,7 +2,8 @@
 
 Rows made by the benchmark itself (a 64x64 PNG, a 1 s 16 kHz wav and a short text per row, 10 classes; the image
 and the text carry the class, the audio a noisy tone of it), then for each N: the store's build time with 1 and 2
-decoding workers (fingerprinting inside the time: it is a ``crossdistill check``), and a whole ``crossdistill run``
+decoding workers (timed around opening the data set in a process that has imported the package: fingerprinting
+every file, reading the table, decoding and writing the store are inside the time), and a whole ``crossdistill run``
 (image+text teacher, audio student, one epoch each, one seed) with the decoded rows held in memory and read from
 the store, each in a child process whose peak anonymous memory (Pss_Anon of every process of the run, summed:
 forked workers' shared pages counted once) is sampled. With ``--cgroup-mb`` the store run is also made inside a
@@ -60,6 +61,21 @@ distill:
   terms: [{{loss: ce}}, {{loss: kd}}]
 train: {{epochs: 1, batch_size: 128, progress: false}}
 evaluate: {{latency_repeats: 1, modality_ablation: false}}
+"""
+
+
+# The store's build, timed inside a process that has imported the package (the import is no part of a build):
+# opening the data set as a run does (fingerprint of every file, reading the table, decoding, writing, checks).
+BUILD = """
+import json, sys, time
+from crossdistill import config
+from crossdistill.data import open_dataset
+from crossdistill.plans import experiment_task
+exp = config.load(sys.argv[1])
+start = time.perf_counter()
+open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, experiment_task(exp),
+             **exp.data.reading())
+print("BUILD_SECONDS", time.perf_counter() - start)
 """
 
 
@@ -121,6 +137,9 @@ def measured(command: list[str], env: dict[str, str], cgroup: Path | None = None
     sampler.join()
     result = {"seconds": round(time.perf_counter() - start, 2), "returncode": process.returncode,
               "peak_pss_anon_mb": round(peak[0] / 2**20, 1)}
+    timed = [line.split()[1] for line in output.splitlines() if line.startswith("BUILD_SECONDS ")]
+    if timed:
+        result["build_seconds"] = round(float(timed[0]), 2)
     if process.returncode:
         result["output_tail"] = output[-1500:]
     return result
@@ -137,7 +156,7 @@ def memory_cgroup(megabytes: int) -> Path | None:
     return group
 
 
-def one_size(count: int, work: Path, cgroup_mb: int | None) -> dict:
+def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = False) -> dict:
     path = make_rows(work / f"rows-{count}", count)
     decoded_mb = count * (3 * 64 * 64 + 16000) * 4 / 2**20
     result: dict = {"rows": count, "decoded_mb": round(decoded_mb, 1)}
@@ -153,8 +172,13 @@ def one_size(count: int, work: Path, cgroup_mb: int | None) -> dict:
     cli = [sys.executable, "-m", "crossdistill"]
     for workers in (1, 2):
         cache = f"cache-{count}-w{workers}"
-        result[f"build_{workers}_workers"] = measured([*cli, "check", str(config(workers, "false"))],
+        result[f"build_{workers}_workers"] = measured([sys.executable, "-c", BUILD, str(config(workers, "false"))],
                                                       env_for(cache))
+    if build_only:
+        result["ratios"] = {"build_1_over_2_workers": round(result["build_1_workers"]["build_seconds"]
+                                                            / result["build_2_workers"]["build_seconds"], 2)}
+        shutil.rmtree(path.parent)
+        return result
     shared = f"cache-{count}-w2"  # the store built above: the runs below decode nothing
     for in_memory in ("true", "false"):
         result[f"run_in_memory_{in_memory}"] = measured(
@@ -166,7 +190,7 @@ def one_size(count: int, work: Path, cgroup_mb: int | None) -> dict:
             result["run_store_in_cgroup"] = {"cgroup_mb": cgroup_mb, **measured(
                 [*cli, "run", str(config(2, "false")), "--out", str(work / f"out-{count}-capped")],
                 env_for(shared), group)}
-    build = result["build_1_workers"]["seconds"] / max(result["build_2_workers"]["seconds"], 1e-9)
+    build = result["build_1_workers"]["build_seconds"] / max(result["build_2_workers"]["build_seconds"], 1e-9)
     run = result["run_in_memory_false"]["seconds"] / max(result["run_in_memory_true"]["seconds"], 1e-9)
     result["ratios"] = {"build_1_over_2_workers": round(build, 2), "run_store_over_memory": round(run, 2)}
     shutil.rmtree(path.parent)
@@ -182,7 +206,7 @@ def render_table(results: dict) -> str:
         capped = size.get("run_store_in_cgroup", {})
         verdict = ("not run" if not capped else f"finished, {capped['seconds']:.0f} s" if capped["returncode"] == 0
                    else f"killed (exit {capped['returncode']})")
-        builds = size["build_1_workers"]["seconds"], size["build_2_workers"]["seconds"]
+        builds = size["build_1_workers"]["build_seconds"], size["build_2_workers"]["build_seconds"]
         lines.append(f"| {size['rows']:,} | {size['decoded_mb'] / 1024:.2f} GB | {builds[0]:.1f} s"
                      f" | {builds[1]:.1f} s ({size['ratios']['build_1_over_2_workers']:.2f}x)"
                      f" | {held['seconds']:.0f} s, {held['peak_pss_anon_mb']:,.0f} MB"
@@ -197,12 +221,17 @@ def main() -> None:
     parser.add_argument("--cgroup-mb", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     parser.add_argument("--render", action="store_true", help="print the docs' table from the results file")
+    parser.add_argument("--build-only", action="store_true", help="only the store builds (1 and 2 workers)")
     args = parser.parse_args()
     if args.render:
         print(render_table(json.loads(args.out.read_text())))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = [one_size(count, Path(tmp), args.cgroup_mb) for count in args.rows]
+        sizes = [one_size(count, Path(tmp), args.cgroup_mb, args.build_only) for count in args.rows]
+    if args.build_only:
+        print(json.dumps([{"rows": s["rows"], **s["ratios"], "seconds": [s[f"build_{w}_workers"]["build_seconds"]
+                                                                          for w in (1, 2)]} for s in sizes]))
+        return
     for size in sizes:
         print(f"N={size['rows']}: decoded {size['decoded_mb']} MB; " + json.dumps(size["ratios"]) + "; peak Pss_Anon "
               f"memory {size['run_in_memory_true']['peak_pss_anon_mb']} MB held vs "

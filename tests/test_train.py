@@ -18,7 +18,8 @@ TEACHER = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", 
                                     "embed_dim": 8})
 
 
-def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None, losses=("ce",)):
+def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None, losses=("ce",), checkpoint_steps=0,
+              augment=None, workers=0):
     torch.manual_seed(seed)
     subset = av_fold["train"].batch(torch.arange(0, 2000, 8))  # 250 clips
     from crossdistill.data.batch import SplitData
@@ -27,8 +28,9 @@ def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None, losses=
     teacher = build_model(TEACHER, av_fold.info) if len(losses) > 1 else None
     distiller = Distiller(build_model(STUDENT, av_fold.info), teacher,
                           resolve_terms([TermSpec(loss=name) for name in losses]), probe=data.batch(torch.arange(4)))
-    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=patience, ema_horizon=ema)
-    train = BatchLoader(data, 16, shuffle=True, seed=seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=patience, ema_horizon=ema,
+                      checkpoint_steps=checkpoint_steps)
+    train = BatchLoader(data, 16, shuffle=True, seed=seed, augment=augment, workers=workers)
     val = BatchLoader(av_fold["val"], 256)
     result = fit(distiller, train, val, av_fold["val"].target, cfg, run_dir, torch.device("cpu"))
     return distiller, result
@@ -111,3 +113,38 @@ def test_an_early_stopped_fit_stays_stopped_when_run_again(av_fold, tmp_path):
     assert first.epochs_run < 40  # stopped early
     _, again = small_fit(av_fold, tmp_path, epochs=40, patience=1)
     assert again.epochs_run == first.epochs_run and again.best_score == first.best_score
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_fit_killed_mid_epoch_resumes_from_that_step_bit_for_bit(av_fold, tmp_path, monkeypatch, workers):
+    """train.checkpoint_steps: a crash in the middle of an epoch (15 steps) loses only the steps since the last
+    mid-epoch checkpoint; the resumed fit continues the same batches, augmentation draws, dropout and loss sums
+    (in the training process or in DataLoader workers) and ends identical to a fit never stopped."""
+    import crossdistill.train as train_module
+    from crossdistill.config import SpecAugment
+
+    augment = {"audio": SpecAugment(time_shift=4, freq_masks=1, freq_width=3)}
+    settings = {"epochs": 3, "losses": ("ce", "crd"), "checkpoint_steps": 3, "augment": augment, "workers": workers}
+    straight_distiller, straight = small_fit(av_fold, tmp_path / "straight", **settings)
+    real, calls = train_module._autocast, []
+
+    def crash_in_the_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 15 + 8:  # epoch 1, step 7: after the checkpoint written at step 6
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_autocast", crash_in_the_second_epoch)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        small_fit(av_fold, tmp_path / "resumed", **settings)
+    saved = load_state(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert saved["epoch"] == 0 and saved["mid_epoch"]["epoch"] == 1 and saved["mid_epoch"]["step"] == 6
+    monkeypatch.setattr(train_module, "_autocast", real)
+    resumed_distiller, resumed = small_fit(av_fold, tmp_path / "resumed", **settings)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
+    assert [r["val_score"] for r in resumed.history] == [r["val_score"] for r in straight.history]
+    for key, value in straight_distiller.training_state().state_dict().items():
+        assert torch.equal(value, resumed_distiller.training_state().state_dict()[key]), key
+    for key, value in straight_distiller.student.state_dict().items():
+        assert torch.equal(value, resumed_distiller.student.state_dict()[key]), key
+    assert "mid_epoch" not in load_state(tmp_path / "resumed" / "checkpoints" / "last.pt")  # ended cleanly

@@ -158,5 +158,7 @@ class TrainConfig(Strict):
         "kept), or skip the batch and count it (metrics.jsonl: skipped_steps)")
     checkpoint_every: int = Field(1, ge=1, description="write last.pt and metrics.jsonl every this many epochs "
                                   "(and at the end): long runs of tiny models spend their time writing otherwise")
+    checkpoint_steps: int = Field(0, ge=0, description="also write last.pt every this many steps inside an epoch "
+                                  "(0: at epoch ends only): a killed run resumes from that step, exactly")
     device: str = "auto"
     progress: bool = True

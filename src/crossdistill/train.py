@@ -110,14 +110,26 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
     return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
 
 
+@dataclass
+class EpochSoFar:
+    """How far an epoch went: the steps done, the per-term loss sums (float64) and the skipped steps."""
+
+    step: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    skipped: int = 0
+
+
 def _train_epoch(distiller: Distiller, forward: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, cfg: TrainConfig,
-                 device: torch.device, ema: AveragedModel | None, epoch: int) -> dict[str, float]:
-    """One epoch; ``forward`` is the distiller, or its DistributedDataParallel wrapper."""
+                 device: torch.device, ema: AveragedModel | None, epoch: int, so_far: EpochSoFar,
+                 checkpoint: Callable[[EpochSoFar], None]) -> dict[str, float]:
+    """One epoch (or its rest, from ``so_far``); ``forward`` is the distiller, or its DistributedDataParallel
+    wrapper; ``checkpoint`` is called every ``cfg.checkpoint_steps`` steps."""
     distiller.train()
-    sums: dict[str, Tensor] = {}  # on the device: no host sync per step beyond the non-finite check
-    skipped = 0
-    for step, batch in enumerate(loader):
+    # on the device: no host sync per step beyond the non-finite check
+    sums = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in so_far.sums.items()}
+    skipped = so_far.skipped
+    for step, batch in enumerate(loader, start=so_far.step):
         distiller.epoch = epoch + step / len(loader)  # for terms whose weight warms up
         with _autocast(cfg, device):
             losses = forward(batch.to(device))
@@ -141,13 +153,17 @@ def _train_epoch(distiller: Distiller, forward: nn.Module, loader: BatchLoader, 
             ema.update_parameters(distiller.student)
         for name, value in losses.items():
             sums[name] = sums.get(name, 0.0) + value.detach().double()
+        if cfg.checkpoint_steps and (step + 1) % cfg.checkpoint_steps == 0 and step + 1 < len(loader):
+            checkpoint(EpochSoFar(step + 1, {k: float(v) for k, v in sums.items()}, skipped))
     done = max(1, len(loader) - skipped)
     means = mean_over_ranks({f"train_{k}": float(v) / done for k, v in sums.items()})
     return means | ({"skipped_steps": skipped} if skipped else {})
 
 
-def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[FitProgress, list[dict]]:
-    """Progress and history of an interrupted (or finished) fit, every stateful object restored."""
+def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader
+            ) -> tuple[FitProgress, list[dict], EpochSoFar]:
+    """Progress and history of an interrupted (or finished) fit, every stateful object restored; how far the
+    interrupted epoch went (a mid-epoch checkpoint: the loader set to continue it)."""
     try:
         state = load_state(path)
     except CorruptCheckpointError as error:
@@ -157,7 +173,12 @@ def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader) -> tuple[F
     torch.set_rng_state(state["rng"])
     train.generator.set_state(state["loader_rng"])
     progress = FitProgress(**{f.name: state[f.name] for f in fields(FitProgress)})
-    return progress, json.loads(state["history"])
+    so_far = EpochSoFar()
+    if "mid_epoch" in state:
+        mid = state["mid_epoch"]
+        train.resume_at(mid["loader"])
+        so_far = EpochSoFar(int(mid["step"]), dict(mid["sums"]), int(mid["skipped"]))
+    return progress, json.loads(state["history"]), so_far
 
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
@@ -186,9 +207,15 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                 "scheduler": scheduler, **({"ema": ema} if ema is not None else {})}
     last_path = run_dir / "checkpoints" / "last.pt"
     keep_last = cfg.select_on == "last"  # no selection: the final weights
-    progress, history = FitProgress(), []
+    progress, history, so_far = FitProgress(), [], EpochSoFar()
     if resume and last_path.is_file():
-        progress, history = _resume(last_path, stateful, train)
+        progress, history, so_far = _resume(last_path, stateful, train)
+
+    def save(extra: dict[str, Any]) -> None:
+        save_state({**{k: v.state_dict() for k, v in stateful.items()}, **vars(progress), **extra,
+                    "history": json.dumps(history), "rng": torch.get_rng_state(),
+                    "loader_rng": train.generator.get_state()}, last_path)
+
     run_dir.mkdir(parents=True, exist_ok=True)
     # Several processes: DDP over what training changes (student, adapters, loss modules, a jointly trained
     # teacher); frozen teachers stay outside it. Rank 0 broadcasts its initial weights.
@@ -199,8 +226,14 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         bar_id = bar.add_task(label or "fit", total=cfg.epochs, completed=progress.epoch + 1)
         for epoch in range(progress.epoch + 1, cfg.epochs if not progress.stopped else 0):
             tic = time.perf_counter()
+            def mid_epoch(done: EpochSoFar, epoch: int = epoch) -> None:
+                if is_main():
+                    save({"mid_epoch": {"epoch": epoch, "step": done.step, "sums": done.sums,
+                                        "skipped": done.skipped, "loader": train.position(done.step)}})
+
             row = {"epoch": epoch, **_train_epoch(distiller, forward, train, optimizer, scheduler, scaler, cfg,
-                                                  device, ema, epoch)}
+                                                  device, ema, epoch, so_far, mid_epoch)}
+            so_far = EpochSoFar()
             writes = (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1
             if not keep_last or writes:  # with no selection, the validation score is only logged
                 row["val_score"] = task.validation_score(predict(evaluated, val, task, device), val_targets)
@@ -212,9 +245,7 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
             progress.stopped = bool(not keep_last and cfg.patience and epoch - progress.best_epoch >= cfg.patience)
             history.append(row)
             if (writes or progress.stopped) and is_main():
-                save_state({**{k: v.state_dict() for k, v in stateful.items()}, **vars(progress),
-                            "history": json.dumps(history), "rng": torch.get_rng_state(),
-                            "loader_rng": train.generator.get_state()}, last_path)
+                save({})
                 # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
                 write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
             bar.update(bar_id, advance=1, description=f"{label} loss {row.get('train_loss', math.nan):.3f}")

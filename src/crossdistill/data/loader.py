@@ -11,6 +11,7 @@ transformed (log-mel, normalisation) a batch at a time; for tensors already in m
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +105,8 @@ class BatchLoader:
         self.augment = augment or {}
         self.generator = torch.Generator().manual_seed(seed)
         self.workers = workers
+        self.epoch_start = self.generator.get_state()  # the generator when the current epoch's order was drawn
+        self._resume: tuple[int, Tensor] | None = None  # (batches to skip, generator state) for the next epoch
         self.rows = torch.nonzero(self.labeled).flatten() if only_labeled else torch.arange(len(data))
         if only_labeled and self.rows.numel() == 0:
             raise ValueError("no labelled sample to train on: the label budget is 0")
@@ -129,16 +132,34 @@ class BatchLoader:
                 batch.inputs[modality] = spec_augment(batch.inputs[modality], aug, generator or self.generator)
         return batch
 
+    def position(self, step: int) -> dict[str, Any]:
+        """Where an epoch stands after ``step`` batches (saved in a mid-epoch checkpoint): the generator when its
+        order was drawn, and now."""
+        return {"epoch_start": self.epoch_start, "step": step, "generator": self.generator.get_state()}
+
+    def resume_at(self, position: dict[str, Any]) -> None:
+        """Make the next epoch the one of ``position``, from its next batch: the same order (drawn again from the
+        same generator state), the batches already trained on skipped, augmentation continuing its draws."""
+        self.generator.set_state(position["epoch_start"])
+        self._resume = (int(position["step"]), position["generator"])
+
     def __iter__(self) -> Iterator[Batch]:
+        self.epoch_start = self.generator.get_state()
         order = self._order()
         batches = [order[start : start + self.batch_size][self.shard[0] :: self.shard[1]]
                    for start in range(0, len(order), self.batch_size)]
+        seeds = None
+        if self.workers and self.augment:
+            seeds = torch.randint(0, 2**62, (len(batches),), generator=self.generator).tolist()
+        skip = 0
+        if self._resume is not None:
+            (skip, state), self._resume = self._resume, None
+            self.generator.set_state(state)
         if self.workers == 0:
-            for rows in batches:
+            for rows in batches[skip:]:
                 yield self.make(rows)
             return
-        seeds = None
-        if self.augment:
-            seeds = torch.randint(0, 2**62, (len(batches),), generator=self.generator).tolist()
-        yield from DataLoader(_Batches(self, batches, seeds), batch_size=None, num_workers=self.workers,
-                              collate_fn=_as_is, multiprocessing_context="fork")
+        made = _Batches(self, batches[skip:], seeds[skip:] if seeds is not None else None)
+        # (its own generator: the workers' base seed is not drawn from the global RNG, which dropout reads)
+        yield from DataLoader(made, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
+                              multiprocessing_context="fork", generator=torch.Generator().manual_seed(0))

@@ -10,7 +10,9 @@ size and time) and is:
   on disk;
 - atomic: it is built in ``<name>.building`` and renamed to ``<name>`` when complete, so a half-built store is
   never read;
-- resumable: a build that stops (killed, disk full) continues from its recorded shards;
+- resumable: a build that stops (killed, disk full) continues from its recorded shards (a power cut may lose
+  recent shards' bytes before they reach the disk: the files are synced once, when the store is complete, since
+  a sync per shard halved the build's speed; ``full_check`` finds such shards);
 - checked: opening compares each file's size with what the rows need (no pass over the data); ``full_check``
   re-hashes every shard. A truncated or altered shard is named in the log and decoded again, nothing else is.
 Another format version's store is rebuilt (said in the log). Processes opening one store wait for its builder;
@@ -223,4 +225,7 @@ class _Builder:
                     record["digests"][modality] = hashlib.sha256(zeros).hexdigest()
         meta["ok"] = pack_bits(np.concatenate(ok) if ok else np.zeros(0, bool))
         meta["present"] = {m: pack_bits(np.concatenate(p) if p else np.zeros(0, bool)) for m, p in present.items()}
+        for modality in self.layout["modalities"]:  # on disk before the store is declared complete
+            with (self.folder / f"{modality}.npy").open("rb+") as handle:
+                os.fsync(handle.fileno())
         write_text_atomic(self.folder / "store.json", json.dumps(meta))
