@@ -9,7 +9,8 @@ the store, each in a child process whose peak anonymous memory (Pss_Anon of ever
 forked workers' shared pages counted once) is sampled. With ``--cgroup-mb`` the store run is also made inside a
 memory cgroup of that size (cgroup v1, root), smaller than the decoded data: does it finish?
 
-Writes ``benchmarks/results/scale.json``; prints the ratios.
+Writes ``benchmarks/results/scale.json`` and ``scale.png`` (cost against N, log axes); prints the ratios;
+``--render`` prints the docs' table from the results file (and redraws the plot).
     python benchmarks/scale.py [--rows 2000 8000] [--cgroup-mb 1500]
 """
 
@@ -172,6 +173,7 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
     cli = [sys.executable, "-m", "crossdistill"]
     for workers in (1, 2):
         cache = f"cache-{count}-w{workers}"
+        os.sync()  # (no build pays for the write-back of the one before it)
         result[f"build_{workers}_workers"] = measured([sys.executable, "-c", BUILD, str(config(workers, "false"))],
                                                       env_for(cache))
     if build_only:
@@ -215,6 +217,27 @@ def render_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(results: dict, path: Path) -> None:
+    """Cost against N on log axes: peak memory and run time, held in memory vs from the store."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [size["rows"] for size in results["sizes"]]
+    figure, (memory, seconds) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("run_in_memory_true", "held in memory"), ("run_in_memory_false", "from the store")):
+        memory.plot(rows, [size[key]["peak_pss_anon_mb"] for size in results["sizes"]], "o-", label=label)
+        seconds.plot(rows, [size[key]["seconds"] for size in results["sizes"]], "o-", label=label)
+    memory.plot(rows, [size["decoded_mb"] for size in results["sizes"]], "k:", label="decoded data")
+    for axis, title in ((memory, "peak anonymous memory (MB)"), (seconds, "whole run (s)")):
+        axis.set(xscale="log", yscale="log", xlabel="rows", title=title)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[2000, 8000])
@@ -225,6 +248,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render:
         print(render_table(json.loads(args.out.read_text())))
+        plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
         return
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [one_size(count, Path(tmp), args.cgroup_mb, args.build_only) for count in args.rows]
@@ -241,6 +265,7 @@ def main() -> None:
     payload = {"stamp": stamp(CONFIG).model_dump(), "cpus": os.cpu_count(), "cgroup_mb": args.cgroup_mb,
                "sizes": sizes}
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
+    plot(payload, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
