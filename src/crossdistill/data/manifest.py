@@ -3,11 +3,11 @@
 A small config maps columns to modalities: image files, audio files, free text, numeric and categorical
 columns (tabular), pre-extracted feature vectors (``.npy`` paths or list columns), and an optional label.
 Every row is checked before anything trains: a bad cell stops the run with its row number, column and file, or,
-with ``skip_bad_rows``, the row is dropped and counted in the log. Nothing on disk is modified. Decoded files are
-cached under ``$CROSSDISTILL_CACHE/preprocessed`` keyed by the content of the manifest and of every file it
-names, so later runs decode nothing. Splits come from a column, or seeded stratified ratios, optionally keeping
-groups (speaker, patient) within one split. Statistics (image and feature normalisation, tabular
-standardisation, text vocabulary, categorical levels) are fitted on the training split only.
+with ``skip_bad_rows``, the row is dropped and counted in the log. Nothing on disk is modified. Decoded files go
+to the decoded store (``crossdistill.data.store``, under ``$CROSSDISTILL_CACHE/store``) keyed by the manifest, its
+options and every named file's size and time, so later runs decode nothing. Splits come from a column, or seeded
+stratified ratios, optionally keeping groups (speaker, patient) within one split. Statistics (image and feature
+normalisation, tabular standardisation, text vocabulary, categorical levels) are fitted on the training split only.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def open_store(folder: Path, rows: list[dict[str, Any]], modalities: dict[str, M
                 folder.rename(building)
                 (building / "store.json").unlink()
                 for shard in bad:
-                    (building / "shards" / f"{shard}.json").unlink(missing_ok=True)
+                    shard_record(building, shard).unlink(missing_ok=True)
         elif folder.exists():
             shutil.rmtree(folder)  # (not a store: nothing this version wrote)
         _Builder(building, rows, modalities, what, decode, workers).build()
