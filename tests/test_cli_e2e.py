@@ -69,6 +69,58 @@ def test_run_writes_the_run_directory_contract(finished_run):
     assert "distilled" in output and "report.html" in output
 
 
+def test_results_carry_the_paired_comparison_and_per_row_predictions(finished_run):
+    import numpy as np
+
+    from crossdistill.stats import paired_diff
+
+    run_dir, output = finished_run
+    results = json.loads((run_dir / "results.json").read_text())
+    (comparison,) = results["comparisons"]
+    assert (comparison["model"], comparison["reference"], comparison["metric"]) == ("distilled", "baseline",
+                                                                                    "accuracy")
+    diff = comparison["paired_diff"]
+    assert diff["n_runs"] == 1 and diff["verdict"] == "no verdict"  # one seed, one fold: no verdict
+    assert diff["ci_low"] <= diff["mean"] <= diff["ci_high"]
+    assert diff["mean"] == pytest.approx(results["gain"]["accuracy"])
+    rows = {name: np.load(run_dir / "models" / name / "fold0-seed0" / "test_rows.npz")
+            for name in ("distilled", "baseline")}
+    assert rows["distilled"]["correct"].mean() == pytest.approx(
+        results["models"]["distilled"]["metrics"]["accuracy"]["mean"])
+    # recomputed from the files in the run directory: the same interval
+    again = paired_diff({(0, 0): dict(rows["distilled"])}, {(0, 0): dict(rows["baseline"])},
+                        lambda r, idx: r["correct"][idx].mean(axis=1), seed=0)
+    assert again.model_dump() == diff
+    assert "no verdict (fewer than 3 paired runs" in output
+    teacher_soft = results["models"]["teacher"]["soft_labels"][0]
+    assert 0.1 <= teacher_soft["mean_top_probability"] <= 1.0 and 0 <= teacher_soft["normalised_entropy"] <= 1
+
+
+def test_report_html_has_no_raw_markdown(finished_run):
+    from html.parser import HTMLParser
+
+    run_dir, _ = finished_run
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.text, self.tags = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    page = Text()
+    page.feed((run_dir / "report" / "report.html").read_text())
+    text = "".join(page.text)
+    assert "`" not in text and "**" not in text and "\n#" not in text and "|---" not in text
+    assert "± 0.0" not in text and "(n = 1)" in text  # one seed: no fake spread
+    assert page.tags.count("h1") == 1 and "table" in page.tags and "code" in page.tags
+    assert "crossdistill report: tiny" in text
+
+
 def test_report_rebuilds_from_the_run_directory(finished_run):
     run_dir, _ = finished_run
     (run_dir / "report" / "report.md").unlink()

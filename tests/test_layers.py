@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "crossdistill"
 # Lowest first. A module's layer is that of its longest listed prefix.
 LAYERS = [
-    ["errors", "registry", "atomic", "runtime", "__init__"],
+    ["errors", "registry", "atomic", "runtime", "stats", "__init__"],
     ["config", "specs", "checkpoint", "distributed"],
     ["data"],
     ["models"],

@@ -22,6 +22,7 @@ from crossdistill.data.splits import label_budget_mask
 from crossdistill.distill import CacheRefused, Distiller, PrepareContext, TeacherCache, resolve_terms
 from crossdistill.distributed import barrier, is_main, rank, world_size
 from crossdistill.evaluate import modality_ablation
+from crossdistill.evaluate.health import soft_label_information, still_rising
 from crossdistill.evaluate.predict import predict
 from crossdistill.models import build_model, check_modalities
 from crossdistill.models.fusion import MultiModalModel
@@ -163,7 +164,12 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
         load_weights(distiller.student, RunDir.weights(model_dir.parent.parent / plan.init_from / model_dir.name))
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
                  label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task)
-    summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum())}
+    rising = still_rising([row["val_score"] for row in result.history if "val_score" in row])
+    if rising:
+        log.warning("%s fold %d seed %d: its validation score was still rising at the last epoch (%d): it is "
+                    "probably undertrained; raise train.epochs", plan.name, fold.fold, seed, result.epochs_run - 1)
+    summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum()),
+               "still_rising": rising}
     if is_main():
         (model_dir / "fit.json").write_text(json.dumps(summary))
     return distiller.student.cpu().eval()
@@ -197,6 +203,7 @@ def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True) -> 
         for name, teacher in teachers.items():
             ablation = modality_ablation(teacher, fold["test"], fold.info) if ablate else None
             book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
+            book.note_soft_labels(name, fold, soft_label_information(teacher, fold["train"], fold.info, exp.data.seed))
         for plan in plans:
             selector = teachers[plan.teacher or "teacher"]
             for seed in plan.seeds:

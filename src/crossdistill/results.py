@@ -1,4 +1,6 @@
-"""Collects per-(fold, seed) evaluations into ``results.json``: mean ± std over seeds x folds per model."""
+"""Collects per-(fold, seed) evaluations into ``results.json``: mean ± std over seeds x folds per model, and
+every distilled student compared with the student trained alone on the same label budget under the project's
+one statistical rule (``crossdistill.stats``: paired over (fold, seed), hierarchical bootstrap)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossdistill.atomic import write_text_atomic
+from crossdistill.atomic import atomic_file, write_text_atomic
 from crossdistill.config import Experiment, ModelSpec, dump
 from crossdistill.data.batch import FoldData, ModalitySpec
 from crossdistill.distributed import is_main
 from crossdistill.evaluate import evaluate_split
 from crossdistill.evaluate.efficiency import efficiency
+from crossdistill.evaluate.health import flat_teacher_warning
 from crossdistill.plans import StudentPlan
 from crossdistill.rundir import RunDir, stamp
+from crossdistill.stats import paired_diff
 from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
@@ -47,6 +51,20 @@ class ResultsBook:
         self.models: dict[str, dict] = {}
         self.specs: dict[str, ModalitySpec] = {}
         self.task: Task | None = None
+        self.warnings: list[str] = []  # shown in a box at the top of the report
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning("%s", message)
+
+    def note_soft_labels(self, name: str, fold: FoldData, soft: dict | None) -> None:
+        """The teacher's soft-label information on the training split (``evaluate.health``), warned if flat."""
+        if soft is None:
+            return
+        self.models[name].setdefault("soft_labels", []).append({"fold": fold.fold, **soft})
+        if soft["flat"]:
+            self.warn(flat_teacher_warning(name, fold.fold, soft, fold.info.num_classes))
 
     def add_fold(self, fold: FoldData) -> None:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
@@ -62,12 +80,16 @@ class ResultsBook:
                plan: StudentPlan | None = None, ablation: dict | None = None) -> None:
         """Evaluate ``model`` on the fold's test split and file the scores under ``name``."""
         report = evaluate_split(model, fold["test"], fold.info)
+        test_rows = report.pop("rows")
         model_dir = self.run_dir.model_dir(name, fold.fold, seed)
         weights = RunDir.weights(model_dir)
         write_json(model_dir / "eval.json", {**report, "ablation": ablation, "seed": seed, "fold": fold.fold})
+        if is_main():
+            with atomic_file(RunDir.test_rows(model_dir)) as tmp:
+                np.savez(tmp, **test_rows)
         entry = self.models.setdefault(name, {
             "role": "student" if plan else "teacher", "modalities": list(spec.modalities),
-            "runs": [], "confusion": np.zeros((fold.info.num_classes,) * 2, dtype=int), "model": model,
+            "runs": [], "rows": {}, "confusion": np.zeros((fold.info.num_classes,) * 2, dtype=int), "model": model,
             "weights": weights, "ablation": [],
             **({"teacher": plan.teacher, "teachers": plan.teacher_names, "student_labels": plan.labels,
                 "select_on": plan.select_on, "init_from": plan.init_from,
@@ -76,6 +98,7 @@ class ResultsBook:
                if plan else {}),
         })
         entry["runs"].append({"fold": fold.fold, "seed": seed, **report["metrics"]})
+        entry["rows"][(fold.fold, seed)] = test_rows
         where = f"fold {fold.fold}" + ("" if seed is None else f" seed {seed}")
         headline = fold.info.task.metric_names[0]
         log.info("%-24s %-16s test %s %.3f", name, where, headline, report["metrics"][headline])
@@ -83,6 +106,9 @@ class ResultsBook:
             entry["confusion"] += np.array(report["confusion"])
         if ablation:
             entry["ablation"].append(ablation)
+        fit_file = model_dir / "fit.json"
+        if plan and fit_file.is_file() and json.loads(fit_file.read_text()).get("still_rising"):
+            entry.setdefault("still_rising", []).append(where)
 
     def _model_summary(self, entry: dict) -> dict:
         names = self.task.metric_names
@@ -91,7 +117,8 @@ class ResultsBook:
         for r in entry["runs"]:
             by_fold.setdefault(r["fold"], []).append(r[names[0]])
         cost = efficiency(entry["model"], self.specs, entry["weights"], self.exp.evaluate.latency_repeats)
-        summary = {k: v for k, v in entry.items() if k not in ("runs", "model", "weights", "confusion", "ablation")}
+        summary = {k: v for k, v in entry.items() if k not in ("runs", "rows", "model", "weights", "confusion",
+                                                                "ablation")}
         summary |= {**cost, "metrics": metrics, "runs": entry["runs"], "confusion": entry["confusion"].tolist(),
                     "std_within_fold": {str(f): summarize(v)["std"] for f, v in by_fold.items()}}
         if entry["ablation"]:
@@ -100,7 +127,29 @@ class ResultsBook:
                 for m in entry["ablation"][0]}
         return summary
 
+    def comparisons(self) -> list[dict]:
+        """Each taught student (a teacher, or weights from a taught run) vs the student trained alone on the same
+        label budget, on the headline metric, paired over the (fold, seed) runs both have."""
+        students = {n: e for n, e in self.models.items() if e["role"] == "student"}
+        taught = {n for n, e in students.items() if e.get("teacher") or e.get("init_from")}
+        alone = {e["student_labels"]: n for n, e in students.items() if n not in taught}
+        out = []
+        for name in self.models:
+            reference = alone.get(self.models[name]["student_labels"]) if name in taught else None
+            if reference is None:
+                continue
+            diff = paired_diff(self.models[name]["rows"], self.models[reference]["rows"],
+                               self.task.headline_statistic, seed=self.exp.data.seed)
+            out.append({"model": name, "reference": reference, "labels": self.models[name]["student_labels"],
+                        "metric": self.task.metric_names[0], "paired_diff": diff.model_dump()})
+        return out
+
     def write(self) -> dict:
+        for name, entry in self.models.items():
+            if entry.get("still_rising"):
+                runs = entry["still_rising"]
+                self.warn(f"{name}: its validation score was still rising at the last epoch in {len(runs)} of "
+                          f"{len(entry['runs'])} runs ({', '.join(runs)}): probably undertrained (raise train.epochs)")
         models = {name: self._model_summary(entry) for name, entry in self.models.items()}
         gain = {}
         if "baseline" in models and "distilled" in models:
@@ -113,6 +162,7 @@ class ResultsBook:
                    "folds": self.folds,
                    "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
                    "student_labels": self.exp.student_labels, "latency_threads": torch.get_num_threads(),
-                   "models": models, "gain": gain}
+                   "models": models, "gain": gain, "comparisons": self.comparisons(),
+                   "warnings": self.warnings}
         write_json(self.run_dir.results, results)
         return results

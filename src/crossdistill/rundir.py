@@ -9,7 +9,7 @@ Layout::
     <run>/data_info.json         classes, modalities and their saved preprocessing, the task
     <run>/results.json           every model's test metrics and costs (``Results``), stamped
     <run>/models/<name>/fold<k>[-seed<s>]/{checkpoints/best.safetensors, checkpoints/last.pt, metrics.jsonl,
-                                           eval.json, fit.json}
+                                           eval.json, fit.json, test_rows.npz}
     <run>/report/                report.md, report.html, results.csv, plots/
     <run>/export/                the exported student
 """
@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from crossdistill import __version__
 from crossdistill.errors import CrossdistillError
+from crossdistill.stats import PairedDiff
 
-SCHEMA_VERSION = 2  # 1: before the stamp and the task objects (no schema_version key)
+SCHEMA_VERSION = 3  # 1: before the stamp and the task objects (no schema_version key); 2: before comparisons
 
 
 class StaleRunError(CrossdistillError, ValueError):
@@ -63,6 +64,17 @@ class ModelResult(BaseModel):
     confusion: list[list[int]]
 
 
+class Comparison(BaseModel):
+    """One paired comparison: ``model`` minus ``reference`` on ``metric`` (``crossdistill.stats.PairedDiff``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    reference: str
+    labels: float
+    metric: str
+    paired_diff: PairedDiff
+
+
 class Results(BaseModel):
     """``results.json``."""
 
@@ -82,6 +94,8 @@ class Results(BaseModel):
     latency_threads: int
     models: dict[str, ModelResult]
     gain: dict[str, float]
+    comparisons: list[Comparison]  # each taught student vs the student alone on its budget (crossdistill.stats)
+    warnings: list[str]  # flat teacher soft labels, undertrained students (crossdistill.evaluate.health)
 
 
 def _commit() -> str | None:
@@ -150,6 +164,11 @@ class RunDir:
     @staticmethod
     def weights(model_dir: Path) -> Path:
         return model_dir / "checkpoints" / "best.safetensors"
+
+    @staticmethod
+    def test_rows(model_dir: Path) -> Path:
+        """Per-test-row targets/predictions of one trained model (what the paired bootstrap resamples)."""
+        return model_dir / "test_rows.npz"
 
     def trained(self, name: str, fold: int | None = None, seed: int | None = None) -> Path:
         """The folder of a trained model; ``fold`` None: the first fold present, ``seed`` None: the first seed

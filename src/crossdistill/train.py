@@ -1,5 +1,6 @@
 """``fit()``: the one training loop. AdamW (or SGD) + warm-up/cosine (or constant) schedule, gradient clipping,
-model selection on validation (labels, agreement with the teacher, or none: the last epoch), early stopping,
+model selection on validation (labels, agreement with the teacher, or none: the last epoch; ties in the score
+broken by the validation loss), early stopping,
 ``metrics.jsonl`` per epoch, a resumable ``last.pt`` and the selected weights in ``best.safetensors``."""
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class FitProgress:
 
     epoch: int = -1  # the last epoch finished
     best_score: float = -math.inf
+    best_loss: float = math.inf  # the validation loss at the best epoch: breaks ties in the score
     best_epoch: int = -1
     best_student: dict[str, Tensor] | None = None  # the selected student weights so far
     stopped: bool = False  # early stopping fired
@@ -172,7 +174,7 @@ def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader
         obj.load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
     train.generator.set_state(state["loader_rng"])
-    progress = FitProgress(**{f.name: state[f.name] for f in fields(FitProgress)})
+    progress = FitProgress(**{f.name: state[f.name] for f in fields(FitProgress) if f.name in state})
     so_far = EpochSoFar()
     if "mid_epoch" in state:
         mid = state["mid_epoch"]
@@ -236,11 +238,16 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
             so_far = EpochSoFar()
             writes = (epoch + 1) % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1
             if not keep_last or writes:  # with no selection, the validation score is only logged
-                row["val_score"] = task.validation_score(predict(evaluated, val, task, device), val_targets)
+                outputs = predict(evaluated, val, task, device)
+                row["val_score"] = task.validation_score(outputs, val_targets)
+                val_loss = task.validation_loss(outputs, val_targets)
+                if val_loss is not None:
+                    row["val_loss"] = val_loss
             row |= {"lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - tic}
             progress.epoch = epoch
-            if not keep_last and row["val_score"] > progress.best_score:
+            if not keep_last and _better(row, progress):
                 progress.best_score, progress.best_epoch = row["val_score"], epoch
+                progress.best_loss = row.get("val_loss", math.inf)
                 progress.best_student = copy.deepcopy(evaluated.state_dict())
             progress.stopped = bool(not keep_last and cfg.patience and epoch - progress.best_epoch >= cfg.patience)
             history.append(row)
@@ -256,6 +263,14 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
         progress.best_epoch, progress.best_score = progress.epoch, history[-1]["val_score"]
     digests = _keep_selected(distiller.student, progress.best_student, run_dir)
     return FitResult(progress.best_epoch, progress.best_score, len(history), history, digests)
+
+
+def _better(row: dict, progress: FitProgress) -> bool:
+    """A higher validation score, or the same score with a lower validation loss: a teacher that is perfect on
+    validation from its first epoch must not keep its first, nearly uniform, weights (the flat-teacher trap)."""
+    if row["val_score"] != progress.best_score:
+        return row["val_score"] > progress.best_score
+    return row.get("val_loss", math.inf) < progress.best_loss
 
 
 def _keep_selected(student: nn.Module, selected: dict[str, Tensor], run_dir: Path) -> list[str]:

@@ -14,7 +14,8 @@ from crossdistill.evaluate.predict import predict
 
 def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size: int = 256,
                    zero: str | None = None) -> dict:
-    """The task's metrics (+ confusion matrix for classes) of ``model`` on ``data``; ``zero`` names a modality
+    """The task's metrics (+ confusion matrix for classes) of ``model`` on ``data``, and its per-row arrays
+    (``rows``: what the paired bootstrap resamples); ``zero`` names a modality
     removed: its input zeroed and marked missing (the modality-ablation test: what does the model lose without
     it?)."""
     if zero is not None:
@@ -22,7 +23,7 @@ def evaluate_split(model: nn.Module, data: SplitData, info: DataInfo, batch_size
         inputs[f"{zero}.present"] = torch.zeros(len(data), dtype=torch.bool)
         data = SplitData(inputs, data.target, data.index, data.groups)
     outputs = predict(model, BatchLoader(data, batch_size), info.task)
-    return info.task.score(outputs, data.target, info)
+    return {**info.task.score(outputs, data.target, info), "rows": info.task.test_rows(outputs, data.target, info)}
 
 
 def modality_ablation(model: nn.Module, data: SplitData, info: DataInfo) -> dict[str, dict]:

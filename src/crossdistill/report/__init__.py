@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from crossdistill.report.plots import confusion_matrices, score_vs_latency, training_curves
@@ -75,6 +76,21 @@ def _ablation_sentences(results: dict) -> list[str]:
     return lines
 
 
+def _soft_labels(results: dict) -> list[str]:
+    """Each teacher's soft labels on the training split (mean top probability and entropy at T = 1)."""
+    lines = []
+    for name, m in results["models"].items():
+        for soft in m.get("soft_labels", []):
+            lines.append(f"- `{name}` (fold {soft['fold']}): mean top probability {soft['mean_top_probability']:.2f}, "
+                         f"entropy {soft['normalised_entropy']:.2f} of the maximum ({soft['rows']} training rows)"
+                         + (" — nearly uniform: distillation from it can do little" if soft["flat"] else ""))
+    return ["## What the teachers' soft labels carry (T = 1, training split)", "", *lines, ""] if lines else []
+
+
+def _warnings(results: dict) -> list[str]:
+    return ["## Warnings", "", *[f"- **{w}**" for w in results["warnings"]], ""] if results["warnings"] else []
+
+
 def build(run_dir: Path) -> dict[str, Path]:
     """Write the report of ``run_dir`` into ``run_dir/report/``; returns the paths written."""
     run = RunDir(run_dir)
@@ -92,15 +108,31 @@ def build(run_dir: Path) -> dict[str, Path]:
     notes = [f"- {line}" for line in verdicts(results)]
     spread = [f"- {line}" for line in spread_within_fold(results)]
     diagnosis = (run_dir / "diagnose.md").read_text().splitlines() if (run_dir / "diagnose.md").is_file() else []
-    md = [*_header(results), markdown(results), "", compression(results), "", *towers_table(results),
+    md = [*_header(results), *_warnings(results), markdown(results), "", compression(results), "",
+          *towers_table(results), *_soft_labels(results),
           "## Does distillation help?", "",
           *notes, "", *([f"## Seed-to-seed spread on a fixed fold ({headline(results)} std)", "", *spread, ""]
             if spread else []),
           *_ablation(results), *diagnosis, *[f"![{title}](plots/{p.name})" for title, p in plots.items()]]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "results.csv").write_text(csv_text(results))
-    (out / "report.html").write_text(_html(results, notes + _ablation_sentences(results), plots, diagnosis))
+    (out / "report.html").write_text(_html(results, notes + _ablation_sentences(results), plots,
+                                           _soft_labels(results) + diagnosis))
     return {"markdown": out / "report.md", "html": out / "report.html", "csv": out / "results.csv"}
+
+
+def inline(text: str) -> str:
+    """One line of our Markdown as HTML: escaped, `code` and **bold** rendered (no raw Markdown reaches the page)."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+         "th{background:#f0f3f7}tr:nth-child(even) td{background:#fafafa}td:first-child{text-align:left}"
+         "code{background:#f3f3f3;padding:0 3px;border-radius:3px}img{max-width:100%}"
+         ".warnings{border:2px solid #d97706;background:#fff7e6;padding:.5em 1em;border-radius:6px}")
 
 
 def _html(results: dict, notes: list[str], plots: dict[str, Path], diagnosis: list[str]) -> str:
@@ -110,14 +142,16 @@ def _html(results: dict, notes: list[str], plots: dict[str, Path], diagnosis: li
     images = "".join(
         f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
         f"src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'/>" for title, p in plots.items())
-    intro = "".join(f"<p>{html.escape(line.lstrip('# '))}</p>" for line in _header(results) if line)
-    verdict = "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes)
-    verdict += "".join(f"<li>seed spread, {html.escape(n)}</li>" for n in spread_within_fold(results))
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
-            f"<style>{style}</style></head><body>{intro}<table><tr>{head}</tr>{body}</table>"
-            f"<p>{html.escape(compression(results))}</p>"
+    title, *intro_lines = [line for line in _header(results) if line]
+    intro = "".join(f"<p>{inline(line)}</p>" for line in intro_lines)
+    warnings = ("<div class='warnings'><h2>Warnings</h2><ul>" + "".join(f"<li>{inline(w)}</li>" for w in
+                results["warnings"]) + "</ul></div>") if results["warnings"] else ""
+    verdict = "".join(f"<li>{inline(n[2:])}</li>" for n in notes)
+    verdict += "".join(f"<li>seed spread, {inline(n)}</li>" for n in spread_within_fold(results))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>crossdistill report: "
+            f"{html.escape(results['name'])}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{inline(title.lstrip('# '))}</h1>{intro}{warnings}<table><tr>{head}</tr>{body}</table>"
+            f"<p>{inline(compression(results))}</p>"
             f"<h2>Does distillation help?</h2><ul>{verdict}</ul>{_diagnosis_html(diagnosis)}{images}</body></html>")
 
 
@@ -130,12 +164,12 @@ def _diagnosis_html(lines: list[str]) -> str:
             parts.append((f"</{open_tag}>" if open_tag else "") + (f"<{tag}>" if tag else ""))
             open_tag = tag
         if line.startswith("## "):
-            parts.append(f"<h2>{html.escape(line[3:])}</h2>")
+            parts.append(f"<h2>{inline(line[3:])}</h2>")
         elif tag == "ul":
-            parts.append(f"<li>{html.escape(line[2:])}</li>")
+            parts.append(f"<li>{inline(line[2:])}</li>")
         elif tag == "table" and not line.startswith("|---"):
-            parts.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
+            parts.append("<tr>" + "".join(f"<td>{inline(c.strip())}</td>" for c in line.strip("|").split("|"))
                          + "</tr>")
         elif line.strip() and not tag:
-            parts.append(f"<p>{html.escape(line.replace('**', ''))}</p>")
+            parts.append(f"<p>{inline(line)}</p>")
     return "".join(parts) + (f"</{open_tag}>" if open_tag else "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
+from crossdistill.stats import MIN_RUNS
+
 SELECTION = {"labels": "val labels", "teacher": "teacher agr.", "last": "last epoch"}
 COST_COLUMNS = ["params", "MFLOPs", "latency b1 (ms)", "latency b64 (ms)", "size (kB)"]
 def metric_names(results: dict) -> list[str]:
@@ -31,6 +33,9 @@ def metric_style(results: dict, name: str) -> tuple[float, int, str]:
 
 
 def pm(stat: dict, scale: float = 100.0, decimals: int = 1) -> str:
+    """"mean ± std", or "mean (n = 1)" for a single run (its spread is unknown, not 0)."""
+    if len(stat.get("per_seed", [])) == 1:
+        return f"{stat['mean'] * scale:.{decimals}f} (n = 1)"
     return f"{stat['mean'] * scale:.{decimals}f} ± {stat['std'] * scale:.{decimals}f}"
 
 
@@ -71,10 +76,23 @@ def markdown(results: dict) -> str:
 
 
 def csv_text(results: dict) -> str:
+    """One row per model, numbers as numbers (a share as a fraction, counts as integers), for other tools."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(results))
+    metrics = metric_names(results)
+    names = ["model", "modalities", "teacher", "labels", "selection", "n_runs",
+             *[f"{m}_{stat}" for m in metrics for stat in ("mean", "std")],
+             "params", "flops", "latency_ms_batch1", "latency_ms_batch64", "size_bytes"]
+    writer = csv.DictWriter(buffer, fieldnames=names)
     writer.writeheader()
-    writer.writerows(rows(results))
+    for name, m in results["models"].items():
+        shown = rows(results)[list(results["models"]).index(name)]
+        writer.writerow({
+            "model": name, "modalities": shown["modalities"], "teacher": shown["teacher"],
+            "labels": 1.0 if m["role"] == "teacher" else m["student_labels"], "selection": shown["selection"],
+            "n_runs": len(m["runs"]),
+            **{f"{metric}_{stat}": m["metrics"][metric][stat] for metric in metrics for stat in ("mean", "std")},
+            "params": m["params"], "flops": int(m["flops"]), "latency_ms_batch1": m["latency_ms"]["batch1"],
+            "latency_ms_batch64": m["latency_ms"]["batch64"], "size_bytes": m.get("size_bytes") or 0})
     return buffer.getvalue()
 
 
@@ -85,7 +103,9 @@ def compression(results: dict) -> str:
     if "teacher" not in models or not students:
         return ""
     teacher, student = models["teacher"], students[0]
-    sizes = (f"The student has {teacher['params'] / student['params']:.0f}x fewer parameters than the teacher "
+    fewer = teacher["params"] >= student["params"]
+    ratio = teacher["params"] / student["params"] if fewer else student["params"] / teacher["params"]
+    sizes = (f"The student has {ratio:.1f}x {'fewer' if fewer else 'more'} parameters than the teacher "
              f"({student['params']:,} vs {teacher['params']:,})")
     if teacher.get("frozen_pretrained_params"):
         return (f"{sizes}, counting the teacher's frozen pretrained encoder ({teacher['frozen_pretrained_params']:,}"
@@ -111,32 +131,30 @@ def spread_within_fold(results: dict) -> list[str]:
 
 
 def verdicts(results: dict) -> list[str]:
-    """For each distilled student, compared with the student trained alone on the same label budget on the
-    headline metric (accuracy, or R^2): helps, hurts, or no clear difference (the gap is within one pooled
-    standard deviation)."""
+    """Each taught student vs the student trained alone on the same label budget, under the one statistical
+    rule (``results["comparisons"]``, docs/statistics.md): the paired difference on the headline metric with its
+    95% interval; "helps"/"hurts" only when the interval excludes 0, no verdict below 3 paired runs."""
+    lines = []
     models = results["models"]
-    taught = {name for name, m in models.items() if m.get("teacher") or m.get("init_from")}
-    alone = {m["student_labels"]: name for name, m in models.items() if m["role"] == "student" and name not in taught}
-    lines, metric = [], headline(results)
-    scale, _, unit = metric_style(results, metric)
+    compared = {c["model"] for c in results.get("comparisons", [])}
+    for c in results.get("comparisons", []):
+        d, metric = c["paired_diff"], c["metric"]
+        scale, decimals, unit = metric_style(results, metric)
+        points = "points" if unit == "%" else metric
+        interval = (f"{d['mean'] * scale:+.{decimals}f} {points}, 95% CI {d['ci_low'] * scale:+.{decimals}f} to "
+                    f"{d['ci_high'] * scale:+.{decimals}f}, {d['n_runs']} paired run{'s' * (d['n_runs'] != 1)}")
+        said = {"helps": "distillation helps", "hurts": "distillation hurts",
+                "no clear difference": "no clear difference (the interval includes 0)",
+                "no verdict": f"no verdict (fewer than {MIN_RUNS} paired runs: run more seeds, or --full)"}
+        ours, theirs = models[c["model"]]["metrics"][metric], models[c["reference"]]["metrics"][metric]
+        lines.append(f"`{c['model']}` vs `{c['reference']}` ({c['labels']:.0%} labels): {said[d['verdict']]} "
+                     f"({interval}; {metric_pm(results, metric, ours)} vs {metric_pm(results, metric, theirs)}).")
+    metric = headline(results)
     for name, m in models.items():
-        if m["role"] != "student" or name not in taught:
-            continue
-        reference = alone.get(m["student_labels"])
-        ours = m["metrics"][metric]
-        if reference is None:
-            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {metric_pm(results, metric, ours)} {metric}; "
-                         "no student trained alone on this budget to compare with.")
-            continue
-        theirs = models[reference]["metrics"][metric]
-        gap = (ours["mean"] - theirs["mean"]) * scale
-        spread = ((ours["std"] ** 2 + theirs["std"] ** 2) / 2) ** 0.5 * scale
-        word = "helps" if gap > spread else "hurts" if gap < -spread else "makes no clear difference"
-        runs = min(len(ours["per_seed"]), len(theirs["per_seed"]))
-        caveat = " Single run: indicative only (more seeds, or --full, give a spread)." if runs < 2 else ""
-        amount = f"{gap:+.1f} points" if unit == "%" else f"{gap:+.3f} {metric}"
-        lines.append(f"`{name}` vs `{reference}` ({m['student_labels']:.0%} labels): distillation {word} "
-                     f"({amount}; {metric_pm(results, metric, ours)} vs {metric_pm(results, metric, theirs)}).{caveat}")
+        if m["role"] == "student" and (m.get("teacher") or m.get("init_from")) and name not in compared:
+            score = metric_pm(results, metric, m["metrics"][metric])
+            lines.append(f"`{name}` ({m['student_labels']:.0%} labels): {score} {metric}; no student trained alone "
+                         "on this budget to compare with.")
     return lines
 
 

@@ -23,6 +23,7 @@ from crossdistill.data.targets import binned_labels, class_labels
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.signatures import LogitsOnly
 from crossdistill.registry import Registry
+from crossdistill.stats import Statistic, mean_of
 
 
 class NoOptions(BaseModel):
@@ -123,6 +124,26 @@ class Task:
     def score(self, outputs: Tensor, target: Tensor, info: DataInfo) -> dict:
         """Test metrics ``{"metrics": {name: value}, "confusion": matrix or None, ...}``."""
         raise NotImplementedError
+
+    def test_rows(self, outputs: Any, target: Tensor, info: DataInfo) -> dict[str, np.ndarray]:
+        """Per-test-row arrays, all (N,), kept in the run directory (``test_rows.npz``) for the paired bootstrap
+        (``crossdistill.stats``); the default: target, predicted class and whether it is right."""
+        target_np, predicted = target.numpy(), self.predictions(outputs).numpy()
+        correct = (target_np == predicted).reshape(len(target_np), -1).all(axis=1)
+        return {"target": target_np, "predicted": predicted, "correct": correct.astype(np.float64)}
+
+    # the headline metric (``metric_names[0]``) on resamples of those rows: (rows, (B, n) indices) -> (B,)
+    headline_statistic: ClassVar[Statistic] = staticmethod(mean_of("correct"))
+
+    def validation_loss(self, outputs: Any, targets: Tensor) -> float | None:
+        """Breaks ties in the validation score (lower is better): cross-entropy against the class ids (labels, or
+        the teacher's predictions); None where the task has none."""
+        if outputs.dim() != 2 or targets.dim() != 1 or targets.is_floating_point():
+            return None  # (not one class id per row: a task of its own defines its loss)
+        labelled = targets >= 0
+        if not bool(labelled.any()):
+            return None
+        return float(F.cross_entropy(outputs[labelled].float(), targets[labelled].long()))
 
     def export_reading(self, net: nn.Module, info: DataInfo) -> dict:
         """What a deployment needs to read the exported model's output."""

@@ -11,6 +11,7 @@ from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo
 from crossdistill.data.targets import regression_values, standardised
 from crossdistill.evaluate.metrics import regression_report
+from crossdistill.stats import r_squared
 from crossdistill.tasks.base import NUMBER, Task, register_task
 
 
@@ -64,6 +65,16 @@ class Regression(Task):
         mean, std = info.target_scale
         return regression_report(target.numpy().astype(np.float64) * std + mean,
                                  self.predictions(outputs).numpy().astype(np.float64) * std + mean)
+
+    def test_rows(self, outputs: Tensor, target: Tensor, info: DataInfo) -> dict[str, np.ndarray]:
+        mean, std = info.target_scale
+        return {"target": target.numpy().astype(np.float64) * std + mean,
+                "predicted": self.predictions(outputs).numpy().astype(np.float64) * std + mean}
+
+    headline_statistic = staticmethod(r_squared)
+
+    def validation_loss(self, outputs: Tensor, targets: Tensor) -> float | None:
+        return float((self.predictions(outputs) - targets).pow(2).mean())
 
     def export_reading(self, net: nn.Module, info: DataInfo) -> dict:
         return {"target_mean": info.target_scale[0], "target_std": info.target_scale[1],

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError, ModelSpec, TermSpec
 from crossdistill.data.batch import DataInfo
 from crossdistill.evaluate.metrics import retrieval_scores
-from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, recall_report
+from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, ranks, recall_report
 from crossdistill.models.dual import TOWER_OUTPUTS, DualEncoder
 from crossdistill.models.signatures import TowerOnly
+from crossdistill.stats import mean_of
 from crossdistill.tasks.base import PERCENT, Task, register_task
 
 
@@ -80,6 +82,21 @@ class Retrieval(Task):
     def score(self, outputs: tuple[Tensor, Tensor, Tensor], target: Tensor, info: DataInfo) -> dict:
         query, gallery, _ = outputs
         return retrieval_scores(query, gallery, target, self.positives)
+
+    def test_rows(self, outputs: tuple[Tensor, Tensor, Tensor], target: Tensor, info: DataInfo
+                  ) -> dict[str, np.ndarray]:
+        """Per query: found at rank 1 (at the run's positives), in each direction; R@1 is their mean."""
+        query, gallery, _ = outputs
+        groups = groups_for(target, self.positives)
+        similarity = query.double() @ gallery.double().T  # (N, N)
+        positive = groups[:, None] == groups[None, :]
+        forward, backward = ranks(similarity, positive), ranks(similarity.T, positive.T)
+        return {"hit1": ((forward == 1).double() + (backward == 1).double()).numpy() / 2}
+
+    headline_statistic = staticmethod(mean_of("hit1"))
+
+    def validation_loss(self, outputs: tuple[Tensor, Tensor, Tensor], targets: Tensor) -> float | None:
+        return None
 
     def export_reading(self, net: nn.Module, info: DataInfo) -> dict:
         return {"query": net.modalities[0], "gallery": net.modalities[1],
