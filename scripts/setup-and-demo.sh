@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-.venv/bin/crossdistill run configs/av_digits/demo.yaml "$@"
+.venv/bin/crossdistill run configs/av_digits/demo.yaml --jobs 2 "$@"

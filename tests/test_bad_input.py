@@ -30,7 +30,10 @@ def no_training(monkeypatch):
 @pytest.mark.parametrize("setting,message", [
     ("data.dataset=av-video", "unknown dataset 'av-video'; available: av-digits, av-mnist"),
     ("student.encoders.audio.name=wavenet", "unknown encoder 'wavenet'; available: identity, image_cnn, mlp, spec_cnn"),
-    ("distill.terms=[{loss: kdd}]", "unknown loss 'kdd'; available: affinity, at, c2kd, ce, clip"),
+    ("distill.terms=[{loss: ce}, {loss: kdd}]",
+     "distill.terms.1 (loss 'kdd'): unknown loss 'kdd' (did you mean 'kd'?); available: affinity, at, c2kd, ce"),
+    ("variants={v: {terms: [{loss: kd, kwargs: {temp: 2}}]}}",
+     "variants.v.terms.0 (loss 'kd'): loss 'kd' has no option temp"),
     ("train.epoch=3", "unknown config key 'train.epoch'"),
     ("teacher.encoders={video: {name: image_cnn}}", "teacher reads modality 'video' but the dataset has: audio, image"),
     ("data.options.n_mel=40", "n_mel"),

@@ -151,20 +151,34 @@ def test_export_of_a_missing_model_names_what_exists(finished_run):
     assert code == 2 and "no trained 'ghost'" in output and "distilled" in output
 
 
-def test_a_second_run_resumes_finished_models_and_a_changed_config_retrains(finished_run):
+def test_a_second_run_resumes_and_a_changed_config_never_destroys_results(finished_run, tmp_path, caplog):
+    import shutil
     import time
 
-    run_dir, _ = finished_run
+    import yaml
+
+    run_dir = tmp_path / "runs" / "tiny"
+    shutil.copytree(finished_run[0], run_dir)  # (the module's run stays as it was for the other tests)
     config_path = run_dir / "config.yaml"
     best = run_dir / "models" / "distilled" / "fold0-seed0" / "checkpoints" / "best.safetensors"
     before = best.stat().st_mtime_ns
     time.sleep(0.01)
-    code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "name=tiny")
+    with caplog.at_level("INFO", logger="crossdistill"):
+        code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "name=tiny")
     assert code == 0, output
     rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 3  # nothing retrained: the finished fit was resumed at its end
     assert best.stat().st_mtime_ns == before  # (not rewritten)
+    assert "already trained, kept (epoch" in caplog.text and "finished models are kept" in caplog.text
+    results = (run_dir / "results.json").read_text()
     code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "train.epochs=1")
+    assert code == 0, output
+    assert (run_dir / "results.json").read_text() == results and best.stat().st_mtime_ns == before  # kept
+    (other,) = [p for p in run_dir.parent.iterdir() if p.name.startswith("tiny-")]
+    assert yaml.safe_load((other / "config.yaml").read_text())["train"]["epochs"] == 1
+    assert len((other / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()) == 1
+    assert f"runs in {other}" in caplog.text
+    code, output = invoke("run", config_path, "--out", run_dir.parent, "--set", "train.epochs=1", "--overwrite")
     assert code == 0, output
     rows = (run_dir / "models" / "distilled" / "fold0-seed0" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1 and (run_dir / "config.previous.yaml").is_file()
@@ -219,3 +233,20 @@ def test_export_defaults_to_the_first_fold_and_seed_present_and_says_which(finis
     assert code == 0, output
     assert "exporting distilled as trained in models/distilled/fold2-seed1" in output
     assert json.loads((other / "export" / "distilled.json").read_text())["trained"] == "models/distilled/fold2-seed1"
+
+
+def test_folds_trained_in_parallel_jobs_give_the_same_results(tiny_config, tmp_path):
+    """--jobs 2 trains the two folds in two one-thread processes; the run's own pass then finds every fit done
+    (no epoch is trained twice) and writes the same results as one process (one thread here too)."""
+    found = {}
+    for jobs in (1, 2):
+        code, output = invoke("run", tiny_config, "--out", tmp_path / f"jobs{jobs}", "--set", "data.folds=2",
+                              "--set", "train.epochs=1", "--set", "teacher.train.epochs=1", "--jobs", jobs)
+        assert code == 0, output
+        run_dir = tmp_path / f"jobs{jobs}" / "tiny"
+        found[jobs] = {name: m["runs"] for name, m in json.loads((run_dir / "results.json").read_text())
+                       ["models"].items()}
+        for fold in (0, 1):
+            assert len((run_dir / "models" / "distilled" / f"fold{fold}-seed0" / "metrics.jsonl").read_text()
+                       .splitlines()) == 1
+    assert found[1] == found[2] and len(found[1]["distilled"]) == 2

@@ -31,6 +31,38 @@ def test_bad_values_name_the_key(tiny_config):
         config.load(tiny_config, ["train.lr"])
 
 
+def test_check_validates_every_train_section_run_would(tiny_config):
+    from typer.testing import CliRunner
+
+    from crossdistill.cli import app
+
+    for setting, message in [("teacher.train.patiance=15", "teacher.train: unknown config key 'patiance'"),
+                             ("teacher.train.lr=abc", "teacher.train: lr: Input should be a valid number"),
+                             ("variants={v: {train: {epochz: 2}}}", "variants.v.train: unknown config key 'epochz'")]:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+            config.load(tiny_config, [setting])
+        checked = CliRunner().invoke(app, ["check", str(tiny_config), "--set", setting])
+        assert checked.exit_code == 2 and message in checked.output, checked.output
+
+
+def test_set_follows_one_rule_merge_mappings_index_lists_null_removes(tiny_config):
+    # a mapping merges into the mapping there: the file's other keys stay
+    exp = config.load(tiny_config, ["student.encoders={audio: {channels: [8, 8]}}", "train={epochs: 9}"])
+    assert exp.student.encoders["audio"].name == "spec_cnn" and exp.student.encoders["audio"].channels == [8, 8]
+    assert exp.train.epochs == 9 and exp.train.batch_size == 128 and exp.train.progress is False  # file's kept
+    # lists by index
+    exp = config.load(tiny_config, ["distill.terms.1.kwargs.temperature=2", "seeds=[3]"])
+    assert exp.distill.terms[1].kwargs == {"temperature": 2} and exp.distill.terms[0].loss == "ce"
+    with pytest.raises(ConfigError, match=r"distill.terms.5 indexes a list of 2 item\(s\) \(0..1\)"):
+        config.load(tiny_config, ["distill.terms.5.weight=2"])
+    # null removes a key: the setting takes its default, an encoder is dropped
+    exp = config.load(tiny_config, ["train.batch_size=null", "teacher.encoders.image=null",
+                                    "teacher.encoders.audio={name: spec_cnn}"])
+    assert exp.train.batch_size == config.TrainConfig().batch_size and exp.teacher.modalities == ["audio"]
+    with pytest.raises(ConfigError, match=r"train.epochs is a value \(2\), not a section or a list"):
+        config.load(tiny_config, ["train.epochs.x=1"])
+
+
 def test_dump_round_trips(tiny_config, tmp_path):
     exp = config.load(tiny_config, ["train.epochs=3"])
     (tmp_path / "again.yaml").write_text(config.dump(exp))

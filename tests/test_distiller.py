@@ -70,7 +70,8 @@ def test_terms_needing_a_teacher_without_one_are_refused(pair):
 
 
 def test_unknown_loss_and_loss_option_are_named():
-    with pytest.raises(KeyError, match="unknown loss .kdd.; available: affinity, at, c2kd, ce, clip, clip_crd"):
+    with pytest.raises(ConfigError, match=r"distill.terms.0 \(loss 'kdd'\): unknown loss .kdd. "
+                       r"\(did you mean 'kd'\?\); available: affinity, at, c2kd, ce, clip, clip_crd"):
         terms({"loss": "kdd"})
     with pytest.raises(ConfigError, match="loss 'kd' has no option temp; its options: temperature"):
         terms({"loss": "kd", "kwargs": {"temp": 2}})

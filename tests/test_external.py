@@ -33,13 +33,15 @@ def test_bad_external_specs_are_named(av_fold):
 
 
 def test_external_teacher_end_to_end_trained_or_frozen(tiny_config, tmp_path):
-    trained = load(tiny_config, ["teacher={external: {factory: 'external_models:small_cnn', inputs: [image], "
+    trained = load(tiny_config, ["teacher=null",  # (replace the file's teacher, not merge into it)
+                                 "teacher={external: {factory: 'external_models:small_cnn', inputs: [image], "
                                  "embed: '5', trainable: true}, train: {epochs: 6}}",
                                  "distill.terms=[{loss: ce}, {loss: kd}, {loss: feature_mse}]"])
     run_dir = run(trained, tmp_path)
     models = json.loads((run_dir / "results.json").read_text())["models"]
     assert models["teacher"]["metrics"]["accuracy"]["mean"] > 0.5  # the pipeline trained it on the labels
-    frozen = load(tiny_config, ["teacher={external: {factory: 'external_models:small_cnn', inputs: [image]}}"])
+    frozen = load(tiny_config, ["teacher=null",
+                                "teacher={external: {factory: 'external_models:small_cnn', inputs: [image]}}"])
     torch.manual_seed(0)
     run_dir = run(frozen, tmp_path / "frozen")
     models = json.loads((run_dir / "results.json").read_text())["models"]

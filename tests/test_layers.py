@@ -16,7 +16,7 @@ LAYERS = [
     ["distill"],
     ["train", "plans", "rundir"],
     ["results", "export", "report"],
-    ["search", "diagnose", "pipeline"],
+    ["search", "diagnose", "pipeline", "parallel"],
     ["cli", "__main__"],
 ]
 

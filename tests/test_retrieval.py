@@ -202,6 +202,6 @@ def test_retrieval_configs_are_checked_before_training(emoji_retrieval_run, tmp_
             ("distill.terms=[{loss: clip}, {loss: kd}]", "loss 'kd' needs a model giving classes, but task "
                  "retrieval provides towers; losses made for retrieval: affinity, clip_crd, clip_fd, clip_icl, clip"),
             ("train.select_on=teacher", "retrieval selects on the validation pairs themselves"),
-            ("student.encoders={text: {name: text_bag}}", "a retrieval model is a dual encoder over two modalities")):
+            ("student.encoders.image=null", "a retrieval model is a dual encoder over two modalities")):
         refused = runner.invoke(app, ["run", str(config), "--out", str(tmp_path), "--set", override])
         assert refused.exit_code == 2 and message in refused.output, (override, refused.output)

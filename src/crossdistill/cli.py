@@ -60,6 +60,10 @@ def run(
                                                 "decode (counted in the log) instead of stopping")] = False,
     resume: Annotated[bool, typer.Option(help="continue a killed run of the same config from its checkpoints "
                                          "(--no-resume: train every model afresh)")] = True,
+    jobs: Annotated[int, typer.Option(min=1, help="train the folds in this many processes (the cores shared "
+                                      "between them)")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="a changed config retrains in the same run directory (else it "
+                                            "runs in <name>-<config hash>, the earlier run kept)")] = False,
 ) -> None:
     """Train the teacher, the student alone and the distilled student; evaluate; write the report."""
     from crossdistill import config, pipeline, report
@@ -73,9 +77,14 @@ def run(
                      + (["data.options.skip_bad_rows=true"] if skip_bad_rows else []))
         exp = config.load(config_path, overrides)
         with process_group():  # several processes under torchrun; nothing to do otherwise
-            run_dir, reports = pipeline.run(exp, out, full=full, resume=resume), is_main()
+            run_dir, reports = pipeline.run(exp, out, full=full, resume=resume, jobs=jobs,
+                                                   overwrite=overwrite), is_main()
     except _user_errors() as error:
         _fail(error)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: every finished epoch is checkpointed; run the same command again to resume",
+                   err=True)
+        raise typer.Exit(code=130) from None
     if not reports:
         return  # rank 0 reports
     paths = report.build(run_dir)

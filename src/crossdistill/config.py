@@ -1,7 +1,8 @@
 """One experiment as validated pydantic models; ``load(yaml, overrides)`` is the only way in.
 
 Defaults live here (as in nanoGPT); a YAML file overrides only what it changes, and ``--set a.b=c`` overrides
-the file. Unknown keys are rejected with the list of valid ones, before anything is trained.
+the file (``_set_path`` states its one rule). Unknown keys are rejected with the list of valid ones, before anything
+is trained; ``check`` validates everything ``run`` does.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class Experiment(Strict):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    full_seeds: list[int] | None = Field(None, min_length=1, description="the seeds of `run --full` (default: "
+                                         "seeds): a quick run on few seeds, the full one on more")
     variants: dict[str, VariantSpec] = Field(default_factory=dict)
     evaluate: EvalConfig = Field(default_factory=EvalConfig)
     task: TaskSpec | None = Field(None, description="what the models are for: classification, regression, "
@@ -120,19 +123,55 @@ class Experiment(Strict):
             raise ConfigError(f"unknown teacher {name!r}; available: {known}")
         return self.extra_teachers[name]
 
-    def train_for(self, overrides: dict[str, Any]) -> TrainConfig:
-        return _validate(TrainConfig, {**self.train.model_dump(), **overrides}, "train")
+    def seeds_for(self, full: bool) -> list[int]:
+        return (self.full_seeds or self.seeds) if full else self.seeds
+
+    def train_for(self, overrides: dict[str, Any], where: str = "train") -> TrainConfig:
+        """The experiment's ``train`` with a model's or variant's own ``train:`` keys on top."""
+        return _validate(TrainConfig, {**self.train.model_dump(), **overrides}, where)
+
+    def check_train_overrides(self) -> None:
+        """Every ``train:`` of a teacher or variant validated now (``check`` and ``run`` alike), its key named."""
+        for name in ["teacher", *self.extra_teachers]:
+            where = "teacher.train" if name == "teacher" else f"extra_teachers.{name}.train"
+            self.train_for(self.teacher_spec(name).train, where)
+        self.train_for(self.student.train, "student.train")
+        for name, variant in self.variants.items():
+            self.train_for(variant.train, f"variants.{name}.train")
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """``--set a.b.c=VALUE``, one rule: the dotted path walks mappings by key and lists by index
+    (``distill.terms.1.kwargs.temperature=2``); a mapping VALUE is merged into the mapping already there (keys it
+    does not name keep their values), any other VALUE replaces what is there, and ``null`` removes the key (a
+    setting then takes its default; ``student.encoders.image=null`` drops that encoder)."""
     *parents, leaf = dotted.split(".")
-    node = tree
-    for key in parents:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: {key!r} is not a section")
-        node = child
-    node[leaf] = value
+    node: Any = tree
+    for depth, key in enumerate(parents):
+        where = ".".join(parents[: depth + 1])
+        node = node[_index(node, key, dotted, where)] if isinstance(node, list) else node.setdefault(key, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"--set {dotted}: {where} is a value ({node!r}), not a section or a list")
+    if isinstance(node, list):
+        position = _index(node, leaf, dotted, dotted)
+        node[position] = _merged(node[position], value)
+    elif value is None:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = _merged(node.get(leaf), value)
+
+
+def _index(items: list, key: str, dotted: str, where: str) -> int:
+    if not key.lstrip("-").isdigit() or not -len(items) <= int(key) < len(items):
+        raise ConfigError(f"--set {dotted}: {where} indexes a list of {len(items)} item(s) (0..{len(items) - 1})")
+    return int(key)
+
+
+def _merged(old: Any, new: Any) -> Any:
+    """``new`` merged into ``old`` when both are mappings (recursively), else ``new``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **{k: _merged(old.get(k), v) for k, v in new.items()}}
+    return new
 
 
 def _yaml(text: str, where: str) -> Any:
@@ -221,7 +260,9 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     for key, value in parse_overrides(overrides or []):
         _set_path(raw, key, value)
     _refuse_moved_keys(raw, str(path))
-    return _validate(Experiment, raw)
+    experiment = _validate(Experiment, raw)
+    experiment.check_train_overrides()
+    return experiment
 
 
 def dump(experiment: Experiment) -> str:

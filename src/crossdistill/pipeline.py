@@ -28,33 +28,42 @@ from crossdistill.models import build_model, check_modalities
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.plans import StudentPlan, experiment_task, student_plans, task_term
 from crossdistill.results import ResultsBook
-from crossdistill.rundir import RunDir
+from crossdistill.rundir import RunDir, stamp
 from crossdistill.runtime import resolve_device, seed_everything
 from crossdistill.train import fit
 
 log = logging.getLogger("crossdistill")
 
 
-def prepare_run_dir(exp: Experiment, out: Path, resume: bool = True) -> Path:
-    """``out/<name>/`` with ``config.yaml``. Unfinished and finished fits are resumed only under an identical
-    config and ``resume``; a changed config starts the models afresh (the old config is kept as
-    ``config.previous.yaml``), as does ``resume=False``."""
-    run_dir = out / exp.name
+def prepare_run_dir(exp: Experiment, out: Path, resume: bool = True, overwrite: bool = False) -> Path:
+    """``out/<name>/`` with ``config.yaml``; unfinished and finished fits in it are resumed under an identical
+    config and ``resume`` (``resume=False`` retrains them). A changed config never destroys finished results: it
+    runs in ``out/<name>-<config hash>/`` (resumed there in turn), unless ``overwrite`` retrains in ``out/<name>``
+    (the old config kept as ``config.previous.yaml``)."""
     text = dump(exp)
-    if not is_main():  # rank 0 prepares it
+    run_dir = out / exp.name
+    taken = RunDir(run_dir).config.is_file() and RunDir(run_dir).config.read_text() != text
+    if not is_main():  # rank 0 prepares it; the others find the folder holding this config
         barrier()
-        return run_dir
+        return run_dir if not taken else out / f"{exp.name}-{stamp(text).config_hash[:8]}"
+    if taken and overwrite:
+        log.warning("%s: config changed and --overwrite given: its models are trained afresh (old config in "
+                    "config.previous.yaml)", run_dir)
+        shutil.copy(RunDir(run_dir).config, run_dir / "config.previous.yaml")
+        shutil.rmtree(RunDir(run_dir).models, ignore_errors=True)
+    elif taken:
+        other = out / f"{exp.name}-{stamp(text).config_hash[:8]}"
+        log.warning("%s holds a run of another config (kept untouched): this one runs in %s (--overwrite replaces "
+                    "the earlier run instead)", run_dir, other)
+        run_dir = other
     paths = RunDir(run_dir)
-    config_path = paths.config
-    if config_path.is_file() and config_path.read_text() != text:
-        log.warning("config of %s changed: training its models afresh", run_dir)
-        shutil.copy(config_path, run_dir / "config.previous.yaml")
-        shutil.rmtree(paths.models, ignore_errors=True)
-    elif not resume and paths.models.is_dir():
+    if paths.config.is_file() and not resume and paths.models.is_dir():
         log.warning("%s: not resuming (--no-resume): training its models afresh", run_dir)
         shutil.rmtree(paths.models)
+    elif paths.models.is_dir() and resume:
+        log.info("%s: same config as before: finished models are kept, unfinished ones resumed", run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(text)
+    paths.config.write_text(text)
     barrier()
     return run_dir
 
@@ -188,29 +197,45 @@ def check(exp: Experiment, full: bool = False) -> tuple[list[StudentPlan], Datas
     return plans, dataset
 
 
-def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True) -> Path:
-    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir.
-    A killed run of the same config resumes where its checkpoints stopped (``resume``)."""
-    plans, dataset = check(exp, full)
-    run_dir = prepare_run_dir(exp, out, resume)
-    book = ResultsBook(exp, RunDir(run_dir))
-    ablate = exp.evaluate.modality_ablation and experiment_task(exp).modality_ablation
-    for fold_id in exp.data.fold_ids:
-        fold = dataset.fold(fold_id)
-        book.add_fold(fold)
-        needed = ["teacher", *sorted({n for p in plans for n in p.teacher_names} - {"teacher"})]
-        teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
-        for name, teacher in teachers.items():
+def train_fold(exp: Experiment, plans: list[StudentPlan], fold: FoldData, run_dir: Path,
+               book: ResultsBook | None = None) -> None:
+    """Every model of one fold: its teachers, then each student run over its seeds; each evaluated into
+    ``book`` (None: trained only, as a parallel job does; the run's own pass then resumes and evaluates them)."""
+    ablate = exp.evaluate.modality_ablation and experiment_task(exp).modality_ablation and book is not None
+    needed = ["teacher", *sorted({n for p in plans for n in p.teacher_names} - {"teacher"})]
+    teachers = {name: obtain_teacher(exp, name, fold, run_dir) for name in needed}
+    for name, teacher in teachers.items():
+        if book is not None:
             ablation = modality_ablation(teacher, fold["test"], fold.info) if ablate else None
             book.record(name, exp.teacher_spec(name), teacher, fold, None, ablation=ablation)
-            book.note_soft_labels(name, fold, soft_label_information(teacher, fold["train"], fold.info, exp.data.seed))
-        for plan in plans:
-            selector = teachers[plan.teacher or "teacher"]
-            for seed in plan.seeds:
-                model_dir = RunDir(run_dir).model_dir(plan.name, fold_id, seed)
-                student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
+            book.note_soft_labels(name, fold, soft_label_information(teacher, fold["train"], fold.info,
+                                                                     exp.data.seed))
+    for plan in plans:
+        selector = teachers[plan.teacher or "teacher"]
+        for seed in plan.seeds:
+            model_dir = RunDir(run_dir).model_dir(plan.name, fold.fold, seed)
+            student = train_student(exp, plan, fold, teachers, selector, seed, model_dir)
+            if book is not None:
                 ablation = (modality_ablation(student, fold["test"], fold.info)
                             if ablate and len(student.modalities) > 1 else None)
                 book.record(plan.name, exp.student, student, fold, seed, plan=plan, ablation=ablation)
+
+
+def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True, jobs: int = 1,
+        overwrite: bool = False) -> Path:
+    """Train and evaluate every model of ``exp``; write ``results.json`` and the report. Returns the run dir.
+    A killed run of the same config resumes where its checkpoints stopped (``resume``). ``jobs`` > 1 trains the
+    folds in that many processes first (``parallel.train_folds``); this process then evaluates them."""
+    plans, dataset = check(exp, full)
+    run_dir = prepare_run_dir(exp, out, resume, overwrite)
+    if jobs > 1 and len(exp.data.fold_ids) > 1 and world_size() == 1:
+        from crossdistill.parallel import train_folds
+
+        train_folds(exp, run_dir, full, jobs)
+    book = ResultsBook(exp, RunDir(run_dir))
+    for fold_id in exp.data.fold_ids:
+        fold = dataset.fold(fold_id)
+        book.add_fold(fold)
+        train_fold(exp, plans, fold, run_dir, book)
     book.write()
     return run_dir

@@ -48,22 +48,23 @@ def task_term(exp: Experiment) -> TermSpec:
 
 def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
     """Baseline (the task's loss only, same label budget), distilled, then the variants in config order.
-    ``full`` runs every variant over the experiment's seeds, ignoring a variant's shorter list, and the variants
-    marked ``full_only``. Every term's loss must suit the data set's task (a KL over classes means nothing for a
-    value)."""
+    ``full`` runs every run over the experiment's ``full_seeds`` (default: its seeds), ignoring a variant's shorter
+    list, and the variants marked ``full_only``. Every term's loss must suit the data set's task (a KL over classes
+    means nothing for a value)."""
     task = experiment_task(exp)
     baseline = resolve_terms([task_term(exp)])
-    plans = [StudentPlan("baseline", exp.student_labels, baseline, None, exp.seeds),
-             StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", exp.seeds)]
+    seeds = exp.seeds_for(full)
+    plans = [StudentPlan("baseline", exp.student_labels, baseline, None, seeds),
+             StudentPlan("distilled", exp.student_labels, resolve_terms(exp.distill.terms), "teacher", seeds)]
     for name, variant in exp.variants.items():
         if variant.full_only and not full:
             continue
-        terms = resolve_terms(variant.terms) if variant.terms is not None else plans[1].terms
+        terms = resolve_terms(variant.terms, f"variants.{name}.terms") if variant.terms is not None else plans[1].terms
         plan = StudentPlan(
             name=name,
             labels=exp.student_labels if variant.student_labels is None else variant.student_labels,
             terms=terms, teacher=variant.teacher or "teacher",
-            seeds=exp.seeds if (full or variant.seeds is None) else variant.seeds,
+            seeds=seeds if (full or variant.seeds is None) else variant.seeds,
             train=variant.train, init_from=variant.init_from,
         )
         check_init_from(plan, plans)

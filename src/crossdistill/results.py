@@ -70,7 +70,8 @@ class ResultsBook:
         self.folds.append({"fold": fold.fold, "description": fold.description, "sizes": fold.info.num_samples})
         self.specs = dict(fold.info.modalities)
         self.task = fold.info.task
-        info = {"stamp": self.stamp, "num_classes": fold.info.num_classes, "class_names": fold.info.class_names,
+        info = {"stamp": self.stamp, "split": fold.description, "num_classes": fold.info.num_classes,
+                "class_names": fold.info.class_names,
                 "task": fold.info.task.spec(), "target_scale": list(fold.info.target_scale),
                 "modalities": {m: {"shape": list(s.shape), "dtype": s.dtype, "meta": s.meta}
                                for m, s in fold.info.modalities.items()}}
@@ -160,7 +161,8 @@ class ResultsBook:
                    "metric_style": {m: list(style) for m, style in self.task.metric_style.items()},
                    "metrics_text": self.task.metrics_text, "selection_text": self.task.selection_text,
                    "folds": self.folds,
-                   "seeds": self.exp.seeds, "select_on": self.exp.train.select_on,
+                   "seeds": sorted({r["seed"] for e in self.models.values() for r in e["runs"] if r["seed"] is not None}
+                                  or self.exp.seeds), "select_on": self.exp.train.select_on,
                    "student_labels": self.exp.student_labels, "latency_threads": torch.get_num_threads(),
                    "models": models, "gain": gain, "comparisons": self.comparisons(),
                    "warnings": self.warnings}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from crossdistill.distributed import all_ranks_agree, barrier, gather_strings, i
 from crossdistill.errors import CrossdistillError
 from crossdistill.evaluate.predict import predict
 from crossdistill.tasks import Task, build_task
+
+log = logging.getLogger("crossdistill")
 
 
 @dataclass
@@ -212,6 +215,12 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     progress, history, so_far = FitProgress(), [], EpochSoFar()
     if resume and last_path.is_file():
         progress, history, so_far = _resume(last_path, stateful, train)
+        if progress.stopped or progress.epoch + 1 >= cfg.epochs:
+            said = f"already trained, kept (epoch {progress.best_epoch} selected)"
+        else:
+            said = f"resumed from its checkpoint: {progress.epoch + 1} epoch(s)" + (
+                f" and {so_far.step} step(s)" if so_far.step else "") + " done"
+        log.info("%s: %s", label or run_dir, said)
 
     def save(extra: dict[str, Any]) -> None:
         save_state({**{k: v.state_dict() for k, v in stateful.items()}, **vars(progress), **extra,

@@ -230,7 +230,10 @@ class TabularColumn(ColumnKind):
 
     def check(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
         for column in spec.numeric:
-            decode_number(row[column])
+            try:
+                decode_number(row[column])
+            except BadCell as why:
+                raise BadCell(str(why), column=column) from None
 
     def values(self, spec: ModalityColumns, rows: list[dict[str, Any]]) -> list[list[Any]]:
         return [[row[c] for c in spec.columns()] for row in rows]

@@ -17,7 +17,12 @@ from crossdistill.data.audio import fit_length
 
 
 class BadCell(ValueError):
-    """A cell that is empty, names a missing file, or does not decode."""
+    """A cell that is empty, names a missing file, or does not decode; ``column`` names the column when a
+    modality reads several (a tabular modality), so the message names the real one."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
 
 
 def _file(value: Any, base: Path) -> Path | io.BytesIO:
@@ -48,6 +53,8 @@ def decode_image(value: Any, base: Path, size: int, grayscale: bool) -> np.ndarr
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 image = Image.alpha_composite(background, rgba)
             image = image.convert("L" if grayscale else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except Image.DecompressionBombError as error:  # (a pixel count over Pillow's safety limit)
+        raise BadCell(f"image too large to decode safely {path}: {error}") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise BadCell(f"cannot decode image {path}: {error}") from None
     array = np.asarray(image, dtype=np.float32) / 255.0

@@ -31,7 +31,7 @@ from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.row_decoding import decode_chunk
 from crossdistill.data.rows import Inputs, Rows, TransformedRows, digest_bytes, fits_in_memory, select_rows
 from crossdistill.data.sources import cache_root, file_stamp
-from crossdistill.data.splits import group_fractions, stratified_fractions
+from crossdistill.data.splits import group_fractions, groups_by_split, named_groups, stratified_fractions
 from crossdistill.data.store import open_store
 from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
 
@@ -104,6 +104,9 @@ class Manifest:
             raise ConfigError(f"{self.path}: no rows left after drop_labels {self.options.drop_labels}")
         self.rows, self.decoded = self._decode(rows)
         self.classes, self.labels = self._labels()
+        if self.options.label and (unlabelled := int((self.task.strata(self.labels) < 0).sum())):
+            log.info("%s: %d of %d rows have no label (empty, NaN, NA or None): unlabelled rows, used for "
+                     "distillation in the training split only", self.path, unlabelled, len(self.rows))
         self.assignment = self._split()
         self.ids = np.asarray([row["_row"] - 1 for row in self.rows])  # 0-based row of the table
 
@@ -204,12 +207,23 @@ class Manifest:
             if np.unique(groups).size < 3:
                 raise ManifestError(f"{self.path}: group column {opts.group_column!r} has {np.unique(groups).size} "
                                     "groups; group-disjoint splits need at least 3")
+            if opts.val_groups is not None or opts.test_groups is not None:
+                return named_groups(groups, opts.val_groups, opts.test_groups, f"column {opts.group_column!r} of "
+                                    f"{self.path}")
             return group_fractions(groups, list(opts.ratios), self.seed)
         assignment = np.zeros(len(self.rows), dtype=np.int64)
         for split, rows in enumerate(stratified_fractions(self.task.strata(self.labels), list(opts.ratios),
                                                           self.seed)):
             assignment[rows] = split  # (a zero train ratio, as for a labelled evaluation manifest, gives none)
+        assignment[self.task.strata(self.labels) < 0] = 0  # unlabelled rows can only serve training
         return assignment
+
+    def split_groups(self) -> dict[str, list[str]]:
+        """With ``group_column``: which groups each split holds (log, data_info.json, report)."""
+        if not self.options.group_column:
+            return {}
+        return groups_by_split(np.asarray([str(row[self.options.group_column]) for row in self.rows]),
+                               self.assignment, SPLITS)
 
     # ---- tensors ----------------------------------------------------------------------------------------------
     def fold(self, fold: int) -> FoldData:
@@ -226,8 +240,13 @@ class Manifest:
                 inputs[f"{modality}.present"] = torch.from_numpy(self._present(spec, modality))
         targets, scale = self.task.fit_targets(self.labels, train)
         splits, digest = {}, hashlib.sha256(source_identity(self.path) + self.options.model_dump_json().encode())
+        labelled = self.task.strata(self.labels) >= 0
         for split_id, split in enumerate(SPLITS):
             rows = np.flatnonzero(self.assignment == split_id)
+            if split != "train" and not labelled[rows].all():  # (nothing to score them against)
+                log.info("%s: %d unlabelled rows of the %s split left out", self.path, int((~labelled[rows]).sum()),
+                         split)
+                rows = rows[labelled[rows]]
             if rows.size == 0:
                 raise ManifestError(f"{self.path}: the {split} split is empty")
             groups = [str(self.rows[r][self.options.group_column]) for r in rows] if self.options.group_column else []
@@ -239,7 +258,12 @@ class Manifest:
             digest.update(digest_bytes(tensor))
         info = DataInfo({k: len(v) for k, v in splits.items()}, self.task.num_classes(self.classes), specs,
                         self.task, self.classes, scale)
-        return FoldData(0, splits, info, f"{self.path.name}: {len(self.rows)} rows", digest.hexdigest()[:20])
+        named = self.split_groups()
+        description = f"{self.path.name}: {len(self.rows)} rows" + "".join(
+            f"; {split} {self.options.group_column}: {', '.join(named[split])}" for split in ("val", "test") if named)
+        if named:
+            log.info("%s: groups by split: %s", self.path, description.split("; ", 1)[1])
+        return FoldData(0, splits, info, description, digest.hexdigest()[:20])
 
     def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray) -> tuple[Inputs, ModalitySpec]:
         """The modality's inputs for every row and its spec; the column kind's state (fitted on the training rows

@@ -79,6 +79,9 @@ class ManifestOptions(BaseModel):
     split_column: str | None = Field(None, description="column holding train / val / test")
     ratios: tuple[float, float, float] = Field((0.7, 0.15, 0.15), description="train/val/test when no column")
     group_column: str | None = Field(None, description="keep each group (speaker, patient) in one split")
+    val_groups: list[str] | None = Field(None, description="with group_column: the groups that form the "
+                                         "validation split (give test_groups too; the other groups train)")
+    test_groups: list[str] | None = Field(None, description="with group_column: the groups that form the test split")
     skip_bad_rows: bool = Field(False, description="drop rows that do not decode (counted in the log)")
     join: JoinSpec | None = Field(None, description="add the columns of a second table, matched by a key")
     eval_path: str | None = Field(None, description="supervision transfer: `path` holds unlabelled pairs (all "

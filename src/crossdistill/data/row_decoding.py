@@ -1,6 +1,6 @@
 """Every row of a table checked and its file cells decoded (in whichever process writes the row's shard of the
-decoded store: ``workers``). A row that cannot be used is named with its row number, column, modality and file,
-whichever process met it."""
+decoded store: ``workers``). A row that cannot be used is named with its data row number (1 = the first row
+after any header), column, modality and file, whichever process met it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 from crossdistill.data.columns import COLUMN_KINDS, empty
 from crossdistill.data.decoders import BadCell, decode_number
 from crossdistill.data.manifest_options import ManifestOptions
+from crossdistill.data.targets import missing_label
 
-AUTO_MIN_ROWS = 5000  # below this, "auto" decodes in this process: starting workers costs more than it saves
+AUTO_MIN_ROWS = 5000
+  # below this, "auto" decodes in this process: starting workers costs more than it saves
 
 
 def available_cores() -> int:
@@ -45,17 +47,15 @@ def decode_row(row: dict[str, Any], options: ManifestOptions, base: Path, label_
             if kind.decoded:
                 cells[modality] = kind.decode(spec, row[column], base / spec.folder, options)
         except BadCell as why:
-            return None, f"row {number}, column {column!r} (modality {modality}): {why}"
+            return None, f"data row {number}, column {why.column or column!r} (modality {modality}): {why}"
     label = options.label
-    if label and str(row[label]).strip() in ("", "None"):
-        return None, f"row {number}, column {label!r} (label): empty"
-    if label and label_is_number:
+    if label and label_is_number and not missing_label(row[label]):
         try:
             decode_number(row[label])
         except BadCell as why:
-            return None, f"row {number}, column {label!r} (label): {why}"
+            return None, f"data row {number}, column {label!r} (label): {why}"
     if cells and all(c is None for c in cells.values()) and len(cells) == len(options.modalities):
-        return None, f"row {number}: every modality is missing"
+        return None, f"data row {number}: every modality is missing"
     return cells, None
 
 

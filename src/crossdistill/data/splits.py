@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from crossdistill.config import ConfigError
+
 
 def strata(labels: np.ndarray, bins: int = 10) -> np.ndarray:
     """Stratum of each row: its class, or for real-valued targets (regression) its decile of the labelled rows'
@@ -45,6 +47,27 @@ def group_fractions(groups: np.ndarray, fractions: list[float], seed: int) -> np
     for part, members in enumerate(np.split(order, cuts)):
         assignment[np.isin(groups, members)] = part
     return assignment
+
+
+def named_groups(groups: np.ndarray, val: list[str] | None, test: list[str] | None, where: str) -> np.ndarray:
+    """Part id (0 train, 1 val, 2 test) of every row from the groups named for validation and test; every other
+    group trains. Unknown or doubly named groups are refused, naming ``where`` the groups come from."""
+    if val is None or test is None:
+        raise ConfigError("data.options: give both val_groups and test_groups (the other groups train)")
+    present = set(groups.tolist())
+    for key, named in (("val_groups", val), ("test_groups", test)):
+        unknown = sorted(set(named) - present)
+        if unknown:
+            raise ConfigError(f"data.options.{key}: no group {', '.join(map(repr, unknown))} in {where} (groups: "
+                              f"{', '.join(sorted(present)[:20])})")
+    if set(val) & set(test):
+        raise ConfigError("data.options: a group cannot be in both val_groups and test_groups")
+    return np.where(np.isin(groups, test), 2, np.where(np.isin(groups, val), 1, 0))
+
+
+def groups_by_split(groups: np.ndarray, assignment: np.ndarray, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """The sorted groups of each part (``names[i]`` for part id i)."""
+    return {name: sorted(set(groups[assignment == i].tolist())) for i, name in enumerate(names)}
 
 
 def label_budget_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

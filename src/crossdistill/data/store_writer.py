@@ -81,9 +81,9 @@ class _ShardWriter:
             with locked(self.folder):  # (under torchrun another rank may have made it)
                 return self._new_file(modality, sample, row)
         if list(sample.shape) != known["shape"] or sample.dtype.str != known["dtype"]:
-            raise ManifestError(f"{self.what}: row {row}, modality {modality!r}: shape {sample.shape}, but row "
-                                f"{known['first_row']} has {tuple(known['shape'])}; every row must give the same "
-                                "shape")
+            raise ManifestError(f"{self.what}: data row {row}, modality {modality!r}: shape {sample.shape}, but "
+                                f"data row {known['first_row']} has {tuple(known['shape'])}; every row must give the "
+                                "same shape")
         return path
 
     def _new_file(self, modality: str, sample: np.ndarray, row: int) -> Path:

@@ -22,11 +22,11 @@ def read_rows(path: Path, file_format: str | None = None, names: list[str] | Non
         raise ConfigError(f"manifest not found: {path}")
     suffix = f".{file_format}" if file_format else path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # (-sig: Excel's "CSV UTF-8" byte-order mark)
             rows = list(csv.DictReader(handle, fieldnames=names, delimiter="," if suffix == ".csv" else "\t"))
         if names and any(None in row for row in rows):
             extra = next(i for i, row in enumerate(rows, start=1) if None in row)
-            raise ConfigError(f"{path}, row {extra}: more cells than the {len(names)} column names given")
+            raise ConfigError(f"{path}, data row {extra}: more cells than the {len(names)} column names given")
         return rows
     if suffix == ".json":
         try:

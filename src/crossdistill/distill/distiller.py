@@ -24,6 +24,7 @@ from crossdistill.distill.adapters import make_adapter
 from crossdistill.losses import LOSSES, LossDef
 from crossdistill.losses.base import NeedsPreparation
 from crossdistill.models.outputs import Outputs, Reads
+from crossdistill.registry import UnknownNameError
 
 TeacherSource = Callable[[Batch], Outputs]
 PRIMARY = "teacher"  # the name a term's teacher goes by when the term names none
@@ -68,32 +69,41 @@ def _ensemble_weights(loss: str, teacher: str | dict[str, float] | None) -> dict
     return {name: w / total for name, w in teacher.items()}
 
 
-def resolve_terms(specs: list[TermSpec]) -> list[Term]:
-    """Config terms -> ``Term``s with unique names (``kd``, ``kd_2``, ...)."""
-    terms, seen = [], {}
-    for spec in specs:
-        loss = LOSSES.get(spec.loss)
-        seen[spec.loss] = seen.get(spec.loss, 0) + 1
-        name = spec.loss if seen[spec.loss] == 1 else f"{spec.loss}_{seen[spec.loss]}"
-        unknown = sorted(set(spec.kwargs) - set(loss.options))
-        if unknown:
-            raise ConfigError(f"loss {spec.loss!r} has no option {', '.join(unknown)}; "
-                              f"its options: {', '.join(loss.options) or 'none'}")
-        reads = spec.reads or loss.reads
-        if reads == "feats":  # the loss reads a feature map, which only the config can name
-            raise ConfigError(f"loss {spec.loss!r} reads an intermediate feature map: set reads: "
-                              "feats.<modality>.stage<i> (and teacher_reads when the teacher's differs)")
-        teachers = _ensemble_weights(spec.loss, spec.teacher)
-        if teachers is not None and not loss.needs_teacher:
-            raise ConfigError(f"loss {spec.loss!r} uses no teacher, but the term names teacher {spec.teacher}")
-        if teachers is not None and len(teachers) > 1 and (isinstance(reads, tuple) or loss.single_teacher):
-            raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
-        teacher_reads = spec.teacher_reads or (loss.teacher_reads if not spec.reads else None) or reads
-        terms.append(Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers,
-                          spec.warmup_epochs))
+def resolve_terms(specs: list[TermSpec], where: str = "distill.terms") -> list[Term]:
+    """Config terms -> ``Term``s with unique names (``kd``, ``kd_2``, ...); an error names the term
+    (``distill.terms.1``, ``variants.<name>.terms.0``)."""
+    terms = []
+    for index, spec in enumerate(specs):
+        try:
+            terms.append(_resolve_term(spec, specs[:index]))
+        except (ConfigError, UnknownNameError) as error:
+            raise ConfigError(f"{where}.{index} (loss {spec.loss!r}): {error}") from None
     if not terms:
-        raise ConfigError("no loss terms: give at least one (e.g. {loss: ce})")
+        raise ConfigError(f"{where}: no loss terms: give at least one (e.g. {{loss: ce}})")
     return terms
+
+
+def _resolve_term(spec: TermSpec, before: list[TermSpec]) -> Term:
+    """One config term -> a ``Term`` (``before``: the terms listed before it, for its unique name)."""
+    loss = LOSSES.get(spec.loss)
+    count = 1 + sum(s.loss == spec.loss for s in before)
+    name = spec.loss if count == 1 else f"{spec.loss}_{count}"
+    unknown = sorted(set(spec.kwargs) - set(loss.options))
+    if unknown:
+        raise ConfigError(f"loss {spec.loss!r} has no option {', '.join(unknown)}; "
+                          f"its options: {', '.join(loss.options) or 'none'}")
+    reads = spec.reads or loss.reads
+    if reads == "feats":  # the loss reads a feature map, which only the config can name
+        raise ConfigError(f"loss {spec.loss!r} reads an intermediate feature map: set reads: "
+                          "feats.<modality>.stage<i> (and teacher_reads when the teacher's differs)")
+    teachers = _ensemble_weights(spec.loss, spec.teacher)
+    if teachers is not None and not loss.needs_teacher:
+        raise ConfigError(f"loss {spec.loss!r} uses no teacher, but the term names teacher {spec.teacher}")
+    if teachers is not None and len(teachers) > 1 and (isinstance(reads, tuple) or loss.single_teacher):
+        raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
+    teacher_reads = spec.teacher_reads or (loss.teacher_reads if not spec.reads else None) or reads
+    return Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers,
+                spec.warmup_epochs)
 
 
 class Distiller(nn.Module):

@@ -64,8 +64,9 @@ class Task:
 
     # ---- targets ----------------------------------------------------------------------------------------------
     def parse_labels(self, cells: list[Any], bins: list[float] | None = None) -> tuple[list[str], np.ndarray]:
-        """A label column -> (class names, targets); the default reads class names or numbers."""
-        return binned_labels(cells, bins) if bins else class_labels([str(c).strip() for c in cells])
+        """A label column -> (class names, targets); the default reads class names or numbers. An empty, NaN,
+        NA or None cell is no label (class -1: an unlabelled row), never a class of its own."""
+        return binned_labels(cells, bins) if bins else class_labels(cells)
 
     def check_label_options(self, bins: list[float] | None) -> None:
         """A clear error, before any file is read, for label options this task cannot use."""

@@ -1,0 +1,99 @@
+"""Render the numbers README.md publishes about the demo from their committed results files, between markers
+(``<!-- demo:quick -->`` ... ``<!-- /demo:quick -->``), so that no published number is typed by hand; the test
+``tests/test_published_numbers.py`` fails when README differs from what this renders.
+
+    python benchmarks/published.py            # rewrite README.md's blocks from benchmarks/results/demo*.json
+    python benchmarks/published.py --copy RUN_DIR [--full]   # first store a finished demo run's results.json
+
+The results files are the demo runs' own ``results.json`` (stamped with version, commit, config hash, date and
+machine by the run itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+import json
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+FILES = {"quick": ROOT / "benchmarks" / "results" / "demo.json",
+         "full": ROOT / "benchmarks" / "results" / "demo_full.json"}
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def score(model: dict) -> str:
+    acc = model["metrics"]["accuracy"]
+    return f"{pct(acc['mean'])} ± {pct(acc['std'])}" if len(acc["per_seed"]) > 1 else f"{pct(acc['mean'])} (n = 1)"
+
+
+def comparison_rows(results: dict) -> list[str]:
+    """One table row per taught student: budget, alone, distilled, paired difference with its 95% CI, verdict."""
+    models, lines = results["models"], []
+    for c in sorted(results["comparisons"], key=lambda c: c["labels"]):
+        d = c["paired_diff"]
+        lines.append(f"| {c['labels']:.0%} | {score(models[c['reference']])} | {score(models[c['model']])} | "
+                     f"{100 * d['mean']:+.1f} ({100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f}) | "
+                     f"{d['n_runs']} | **{d['verdict']}** |")
+    for name, m in models.items():  # taught students with no reference (0% labels: nothing to train alone)
+        if m["role"] == "student" and m.get("teacher") and name not in {c["model"] for c in results["comparisons"]}:
+            lines.append(f"| {m['student_labels']:.0%} | - | {score(m)} | - | {len(m['runs'])} | no reference |")
+    return lines
+
+
+def stamp_line(results: dict) -> str:
+    s = results["stamp"]
+    return (f"Rendered from `{{file}}`: crossdistill {s['package_version']}, commit {(s['commit'] or '?')[:10]}, "
+            f"config hash {s['config_hash']}, {s['date'][:10]}, {s['machine'].split(',')[0]} "
+            f"({results['latency_threads']} thread(s) for latency).")
+
+
+def block(kind: str, results: dict) -> str:
+    teacher = results["models"]["teacher"]
+    student = next(m for m in results["models"].values() if m["role"] == "student")
+    folds = len(results["folds"])
+    lines = [f"Test accuracy in %, {folds} test speakers x seeds {results['seeds']} (mean ± std over runs); the "
+             "difference is distilled minus alone, paired per (speaker, seed), with its 95% interval from the "
+             "hierarchical bootstrap of docs/statistics.md. Teacher (image CNN, "
+             f"{teacher['params']:,} parameters): {score(teacher)}; student: {student['params']:,} parameters.", "",
+             "| labels | alone | distilled | difference (95% CI) | paired runs | verdict |",
+             "|---|---|---|---|---|---|", *comparison_rows(results), "",
+             stamp_line(results).format(file=FILES[kind].relative_to(ROOT))]
+    return "\n".join(lines)
+
+
+def render(text: str, kind: str, results: dict) -> str:
+    """``text`` with its ``kind`` block replaced by the one rendered from ``results``."""
+    pattern = re.compile(rf"(<!-- demo:{kind} -->\n).*?(\n<!-- /demo:{kind} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no <!-- demo:{kind} --> block")
+    return pattern.sub(lambda m: m.group(1) + block(kind, results) + m.group(2), text)
+
+
+def rendered_readme() -> str:
+    text = README.read_text()
+    for kind, path in FILES.items():
+        if path.is_file():
+            text = render(text, kind, json.loads(path.read_text()))
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copy", type=Path, help="a finished demo run directory whose results.json to store")
+    parser.add_argument("--full", action="store_true", help="(with --copy) it is the --full run")
+    args = parser.parse_args()
+    if args.copy:
+        shutil.copy(args.copy / "results.json", FILES["full" if args.full else "quick"])
+    README.write_text(rendered_readme())
+    print(f"README.md rendered from {', '.join(str(p.name) for p in FILES.values() if p.is_file())}")
+
+
+if __name__ == "__main__":
+    main()
