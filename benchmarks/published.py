@@ -12,11 +12,10 @@ machine by the run itself).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 from pathlib import Path
-
-import json
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

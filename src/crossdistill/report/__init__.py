@@ -10,7 +10,7 @@ import html
 import re
 from pathlib import Path
 
-from crossdistill.report.plots import confusion_matrices, score_vs_latency, training_curves
+from crossdistill.report.plots import confusion_matrices, score_vs_budget, score_vs_latency, training_curves
 from crossdistill.report.tables import (
     compression,
     csv_text,
@@ -102,6 +102,9 @@ def build(run_dir: Path) -> dict[str, Path]:
         "Training curves (validation)": training_curves(run_dir, results, out / "plots" / "curves.png"),
         f"Test {headline(results)} vs latency": score_vs_latency(results, out / "plots" / "score_latency.png"),
     }
+    budget = score_vs_budget(results, out / "plots" / "budget.png")
+    if budget is not None:
+        plots[f"Test {headline(results)} vs the student's label budget (95% interval of each mean)"] = budget
     if any(sum(map(sum, m["confusion"])) for m in results["models"].values()):  # tasks with classes
         plots["Confusion matrices (summed over seeds and folds)"] = confusion_matrices(
             results, out / "plots" / "confusion.png")
