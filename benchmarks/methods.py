@@ -32,6 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from crossdistill.atomic import write_text_atomic  # noqa: E402
@@ -41,6 +42,8 @@ from crossdistill.data import open_dataset  # noqa: E402
 from crossdistill.models import build_model  # noqa: E402
 from crossdistill.pipeline import obtain_teacher, run  # noqa: E402
 from crossdistill.plans import experiment_task  # noqa: E402
+from crossdistill.rundir import stamp  # noqa: E402
+from crossdistill.stats import holm, mean_of, paired_diff  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = [0.0, 0.1, 1.0]
@@ -91,6 +94,7 @@ METHODS: dict[str, dict] = {
 }
 PAPER_WEIGHTS = {"at": 1000.0, "sp": 3000.0, "pkt": 30000.0, "rkd": 1.0, "crd": 0.8}
 QUICK_METHODS = ["kd", "fitnet", "crd", "c2kd", "mgkd"]
+ACCURACY = mean_of("correct")  # the headline statistic of classification's per-row test results
 
 
 def method_term(method: str, setting: dict, weight: float) -> dict:
@@ -161,15 +165,26 @@ def job(setting_name: str, budget: float, teacher_path: str, weights: dict[str, 
     tic = time.perf_counter()
     run_dir = run(exp, Path(out))
     results = json.loads((run_dir / "results.json").read_text())
-    rows = {}
+    rows, test_rows = {}, {}
+    fold = exp.data.fold_ids[0]
     for name, model in results["models"].items():
         if model["role"] != "student":
             continue
-        epoch_s = [json.loads(line)["seconds"] for seed in seeds
-                   for line in (run_dir / "models" / name / f"fold{exp.data.fold_ids[0]}-seed{seed}" /
-                                "metrics.jsonl").read_text().splitlines()]
+        folders = [run_dir / "models" / name / f"fold{fold}-seed{seed}" for seed in seeds]
+        epoch_s = [json.loads(line)["seconds"] for f in folders for line in (f / "metrics.jsonl").read_text()
+                   .splitlines()]
+        fits = [json.loads((f / "fit.json").read_text()) for f in folders]
         method = {"baseline": "alone", "distilled": "kd"}.get(name, name)
-        rows[method] = {"accuracy": model["metrics"]["accuracy"]["per_seed"], "epoch_s": statistics.mean(epoch_s)}
+        test_rows[method] = {(fold, seed): dict(np.load(f / "test_rows.npz")) for seed, f in zip(seeds, folders,
+                                                                                                 strict=True)}
+        # cost: every second this method's student runs took (epochs, and any preparation such as mgkd's mimic)
+        rows[method] = {"accuracy": model["metrics"]["accuracy"]["per_seed"], "epoch_s": statistics.mean(epoch_s),
+                        "val_score": [f["best_score"] for f in fits],
+                        "train_s": sum(epoch_s) + sum(f.get("prepare_s", 0.0) for f in fits)}
+    reference = "kd" if budget == 0 else "alone"
+    for method, row in rows.items():  # the one statistical rule (docs/statistics.md), paired per seed
+        if method != reference:
+            row["paired_diff"] = paired_diff(test_rows[method], test_rows[reference], ACCURACY, seed=0).model_dump()
     teacher_acc = results["models"]["teacher"]["metrics"]["accuracy"]["mean"]
     return {"setting": setting_name, "budget": budget, "teacher_accuracy": teacher_acc, "rows": rows,
             "wall_s": time.perf_counter() - tic}
@@ -192,47 +207,65 @@ def summarise(jobs: list[dict]) -> dict:
             acc = row["accuracy"]
             entries[method] = {"mean": statistics.mean(acc), "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
                                "per_seed": acc, "gain": statistics.mean(acc) - ref_mean,
-                               "epoch_time_ratio": row["epoch_s"] / rows[reference]["epoch_s"]}
+                               "val_mean": statistics.mean(row["val_score"]),
+                               "epoch_time_ratio": row["epoch_s"] / rows[reference]["epoch_s"],
+                               "cost_ratio": row["train_s"] / rows[reference]["train_s"],
+                               **({"paired_diff": row["paired_diff"]} if "paired_diff" in row else {})}
         key = f"{result['setting']} @ {round(result['budget'] * 100)}% labels"
         table[key] = {"reference": reference, "teacher_accuracy": result["teacher_accuracy"], "methods": entries,
                       "wall_s": result["wall_s"]}
     return table
 
 
-def verdict(entry: dict, ref: dict) -> str:
-    """helps / hurts when the gain exceeds twice the standard error of the difference of the two means (about a
-    95% interval over the seeds), else neutral."""
-    n = len(entry["per_seed"])
-    if n < 2:
-        return "n/a (one seed)"
-    error = ((entry["std"] ** 2 + ref["std"] ** 2) / n) ** 0.5
-    return "helps" if entry["gain"] > 2 * error else "hurts" if entry["gain"] < -2 * error else "neutral"
+def adjust(report: dict) -> None:
+    """Each comparison's verdict under the one statistical rule, with Holm's adjustment over every comparison of
+    the benchmark (docs/statistics.md): "helps"/"hurts" only when its 95% interval excludes 0 and Holm rejects."""
+    compared = [(block, method) for block in report["settings"].values() for method in block["methods"]
+                if "paired_diff" in block["methods"][method]]
+    rejected = holm([block["methods"][m]["paired_diff"]["p_value"] for block, m in compared])
+    for (block, method), reject in zip(compared, rejected, strict=True):
+        d = block["methods"][method]["paired_diff"]
+        block["methods"][method]["verdict"] = d["verdict"] if (reject or d["verdict"] == "no verdict") else (
+            "no clear difference")
+    for block in report["settings"].values():
+        block["methods"][block["reference"]]["verdict"] = "reference"
 
 
 def render(report: dict) -> str:
-    """The Markdown of ``methods.json``: the best method per setting, then one table per setting."""
+    """The Markdown of ``methods.json``: the method chosen on validation per setting, then one table each."""
+    adjust(report)
+    comparisons = sum("paired_diff" in e for b in report["settings"].values() for e in b["methods"].values())
     head = [f"# Methods benchmark: {report['epochs']} epochs, seeds {report['seeds']}, wall "
             f"{report['wall_s'] / 60:.1f} min on {report['workers']} processes x 1 thread\n",
-            "Gain: points of test accuracy over the reference row (the student alone; KD alone at 0% labels). "
-            "Verdict: helps / hurts when the gain exceeds twice the standard error of the difference of the "
-            "means over the seeds, else neutral. Epoch time: relative to the reference row, in the same run.\n",
-            "| setting | teacher % | reference % | best method | its gain (points) | verdict |",
-            "|---|---|---|---|---|---|"]
+            "Gain: points of test accuracy over the reference row (the student alone; KD alone at 0% labels), "
+            "with the 95% interval of the paired difference over the seeds and the test rows (hierarchical "
+            "bootstrap, docs/statistics.md). Verdict: helps / hurts only when that interval excludes 0 and Holm's "
+            f"adjustment over all {comparisons} comparisons of the benchmark agrees. The chosen method is the one "
+            "with the best mean *validation* score (never test). Cost: all training seconds of the method's student "
+            "runs (preparation such as mgkd's mimic included; c2kd's teacher fine-tuning is inside its epochs) "
+            "over the reference's.\n",
+            "| setting | teacher % | reference % | chosen on validation | its gain (95% CI) | verdict | cost |",
+            "|---|---|---|---|---|---|---|"]
     body: list[str] = []
     for key, block in report["settings"].items():
         entries, ref = block["methods"], block["methods"][block["reference"]]
-        for method, entry in entries.items():
-            entry["verdict"] = "reference" if method == block["reference"] else verdict(entry, ref)
-        best = max((m for m in entries if m != block["reference"]), key=lambda m: entries[m]["mean"])
+        chosen = max((m for m in entries if m != block["reference"]), key=lambda m: entries[m]["val_mean"])
         head.append(f"| {key} | {100 * block['teacher_accuracy']:.1f} | {100 * ref['mean']:.1f} ± "
-                    f"{100 * ref['std']:.1f} | {best} | {100 * entries[best]['gain']:+.1f} | "
-                    f"{entries[best]['verdict']} |")
-        body += [f"\n### {key}\n", "| method | accuracy % | gain (points) | verdict | epoch time |",
-                 "|---|---|---|---|---|"]
-        for method, e in sorted(entries.items(), key=lambda kv: -kv[1]["mean"]):
-            body.append(f"| {method} | {100 * e['mean']:.1f} ± {100 * e['std']:.1f} | {100 * e['gain']:+.1f} | "
-                        f"{e['verdict']} | {e['epoch_time_ratio']:.2f}x |")
+                    f"{100 * ref['std']:.1f} | {chosen} | {interval(entries[chosen])} | {entries[chosen]['verdict']}"
+                    f" | {entries[chosen]['cost_ratio']:.2f}x |")
+        body += [f"\n### {key}\n", "| method | validation % | test accuracy % | gain (95% CI) | verdict | "
+                 "epoch time | cost |", "|---|---|---|---|---|---|---|"]
+        for method, e in sorted(entries.items(), key=lambda kv: -kv[1]["val_mean"]):
+            body.append(f"| {method} | {100 * e['val_mean']:.1f} | {100 * e['mean']:.1f} ± {100 * e['std']:.1f} | "
+                        f"{interval(e)} | {e['verdict']} | {e['epoch_time_ratio']:.2f}x | {e['cost_ratio']:.2f}x |")
     return "\n".join(head + gain_matrix(report) + body) + "\n"
+
+
+def interval(entry: dict) -> str:
+    d = entry.get("paired_diff")
+    if d is None:
+        return "-"
+    return f"{100 * d['mean']:+.1f} ({100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})"
 
 
 def gain_matrix(report: dict) -> list[str]:
@@ -240,7 +273,8 @@ def gain_matrix(report: dict) -> list[str]:
     keys = list(report["settings"])
     methods = sorted({m for block in report["settings"].values() for m in block["methods"]} - {"alone"})
     short = [k.replace(" labels", "").replace("image+audio", "i+a").replace("image", "img") for k in keys]
-    lines = ["\nGain over the reference (points); + helps, - hurts, blank neutral:\n",
+    lines = ["\nGain over the reference (points); + helps, - hurts (the rule above, Holm-adjusted), blank: no clear "
+             "difference:\n",
              "| method | " + " | ".join(short) + " |", "|---|" + "---|" * len(keys)]
     mark = {"helps": " +", "hurts": " -"}
     for method in methods:
@@ -278,7 +312,8 @@ def main() -> None:
         futures = [pool.submit(job, name, budget, str(teachers[name]), weights[name], methods, str(args.out),
                                epochs, seeds) for name, budget in jobs]
         done = [f.result() for f in futures]
-    report = {"epochs": epochs, "seeds": seeds, "batch_size": 128, "workers": args.workers, "threads_per_worker": 1,
+    report = {"stamp": stamp(json.dumps([methods, epochs, seeds, args.settings])).model_dump(),
+              "epochs": epochs, "seeds": seeds, "batch_size": 128, "workers": args.workers, "threads_per_worker": 1,
               "weights": weights, "wall_s": time.perf_counter() - tic, "settings": summarise(done)}
     markdown = render(report)
     RESULTS.mkdir(exist_ok=True)

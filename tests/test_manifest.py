@@ -46,11 +46,19 @@ def test_csv_manifest_with_images_and_text(emoji_rows, tmp_path):
         info.modalities["text"].meta["vocab_size"]
     image = train.inputs["image"]
     assert abs(float(image.mean())) < 0.05 and abs(float(image.std()) - 1) < 0.05  # normalised on train
-    # The vocabulary comes from the training names only: a test-only word maps to the unknown id (1).
+    # The vocabulary comes from the training names only, and every test name is encoded with it: a word no
+    # training name holds becomes the unknown id (1), then padding (0) to the fixed length.
+    from crossdistill.data.text import Tokenizer
+
     vocab = info.modalities["text"].meta["tokenizer"]["vocab"]
-    test_words = {w for i in fold["test"].index.tolist() for w in emoji_rows[i]["name"].split()}
-    unseen = test_words - set(vocab)
-    assert unseen and all(w not in vocab for w in unseen)
+    words = Tokenizer().tokens
+    assert set(vocab) == {w for i in fold["train"].index.tolist() for w in words(emoji_rows[i]["name"])}
+    unknown = 0
+    for position, i in enumerate(fold["test"].index.tolist()):
+        expected = [vocab.get(w, 1) for w in words(emoji_rows[i]["name"])][:6]
+        unknown += expected.count(1)
+        assert fold["test"].inputs["text"][position].tolist() == expected + [0] * (6 - len(expected))
+    assert unknown > 0  # (the test names do hold words the training names lack)
 
 
 def test_jsonl_and_parquet_manifests_give_the_same_tensors(emoji_rows, tmp_path):

@@ -26,3 +26,16 @@ def test_the_store_format_numbers_are_those_of_their_results_file():
                 f"{results['arrow_ms_per_row']} ms from Arrow")
     assert expected in DOC.replace("\n", " ")
     assert f"{results['arrow_over_npy']}x slower" in DOC
+
+
+def test_the_readme_demo_numbers_are_rendered_from_their_results_files():
+    """README.md's demo blocks are exactly what benchmarks/published.py renders from the committed demo results
+    (the demo runs' own stamped results.json): edit the results, not the README."""
+    from published import FILES, rendered_readme
+
+    assert FILES["quick"].is_file(), "benchmarks/results/demo.json: run benchmarks/demo_time.py --keep demo.json"
+    for path in FILES.values():
+        if path.is_file():
+            stamp = json.loads(path.read_text())["stamp"]
+            assert stamp["commit"] and stamp["config_hash"] and stamp["machine"], path
+    assert rendered_readme() == (REPO / "README.md").read_text(), "README.md differs: python benchmarks/published.py"

@@ -137,9 +137,16 @@ def test_regression_run_end_to_end_with_report_and_export(vader_small, tmp_path)
         assert models["unmoved"]["metrics"][metric]["mean"] == pytest.approx(
             models["no_labels"]["metrics"][metric]["mean"], abs=1e-4)
     assert models["finetuned"]["init_from"] == "no_labels" and models["finetuned"]["teacher"] is None
-    for model in models.values():
+    for name, model in models.items():
         assert set(model["metrics"]) == {"r2", "mae", "rmse"}
-        assert 0 < model["metrics"]["mae"]["mean"] < 4  # in the raters' units (-4..4)
+        # in the raters' units: each run's metrics recomputed from the per-row predictions the run dir keeps
+        for run in model["runs"]:
+            folder = f"fold{run['fold']}" + ("" if run["seed"] is None else f"-seed{run['seed']}")
+            rows = np.load(run_dir / "models" / name / folder / "test_rows.npz")
+            assert rows["target"].min() >= -4 and rows["target"].max() <= 4  # (VADER's scale)
+            assert run["mae"] == pytest.approx(np.abs(rows["target"] - rows["predicted"]).mean())
+            residual, spread = rows["target"] - rows["predicted"], rows["target"] - rows["target"].mean()
+            assert run["r2"] == pytest.approx(1 - (residual ** 2).sum() / (spread ** 2).sum())
     assert models["teacher"]["metrics"]["r2"]["mean"] > 0.2  # the GRU learned the sentiment of the words
     assert models["baseline"]["terms"] == [{"term": "mse", "weight": 1.0}]
     assert results["gain"].keys() == {"r2", "mae", "rmse"}

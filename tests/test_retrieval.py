@@ -56,6 +56,7 @@ def log_softmax(row):
     return [x - math.log(total) for x in row]
 
 
+@pytest.mark.golden('clip')
 def test_clip_loss_by_hand_with_instance_and_class_positives():
     logits = [[2.0, 0.0], [1.2, 1.6]]  # scale 2 x similarities
     columns = [[2.0, 1.2], [0.0, 1.6]]
@@ -68,6 +69,7 @@ def test_clip_loss_by_hand_with_instance_and_class_positives():
     assert value.item() == pytest.approx(same, rel=1e-5)
 
 
+@pytest.mark.golden("clip_crd", "affinity")
 def test_contrastive_relational_and_affinity_by_hand():
     s_rows, s_cols = [[2.0, 0.0], [1.2, 1.6]], [[2.0, 1.2], [0.0, 1.6]]
     t_rows = [[1.0, 0.0], [0.0, 1.0]]  # symmetric: its columns are its rows
@@ -87,6 +89,7 @@ def test_contrastive_relational_and_affinity_by_hand():
     assert LOSSES.get("affinity").fn(STUDENT, TEACHER, batch_of([0, 1])).item() == pytest.approx(affinity, rel=1e-5)
 
 
+@pytest.mark.golden("clip_fd", "clip_icl")
 def test_feature_and_interactive_contrastive_distillation_by_hand():
     fd = LOSSES.get("clip_fd").build(STUDENT, TEACHER, {})
     # equal widths: no projector; query 2 differs by (0.6, -0.2) ... (0.6 - 0, 0.8 - 1): 0.36 + 0.04

@@ -72,6 +72,7 @@ def test_crd_queues_only_while_training():
     assert torch.equal(crd.teacher_queue.items, before)
 
 
+@pytest.mark.golden('crd')
 def test_crd_golden_value_by_hand():
     tau = 0.5
     crd = LOSSES.get("crd").build(torch.randn(2, 2), torch.randn(2, 2),
@@ -101,6 +102,7 @@ def test_crd_golden_value_by_hand():
     assert value.item() == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.golden('infonce')
 def test_infonce_golden_value_by_hand():
     tau = 0.1
     infonce = LOSSES.get("infonce").build(torch.randn(2, 2), torch.randn(2, 2), {"feat_dim": 2, "temperature": tau})
@@ -137,6 +139,7 @@ def test_non_target_kl_by_hand():
     assert non_target_kl(student, teacher, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.golden('c2kd')
 def test_c2kd_golden_value_with_identity_proxies():
     probe = (torch.randn(2, 3), torch.randn(2, 3))  # (logits, embed)
     c2kd = LOSSES.get("c2kd").build(probe, probe, {})
@@ -168,6 +171,11 @@ def test_c2kd_golden_value_with_identity_proxies():
                  batch_of(target))
     assert value.item() == pytest.approx(teacher_side + student_side, rel=1e-5)
     assert c2kd.selected_share.item() == 0.5
+    # the teacher's cross-entropy reads only the labels the student's budget allows: sample 1 outside it
+    budgeted = c2kd((torch.tensor(z_s), torch.tensor(e_s)), (torch.tensor(z_t), torch.tensor(e_t)),
+                    batch_of(target, labeled=[True, False]))
+    ce_budget = -math.log(softmax(z_t[0])[target[0]])  # (mean over the one allowed row)
+    assert budgeted.item() == pytest.approx(teacher_side - ce_t + ce_budget + student_side, rel=1e-5)
 
 
 def terms(*specs):
@@ -224,6 +232,7 @@ def test_permutation_saliency_ranks_channels_the_student_can_predict_first():
     assert scores.tolist()[0] == 1.0 and scores[1] == 0.0 and 0.0 < scores[2] < 0.1
 
 
+@pytest.mark.golden('mgkd')
 def test_mgkd_freezes_the_least_general_channels_at_their_mean(pair, av_fold, small_specs):
     student, teacher = pair
     distiller = Distiller(student, teacher, terms({"loss": "mgkd", "kwargs": {"ratio": 0.5, "mimic_epochs": 2,

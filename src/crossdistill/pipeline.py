@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -168,7 +169,9 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     by_teacher = cfg.select_on == "teacher"
     val_targets = (fold.info.task.predictions(predict(selector, val, fold.info.task)) if by_teacher
                    else selection_targets(fold, "val"))
+    tic = time.perf_counter()
     distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
+    prepare_s = time.perf_counter() - tic  # the terms' preparation (mgkd's mimic) and the teacher cache
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
         load_weights(distiller.student, RunDir.weights(model_dir.parent.parent / plan.init_from / model_dir.name))
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
@@ -178,7 +181,7 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
         log.warning("%s fold %d seed %d: its validation score was still rising at the last epoch (%d): it is "
                     "probably undertrained; raise train.epochs", plan.name, fold.fold, seed, result.epochs_run - 1)
     summary = {**asdict(result), "history": None, "select_on": cfg.select_on, "labeled": int(labeled.sum()),
-               "still_rising": rising}
+               "still_rising": rising, "prepare_s": prepare_s}
     if is_main():
         (model_dir / "fit.json").write_text(json.dumps(summary))
     return distiller.student.cpu().eval()

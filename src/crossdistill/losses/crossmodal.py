@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError
-from crossdistill.data.batch import Batch, has_label
+from crossdistill.data.batch import Batch
 from crossdistill.data.loader import BatchLoader
 from crossdistill.losses.base import CLASSES, register_loss_module
 from crossdistill.losses.functional import channel_permutation_scores, kl_at_temperature, non_target_kl
 from crossdistill.losses.logit import hinton_kd, target_or_teacher
+from crossdistill.losses.task import budget_rows
 
 log = logging.getLogger("crossdistill")
 
@@ -78,7 +79,9 @@ class CrossModalC2KD(nn.Module):
             self.selected_share.copy_(keep.mean())
         target = target_or_teacher(batch, z_t.detach())
         labels = batch.target if batch is not None else None
-        known = has_label(labels) if labels is not None else None  # unlabelled pairs carry class -1
+        # the rows whose label the student's budget allows (unlabelled pairs carry class -1): the teacher's
+        # fine-tuning must not read labels the student may not
+        known = budget_rows(batch, "c2kd") if labels is not None else None
         teacher_ce = (F.cross_entropy(z_t[known], labels[known]) if known is not None and bool(known.any())
                       else z_t.sum() * 0.0)
         kl = kl_at_temperature

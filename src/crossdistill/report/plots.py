@@ -97,9 +97,9 @@ def confusion_matrices(results: dict, path: Path) -> Path:
 
 
 def score_vs_budget(results: dict, path: Path) -> Path | None:
-    """The headline test metric against the student's label budget: students trained alone and taught, each
-    point the mean over its runs with a 95% interval of that mean (mean ± t * std / sqrt(n)); None with fewer
-    than two budgets."""
+    """The headline test metric against the student's label budget: students trained alone and taught (at each
+    budget the first such run: baseline / distilled, else the first variant), each point the mean over its runs
+    with a 95% interval of that mean (mean ± t * std / sqrt(n)); None with fewer than two budgets."""
     from scipy.stats import t as student_t
 
     students = [m for m in results["models"].values() if m["role"] == "student"]
@@ -109,8 +109,11 @@ def score_vs_budget(results: dict, path: Path) -> Path | None:
     scale = float(results["metric_style"][metric][0])
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for kind, taught in (("alone", False), ("distilled", True)):
-        points = sorted((m["student_labels"], m["metrics"][metric]) for m in students
-                        if bool(m.get("teacher") or m.get("init_from")) == taught and not m.get("init_from"))
+        first: dict[float, dict] = {}  # per budget, the first such run (baseline / distilled come first)
+        for m in students:
+            if bool(m.get("teacher")) == taught and not m.get("init_from"):
+                first.setdefault(m["student_labels"], m["metrics"][metric])
+        points = sorted(first.items(), key=lambda point: point[0])
         if not points:
             continue
         budgets = [100 * b for b, _ in points]
