@@ -1,6 +1,7 @@
-"""Render the numbers README.md publishes about the demo from their committed results files, between markers
-(``<!-- demo:quick -->`` ... ``<!-- /demo:quick -->``), so that no published number is typed by hand; the test
-``tests/test_published_numbers.py`` fails when README differs from what this renders.
+"""Render the numbers README.md publishes about the demo, and docs/methods.md's tables, from their committed
+results files, between markers (``<!-- demo:quick -->`` ... ``<!-- /demo:quick -->``, ``<!-- methods -->``), so
+that no published number is typed by hand; ``tests/test_published_numbers.py`` fails when a page differs from
+what this renders.
 
     python benchmarks/published.py            # rewrite README.md's blocks from benchmarks/results/demo*.json
     python benchmarks/published.py --copy RUN_DIR [--full]   # first store a finished demo run's results.json
@@ -89,6 +90,27 @@ def rendered_readme() -> str:
     return text
 
 
+METHODS_DOC = ROOT / "docs" / "methods.md"
+METHODS_JSON = ROOT / "benchmarks" / "results" / "methods.json"
+
+
+def rendered_methods_doc() -> str:
+    """docs/methods.md with its ``<!-- methods -->`` block: the tables ``benchmarks/methods.py`` renders from
+    ``methods.json`` (its first heading left out), with the file's stamp."""
+    from methods import render as render_methods
+
+    report = json.loads(METHODS_JSON.read_text())
+    tables = render_methods(report).split("\n", 1)[1].strip()
+    s = report["stamp"]
+    tables += (f"\n\nRendered from `benchmarks/results/methods.json`: crossdistill {s['package_version']}, commit "
+               f"{(s['commit'] or '?')[:10]}, {s['date'][:10]}, {s['machine'].split(',')[0]}.")
+    text = METHODS_DOC.read_text()
+    pattern = re.compile(r"(<!-- methods -->\n).*?(\n<!-- /methods -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError("docs/methods.md has no <!-- methods --> block")
+    return pattern.sub(lambda m: m.group(1) + tables + m.group(2), text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copy", type=Path, help="a finished demo run directory whose results.json to store")
@@ -98,6 +120,9 @@ def main() -> None:
         shutil.copy(args.copy / "results.json", FILES["full" if args.full else "quick"])
     README.write_text(rendered_readme())
     print(f"README.md rendered from {', '.join(str(p.name) for p in FILES.values() if p.is_file())}")
+    if "stamp" in json.loads(METHODS_JSON.read_text()):  # (a methods run made under the one statistical rule)
+        METHODS_DOC.write_text(rendered_methods_doc())
+        print("docs/methods.md rendered from methods.json")
 
 
 if __name__ == "__main__":

@@ -385,6 +385,9 @@ def test_pretrained_sentence_teacher_teaches_a_small_text_student(emoji_rows, tm
     assert models["teacher"]["frozen_pretrained_params"] == 22_713_216  # MiniLM-L6, frozen, counted with the head
     assert models["teacher"]["params"] > 20 * models["distilled"]["params"]  # the student is >= 20x smaller
     assert models["distilled"]["modalities"] == ["text"] and models["distilled"]["frozen_pretrained_params"] == 0
+    # on disk, the teacher ships MiniLM's float32 weights too: it is not smaller than its student there
+    assert models["teacher"]["size_bytes"] > 4 * 22_713_216 > models["distilled"]["size_bytes"]
+    assert models["teacher"]["latency_excludes_pretrained"] and not models["distilled"]["latency_excludes_pretrained"]
 
 
 def test_headerless_tsv_with_a_score_cut_into_classes(data_root, tmp_path):

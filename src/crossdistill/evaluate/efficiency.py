@@ -47,8 +47,9 @@ def latency_ms(model: nn.Module, specs: dict[str, ModalitySpec], batch: int, rep
 
 def efficiency(model: nn.Module, specs: dict[str, ModalitySpec], weights: Path, repeats: int) -> dict:
     """Cost of ``model``. A modality computed by a frozen pretrained model at preprocessing (a text embedding)
-    is part of the model that reads it: its parameters are counted in ``params`` (and shown apart); its FLOPs
-    and latency are not measured here."""
+    is part of the model that reads it: its parameters are counted in ``params`` (and shown apart) and its
+    float32 weights in ``size_bytes`` (a deployment ships them); its FLOPs and latency are not measured here
+    (``latency_excludes_pretrained`` says so, and the report)."""
     frozen = sum(specs[m].meta.get("pretrained_params", 0) for m in model.modalities)
     towers = getattr(model, "towers", None)  # a dual encoder: each tower is deployed (and exported) on its own
     per_tower = {} if towers is None else {"towers": {m: tower_costs(tower, m, specs[m], repeats)
@@ -59,7 +60,8 @@ def efficiency(model: nn.Module, specs: dict[str, ModalitySpec], weights: Path, 
         "flops": count_flops(model, specs),
         "latency_ms": {"batch1": latency_ms(model, specs, 1, repeats),
                        "batch64": latency_ms(model, specs, 64, max(3, repeats // 3))},
-        "size_bytes": weights.stat().st_size if weights.is_file() else None,
+        "size_bytes": (weights.stat().st_size + 4 * frozen) if weights.is_file() else None,
+        "latency_excludes_pretrained": bool(frozen),
     }
 
 

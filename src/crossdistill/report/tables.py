@@ -109,7 +109,9 @@ def compression(results: dict) -> str:
              f"({student['params']:,} vs {teacher['params']:,})")
     if teacher.get("frozen_pretrained_params"):
         return (f"{sizes}, counting the teacher's frozen pretrained encoder ({teacher['frozen_pretrained_params']:,}"
-                " parameters), which runs once at preprocessing: its FLOPs are not counted, so none are compared.")
+                " parameters, and its float32 weights in the size on disk), which runs once at preprocessing: its "
+                "FLOPs and latency are not measured, so no FLOPs are compared and the teacher's latency leaves it "
+                "out.")
     # Below 0.1% of the teacher's FLOPs the count is dominated by what the counter skips (embedding lookups).
     if student["flops"] <= 0.001 * teacher["flops"]:
         return f"{sizes}; its FLOP count is too small to compare (embedding lookups are not counted)."
