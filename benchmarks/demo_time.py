@@ -29,7 +29,7 @@ from crossdistill.plans import experiment_task  # noqa: E402
 from crossdistill.rundir import stamp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_S = 300.0
+TARGET_S = {False: 300.0, True: 1800.0}  # the quick demo: 5 minutes; --full: 30 minutes (on 2 cores)
 
 
 def fit_seconds(run_dir: Path) -> dict[str, float]:
@@ -65,7 +65,8 @@ def main() -> None:
         "stamp": stamp(config.dump(exp)).model_dump(),
         "config": "configs/av_digits/demo.yaml", "full": args.full, "jobs": args.jobs,
         "threads": torch.get_num_threads(),
-        "wall_s": round(wall_s, 1), "target_s": TARGET_S, "wall_over_target": round(wall_s / TARGET_S, 3),
+        "wall_s": round(wall_s, 1), "target_s": TARGET_S[args.full],
+        "wall_over_target": round(wall_s / TARGET_S[args.full], 3),
         "headline_fit_s": round(headline, 1), "fit_s_per_model": {k: round(v, 1) for k, v in per_model.items()},
         "preprocessing_s_first_open": round(preprocessing_s, 1),
         "accuracy": {n: round(m["metrics"]["accuracy"]["mean"], 4) for n, m in results["models"].items()},
@@ -73,7 +74,8 @@ def main() -> None:
     out_path = ROOT / "benchmarks" / "results" / ("demo_time_full.json" if args.full else "demo_time.json")
     out_path.write_text(json.dumps(payload, indent=1) + "\n")
     print(json.dumps(payload, indent=1))
-    print(f"demo wall time {wall_s:.0f} s = {wall_s / TARGET_S:.2f} x the {TARGET_S:.0f} s target", file=sys.stderr)
+    target = TARGET_S[args.full]
+    print(f"demo wall time {wall_s:.0f} s = {wall_s / target:.2f} x the {target:.0f} s target", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ audio; av-mnist image+audio -> audio and -> image), checked against the KD gains
 The diagnosis trains (or reuses) each setting's teacher exactly as the methods benchmark does, then probes the
 training and validation splits only. Its score depends on the label budget b only through ``b * reach(label)``,
 so one diagnosis per setting gives both budgets. Writes ``benchmarks/results/diagnose_real.json`` and prints a
-table: score, verdict, measured gain and the methods benchmark's own verdict (gain beyond 2 standard errors),
-then the Spearman correlation of score and gain and how many verdicts call the right sign.
+table: score, verdict, measured gain and the methods benchmark's own verdict (the paired rule of
+docs/statistics.md, Holm-adjusted; "no clear difference" is diagnose's "neutral"), then the Spearman correlation
+of score and gain and how many verdicts call the right sign.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def main() -> None:
                                result["modality_general_share"])
                 kd = measured[f"{name} @ {round(budget * 100)}% labels"]["methods"]["kd"]
                 rows.append({"setting": name, "budget": budget, "score": call["score"], "verdict": call["verdict"],
-                             "kd_gain": kd["gain"], "kd_measured": kd["verdict"],
+                             "kd_gain": kd["gain"],
+                             "kd_measured": {"no clear difference": "neutral"}.get(kd["verdict"], kd["verdict"]),
                              "teacher_reach": reach["teacher_soft_labels"]["explained"],
                              "label_reach": reach["label"]["explained"],
                              "general_share": result["modality_general_share"],

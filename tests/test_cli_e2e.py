@@ -250,3 +250,13 @@ def test_folds_trained_in_parallel_jobs_give_the_same_results(tiny_config, tmp_p
             assert len((run_dir / "models" / "distilled" / f"fold{fold}-seed0" / "metrics.jsonl").read_text()
                        .splitlines()) == 1
     assert found[1] == found[2] and len(found[1]["distilled"]) == 2
+
+
+def test_export_takes_the_first_fold_and_seed_present(tiny_config, tmp_path):
+    """A run of fold 1 only (the demo once ran fold 2 only): export needs no --fold and says what it took."""
+    code, output = invoke("run", tiny_config, "--out", tmp_path, "--set", "data.folds=[1]", "--set",
+                          "train.epochs=1", "--set", "teacher.train.epochs=1")
+    assert code == 0, output
+    code, output = invoke("export", tmp_path / "tiny", "--format", "safetensors")
+    assert code == 0, output
+    assert "as trained in" in output and "fold1-seed0" in " ".join(output.split())

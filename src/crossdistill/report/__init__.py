@@ -132,7 +132,8 @@ def inline(text: str) -> str:
 
 
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;"
+         "white-space:nowrap}"
          "th{background:#f0f3f7}tr:nth-child(even) td{background:#fafafa}td:first-child{text-align:left}"
          "code{background:#f3f3f3;padding:0 3px;border-radius:3px}img{max-width:100%}"
          ".warnings{border:2px solid #d97706;background:#fff7e6;padding:.5em 1em;border-radius:6px}")
