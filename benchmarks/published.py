@@ -36,17 +36,31 @@ def score(model: dict) -> str:
 
 
 def comparison_rows(results: dict) -> list[str]:
-    """One table row per taught student: budget, alone, distilled, paired difference with its 95% CI, verdict."""
-    models, lines = results["models"], []
-    for c in sorted(results["comparisons"], key=lambda c: c["labels"]):
+    """One table row per taught student, by budget: alone, distilled, paired difference with its 95% CI, verdict
+    (a taught student with no reference, as at 0% labels, has no difference)."""
+    models, rows = results["models"], []
+    for c in results["comparisons"]:
         d = c["paired_diff"]
-        lines.append(f"| {c['labels']:.0%} | {score(models[c['reference']])} | {score(models[c['model']])} | "
-                     f"{100 * d['mean']:+.1f} ({100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f}) | "
-                     f"{d['n_runs']} | **{d['verdict']}** |")
-    for name, m in models.items():  # taught students with no reference (0% labels: nothing to train alone)
-        if m["role"] == "student" and m.get("teacher") and name not in {c["model"] for c in results["comparisons"]}:
-            lines.append(f"| {m['student_labels']:.0%} | - | {score(m)} | - | {len(m['runs'])} | no reference |")
-    return lines
+        alone, taught = score(models[c["reference"]]), score(models[c["model"]])
+        rows.append((c["labels"], f"| {c['labels']:.0%} | {alone} | {taught} | {100 * d['mean']:+.1f} "
+                     f"({100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f}) | {d['n_runs']} | **{d['verdict']}** |"))
+    compared = {c["model"] for c in results["comparisons"]}
+    for name, m in models.items():
+        if m["role"] == "student" and m.get("teacher") and name not in compared:
+            rows.append((m["student_labels"], f"| {m['student_labels']:.0%} | - | {score(m)} | - | {len(m['runs'])} | "
+                         "no student alone to compare with |"))
+    return [line for _, line in sorted(rows, key=lambda row: row[0])]
+
+
+def warning_line(results: dict) -> str:
+    """The run's undertraining warnings, counted (the report lists them in full)."""
+    counts = [re.match(r"(\S+): its validation score was still rising at the last epoch in (\d+) of (\d+)", w)
+              for w in results["warnings"]]
+    said = [f"{m.group(1)} {m.group(2)}/{m.group(3)}" for m in counts if m]
+    if not said:
+        return ""
+    return ("Runs still improving at their last epoch (the run's warning; more epochs than the demo's would "
+            f"likely raise these numbers): {', '.join(said)}.")
 
 
 def stamp_line(results: dict) -> str:
@@ -66,6 +80,7 @@ def block(kind: str, results: dict) -> str:
              f"{teacher['params']:,} parameters): {score(teacher)}; student: {student['params']:,} parameters.", "",
              "| labels | alone | distilled | difference (95% CI) | paired runs | verdict |",
              "|---|---|---|---|---|---|", *comparison_rows(results), "",
+             *([warning_line(results), ""] if warning_line(results) else []),
              stamp_line(results).format(file=FILES[kind].relative_to(ROOT))]
     timing = json.loads(TIMES[kind].read_text()) if TIMES[kind].is_file() else None
     if timing and timing["stamp"]["config_hash"] == results["stamp"]["config_hash"]:  # (the same run)
