@@ -39,3 +39,11 @@ def test_the_readme_demo_numbers_are_rendered_from_their_results_files():
             stamp = json.loads(path.read_text())["stamp"]
             assert stamp["commit"] and stamp["config_hash"] and stamp["machine"], path
     assert rendered_readme() == (REPO / "README.md").read_text(), "README.md differs: python benchmarks/published.py"
+
+
+def test_the_methods_tables_are_rendered_from_their_results_file():
+    from published import METHODS_DOC, METHODS_JSON, rendered_methods_doc
+
+    stamp = json.loads(METHODS_JSON.read_text())["stamp"]
+    assert stamp["commit"] and stamp["package_version"]
+    assert rendered_methods_doc() == METHODS_DOC.read_text(), "docs/methods.md differs: python benchmarks/published.py"
