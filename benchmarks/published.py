@@ -102,7 +102,47 @@ def rendered_readme() -> str:
     for kind, path in FILES.items():
         if path.is_file():
             text = render(text, kind, json.loads(path.read_text()))
-    return text
+    return replace_block(text, "peer", peer_sentence(json.loads(PEER_JSON.read_text())), inline=True)
+
+
+PEER_JSON = ROOT / "benchmarks" / "results" / "peer.json"
+PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
+
+
+def peer_sentence(peer: dict) -> str:
+    return (f"on the same Hinton-KD experiment crossdistill is {peer['speedup']:.2f}x faster than torchdistill 1.1.5 "
+            f"with its teacher cache and {peer['speedup_cache_off']:.2f}x with the cache off (library overhead "
+            f"alone), at an accuracy gap of {peer['accuracy_gap_points']:+.1f} points over 3 seeds "
+            "(`benchmarks/peer.py`, docs/performance.md)")
+
+
+def peer_table(peer: dict) -> str:
+    names = {"crossdistill": "crossdistill (teacher cache)", "crossdistill_cache_off": "crossdistill (cache off)",
+             "torchdistill": "torchdistill (teacher online)"}
+    lines = ["| | time, 3 students | test accuracy per seed | mean ± std |", "|---|---|---|---|"]
+    for key, name in names.items():
+        r = peer[key]
+        lines.append(f"| {name} | {r['seconds']:.1f} s | {', '.join(f'{100 * a:.1f}' for a in r['accuracy_per_seed'])}"
+                     f" | {100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f} |")
+    s = peer["stamp"]
+    lines += ["", f"Speed-up over torchdistill: {peer['speedup']:.2f}x with the cache, "
+              f"{peer['speedup_cache_off']:.2f}x without (target ≥ 2x); accuracy gap "
+              f"{peer['accuracy_gap_points']:+.1f} points (target ± 0.5). Rendered from "
+              f"`benchmarks/results/peer.json` (commit {(s['commit'] or '?')[:10]}, {s['date'][:10]})."]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, content: str, inline: bool = False) -> str:
+    """``text`` with the content between ``<!-- name -->`` and ``<!-- /name -->`` replaced."""
+    sep = "" if inline else "\n"
+    pattern = re.compile(rf"(<!-- {name} -->{sep}).*?({sep}<!-- /{name} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no <!-- {name} --> block")
+    return pattern.sub(lambda m: m.group(1) + content + m.group(2), text)
+
+
+def rendered_performance_doc() -> str:
+    return replace_block(PERFORMANCE_DOC.read_text(), "peer", peer_table(json.loads(PEER_JSON.read_text())))
 
 
 METHODS_DOC = ROOT / "docs" / "methods.md"
@@ -135,6 +175,7 @@ def main() -> None:
         shutil.copy(args.copy / "results.json", FILES["full" if args.full else "quick"])
     README.write_text(rendered_readme())
     print(f"README.md rendered from {', '.join(str(p.name) for p in FILES.values() if p.is_file())}")
+    PERFORMANCE_DOC.write_text(rendered_performance_doc())
     if "stamp" in json.loads(METHODS_JSON.read_text()):  # (a methods run made under the one statistical rule)
         METHODS_DOC.write_text(rendered_methods_doc())
         print("docs/methods.md rendered from methods.json")

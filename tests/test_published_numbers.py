@@ -47,3 +47,10 @@ def test_the_methods_tables_are_rendered_from_their_results_file():
     stamp = json.loads(METHODS_JSON.read_text())["stamp"]
     assert stamp["commit"] and stamp["package_version"]
     assert rendered_methods_doc() == METHODS_DOC.read_text(), "docs/methods.md differs: python benchmarks/published.py"
+
+
+def test_the_peer_numbers_are_rendered_from_their_results_file():
+    from published import PEER_JSON, PERFORMANCE_DOC, rendered_performance_doc
+
+    assert json.loads(PEER_JSON.read_text())["stamp"]["commit"]
+    assert rendered_performance_doc() == PERFORMANCE_DOC.read_text()
