@@ -28,6 +28,7 @@ from methods import EPOCHS, SETTINGS, base_experiment  # noqa: E402
 from crossdistill.config import Experiment  # noqa: E402
 from crossdistill.diagnose import diagnose  # noqa: E402
 from crossdistill.diagnose.verdict import verdict  # noqa: E402
+from crossdistill.rundir import stamp  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = (0.1, 1.0)
@@ -71,7 +72,8 @@ def main() -> None:
                              "label_reach": reach["label"]["explained"],
                              "general_share": result["modality_general_share"],
                              "seconds": time.perf_counter() - started})
-    payload = {"rows": rows, "wall_seconds": time.perf_counter() - tic, "summary": summary(rows)}
+    payload = {"stamp": stamp(json.dumps(sorted(SETTINGS))).model_dump(), "rows": rows,
+               "wall_seconds": time.perf_counter() - tic, "summary": summary(rows)}
     (RESULTS / "diagnose_real.json").write_text(json.dumps(payload, indent=1))
     print("| setting | labels | reach teacher | reach label | general share | score | verdict | KD gain (measured) "
           "| measured verdict |\n|---|---|---|---|---|---|---|---|---|")
