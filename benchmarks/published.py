@@ -145,6 +145,32 @@ def rendered_performance_doc() -> str:
     return replace_block(PERFORMANCE_DOC.read_text(), "peer", peer_table(json.loads(PEER_JSON.read_text())))
 
 
+DIAGNOSE_JSON = ROOT / "benchmarks" / "results" / "diagnose_real.json"
+DIAGNOSE_DOC = ROOT / "docs" / "diagnose.md"
+
+
+def diagnose_table(report: dict) -> str:
+    """docs/diagnose.md's real-data table and summary, from diagnose_real.json."""
+    lines = ["| setting | student labels | reach of teacher | reach of label | general share | score | verdict | "
+             "KD gain measured | measured verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['setting']} | {r['budget']:.0%} | {r['teacher_reach']:.3f} | {r['label_reach']:.3f} | "
+                     f"{r['general_share']:.2f} | {r['score']:+.3f} | {r['verdict'].replace('distillation ', '')} | "
+                     f"{100 * r['kd_gain']:+.1f} | {r['kd_measured']} |")
+    m, s = report["summary"], report["stamp"]
+    lines += ["", f"Spearman ρ of score and measured gain {m['spearman']:+.2f} (p = {m['spearman_p']:.2f}, "
+              f"{m['settings']} settings); the sign is right in {m['sign_right']} of the {m['called']} settings it "
+              f"calls; its verdict matches the measured one in {m['verdict_matches_measured']} of {m['settings']}. "
+              f"{report['wall_seconds']:.0f} s on 2 cores. Rendered from `benchmarks/results/diagnose_real.json` "
+              f"(commit {(s['commit'] or '?')[:10]}, {s['date'][:10]})."]
+    return "\n".join(lines)
+
+
+def rendered_diagnose_doc() -> str:
+    table = diagnose_table(json.loads(DIAGNOSE_JSON.read_text()))
+    return replace_block(DIAGNOSE_DOC.read_text(), "diagnose-real", table)
+
+
 METHODS_DOC = ROOT / "docs" / "methods.md"
 METHODS_JSON = ROOT / "benchmarks" / "results" / "methods.json"
 
@@ -176,6 +202,8 @@ def main() -> None:
     README.write_text(rendered_readme())
     print(f"README.md rendered from {', '.join(str(p.name) for p in FILES.values() if p.is_file())}")
     PERFORMANCE_DOC.write_text(rendered_performance_doc())
+    if "stamp" in json.loads(DIAGNOSE_JSON.read_text()):
+        DIAGNOSE_DOC.write_text(rendered_diagnose_doc())
     if "stamp" in json.loads(METHODS_JSON.read_text()):  # (a methods run made under the one statistical rule)
         METHODS_DOC.write_text(rendered_methods_doc())
         print("docs/methods.md rendered from methods.json")

@@ -54,3 +54,10 @@ def test_the_peer_numbers_are_rendered_from_their_results_file():
 
     assert json.loads(PEER_JSON.read_text())["stamp"]["commit"]
     assert rendered_performance_doc() == PERFORMANCE_DOC.read_text()
+
+
+def test_the_diagnose_real_table_is_rendered_from_its_results_file():
+    from published import DIAGNOSE_DOC, DIAGNOSE_JSON, rendered_diagnose_doc
+
+    assert json.loads(DIAGNOSE_JSON.read_text())["stamp"]["commit"]
+    assert rendered_diagnose_doc() == DIAGNOSE_DOC.read_text()
