@@ -41,6 +41,7 @@ from crossdistill.plans import (
     experiment_task,  # noqa: E402
     student_plans,  # noqa: E402
 )
+from crossdistill.rundir import stamp  # noqa: E402
 from crossdistill.runtime import seed_everything  # noqa: E402
 from crossdistill.train import fit  # noqa: E402
 
@@ -112,6 +113,7 @@ def main() -> None:
         student = distiller.student
     peak_mb = peak_rss_of_a_run(2)
     payload = {
+        "stamp": stamp(config.dump(exp)).model_dump(),
         "data": "av-mnist fold 0 (configs/av_mnist/kd.yaml), training split", "samples": len(fold["train"]),
         "threads": torch.get_num_threads(), "epochs_timed": args.epochs - 1,
         "teacher_params": count_params(teacher), "student_params": count_params(student),
