@@ -82,8 +82,10 @@ def run_setting(job: tuple[dict, int, int, str]) -> dict:
     # The diagnosis of every draw, from its training/validation data and its (already trained) teacher only.
     validated = options["experiment"] in ("gamma", "alpha")  # (experiment 3 compares teachers, not verdicts)
     scores = [diagnose(exp, Path(out), fold)["score"] for fold in range(folds)] if validated else []
+    compared = {c["model"]: c["paired_diff"] for c in results["comparisons"]}  # the one statistical rule
     return {"options": options, "gamma": plan.gamma, "alpha": plan.alpha, "accuracy": accuracy,
-            "diagnose_scores": scores, "seconds": seconds, "diagnose_seconds": time.perf_counter() - tic - seconds}
+            "paired_diff": compared, "diagnose_scores": scores, "seconds": seconds,
+            "diagnose_seconds": time.perf_counter() - tic - seconds}
 
 
 def pm(values: list[float]) -> str:
@@ -114,10 +116,11 @@ def table(points: list[dict], key: str) -> list[str]:
     return lines
 
 
-def measured_class(gains: list[float]) -> str:
-    """helps / hurts when the mean gain is beyond 2 standard errors of 0, else neutral."""
-    mean, se = statistics.fmean(gains), statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else 0.0
-    return "helps" if mean > 2 * se else "hurts" if mean < -2 * se else "neutral"
+def measured_class(point: dict) -> str:
+    """The KD gain's class under the one statistical rule (docs/statistics.md: paired over the draws, test rows
+    resampled): helps / hurts when its 95% interval excludes 0, else neutral."""
+    verdict = point["paired_diff"]["distilled"]["verdict"]
+    return verdict if verdict in ("helps", "hurts") else "neutral"
 
 
 def validation(points: list[dict]) -> dict:
@@ -132,13 +135,52 @@ def validation(points: list[dict]) -> dict:
         score = statistics.fmean(p["diagnose_scores"])
         predicted = "helps" if score > MARGIN else "hurts" if score < -MARGIN else "neutral"
         rows.append({"setting": p["options"], "score": score, "gain": statistics.fmean(gains),
-                     "predicted": predicted, "measured": measured_class(gains)})
+                     "predicted": predicted, "measured": measured_class(p)})
     rho, p_value = spearmanr([r["score"] for r in rows], [r["gain"] for r in rows])
     signs = [r for r in rows if r["predicted"] != "neutral" and r["measured"] != "neutral"]
     return {"spearman": float(rho), "spearman_p": float(p_value), "settings": len(rows),
             "verdict_matches": sum(r["predicted"] == r["measured"] for r in rows),
             "sign_matches": sum(r["predicted"] == r["measured"] for r in signs), "signed_settings": len(signs),
             "rows": rows}
+
+
+def doc_table(points: list[dict], name: str) -> str:
+    """docs/diagnose.md's table of one experiment: accuracies (mean ± std over draws), the KD gain, the
+    diagnosis and the measured class; experiment 3 compares the two teachers instead."""
+    def pct(values: list[float]) -> str:
+        return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.pstdev(values):.1f}"
+
+    if name == "general":
+        lines = ["| shared | regular teacher | modality-general teacher | no KD | KD from regular | KD from general | "
+                 "Δ regular | Δ general |", "|---|---|---|---|---|---|---|---|"]
+        for p in points:
+            a = p["accuracy"]
+            lines.append(f"| {p['options']['shared']} | {pct(a['teacher'])} | {pct(a['general_teacher'])} | "
+                         f"{pct(a['baseline'])} | {pct(a['distilled'])} | {pct(a['distilled_general'])} | "
+                         f"{pct(delta(p, 'distilled'))} | {pct(delta(p, 'distilled_general'))} |")
+        return "\n".join(lines)
+    key, label = ("overlap", "overlap (γ)") if name == "gamma" else ("extra", "k (α)")
+    rows = {json.dumps(r["setting"], sort_keys=True): r for r in validation(points)["rows"]}
+    lines = [f"| {label} | teacher | student, no KD | student, KD | Δ | diagnose score | verdict | measured |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        a, r = p["accuracy"], rows[json.dumps(p["options"], sort_keys=True)]
+        lines.append(f"| {p['options'][key]} ({p[name]:.2f}) | {pct(a['teacher'])} | {pct(a['baseline'])} | "
+                     f"{pct(a['distilled'])} | {pct(delta(p, 'distilled'))} | {r['score']:+.3f} | {r['predicted']} | "
+                     f"{r['measured']} |")
+    return "\n".join(lines)
+
+
+def doc_summary(payload: dict) -> str:
+    check, s = payload["diagnose_validation"], payload["stamp"]
+    both = check["gamma + alpha"]
+    return (f"**The diagnosis against the measured gain over the {both['settings']} settings of experiments 1 and 2: "
+            f"Spearman ρ = {both['spearman']:+.2f}** (p = {both['spearman_p']:.3f}; {check['gamma']['spearman']:+.2f} "
+            f"for γ, {check['alpha']['spearman']:+.2f} for α). Its verdict equals the measured class in "
+            f"{both['verdict_matches']} of {both['settings']} settings, and the sign in {both['sign_matches']} of the "
+            f"{both['signed_settings']} where both call one. {payload['protocol']['folds']} draws per setting, "
+            f"{payload['wall_seconds']:.0f} s on {payload['workers']} cores; rendered from "
+            f"`benchmarks/results/mfh.json` (commit {(s['commit'] or '?')[:10]}, {s['date'][:10]}).")
 
 
 def _figure() -> tuple:
@@ -198,7 +240,9 @@ def main() -> None:
     wall = time.perf_counter() - tic
     by_grid = {name: [p for p in points if p["options"]["experiment"] == name] for name in GRIDS}
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"protocol": {"folds": folds, "epochs": epochs, "n_train": 200, "n_test": 1000, "optimizer": "sgd",
+    from crossdistill.rundir import stamp  # (after the pool: this process imports torch only now)
+
+    payload = {"stamp": stamp(json.dumps([folds, epochs])).model_dump(), "protocol": {"folds": folds, "epochs": epochs, "n_train": 200, "n_test": 1000, "optimizer": "sgd",
                             "lr": 0.1, "kd": "CE + KL at T=1, weights 1, 1", "selection": "last epoch"},
                "wall_seconds": wall, "workers": args.workers, "quick": args.quick, "experiments": by_grid}
     payload["diagnose_validation"] = {"gamma + alpha": validation(by_grid["gamma"] + by_grid["alpha"]),
