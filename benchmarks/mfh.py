@@ -147,8 +147,8 @@ def validation(points: list[dict]) -> dict:
 def doc_table(points: list[dict], name: str) -> str:
     """docs/diagnose.md's table of one experiment: accuracies (mean ± std over draws), the KD gain, the
     diagnosis and the measured class; experiment 3 compares the two teachers instead."""
-    def pct(values: list[float]) -> str:
-        return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.pstdev(values):.1f}"
+    def pct(values: list[float], signed: bool = False) -> str:
+        return f"{100 * statistics.fmean(values):{'+' if signed else ''}.1f} ± {100 * statistics.pstdev(values):.1f}"
 
     if name == "general":
         lines = ["| shared | regular teacher | modality-general teacher | no KD | KD from regular | KD from general | "
@@ -157,7 +157,7 @@ def doc_table(points: list[dict], name: str) -> str:
             a = p["accuracy"]
             lines.append(f"| {p['options']['shared']} | {pct(a['teacher'])} | {pct(a['general_teacher'])} | "
                          f"{pct(a['baseline'])} | {pct(a['distilled'])} | {pct(a['distilled_general'])} | "
-                         f"{pct(delta(p, 'distilled'))} | {pct(delta(p, 'distilled_general'))} |")
+                         f"{pct(delta(p, 'distilled'), True)} | {pct(delta(p, 'distilled_general'), True)} |")
         return "\n".join(lines)
     key, label = ("overlap", "overlap (γ)") if name == "gamma" else ("extra", "k (α)")
     rows = {json.dumps(r["setting"], sort_keys=True): r for r in validation(points)["rows"]}
@@ -166,8 +166,8 @@ def doc_table(points: list[dict], name: str) -> str:
     for p in points:
         a, r = p["accuracy"], rows[json.dumps(p["options"], sort_keys=True)]
         lines.append(f"| {p['options'][key]} ({p[name]:.2f}) | {pct(a['teacher'])} | {pct(a['baseline'])} | "
-                     f"{pct(a['distilled'])} | {pct(delta(p, 'distilled'))} | {r['score']:+.3f} | {r['predicted']} | "
-                     f"{r['measured']} |")
+                     f"{pct(a['distilled'])} | {pct(delta(p, 'distilled'), True)} | {r['score']:+.3f} | "
+                     f"{r['predicted']} | {r['measured']} |")
     return "\n".join(lines)
 
 
@@ -242,7 +242,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     from crossdistill.rundir import stamp  # (after the pool: this process imports torch only now)
 
-    payload = {"stamp": stamp(json.dumps([folds, epochs])).model_dump(), "protocol": {"folds": folds, "epochs": epochs, "n_train": 200, "n_test": 1000, "optimizer": "sgd",
+    payload = {"stamp": stamp(json.dumps([folds, epochs])).model_dump(),
+               "protocol": {"folds": folds, "epochs": epochs, "n_train": 200, "n_test": 1000, "optimizer": "sgd",
                             "lr": 0.1, "kd": "CE + KL at T=1, weights 1, 1", "selection": "last epoch"},
                "wall_seconds": wall, "workers": args.workers, "quick": args.quick, "experiments": by_grid}
     payload["diagnose_validation"] = {"gamma + alpha": validation(by_grid["gamma"] + by_grid["alpha"]),

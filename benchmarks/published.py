@@ -198,9 +198,20 @@ def diagnose_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+MFH_JSON = ROOT / "benchmarks" / "results" / "mfh.json"
+
+
 def rendered_diagnose_doc() -> str:
+    """docs/diagnose.md: the synthetic study's tables and summary (mfh.json), and the real-data table."""
+    from mfh import doc_summary, doc_table
+
+    mfh = json.loads(MFH_JSON.read_text())
+    text = DIAGNOSE_DOC.read_text()
+    for name in ("gamma", "alpha", "general"):
+        text = replace_block(text, f"mfh:{name}", doc_table(mfh["experiments"][name], name))
+    text = replace_block(text, "mfh:summary", doc_summary(mfh))
     table = diagnose_table(json.loads(DIAGNOSE_JSON.read_text()))
-    return replace_block(DIAGNOSE_DOC.read_text(), "diagnose-real", table)
+    return replace_block(text, "diagnose-real", table)
 
 
 METHODS_DOC = ROOT / "docs" / "methods.md"

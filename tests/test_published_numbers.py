@@ -56,8 +56,9 @@ def test_the_peer_numbers_are_rendered_from_their_results_file():
     assert rendered_performance_doc() == PERFORMANCE_DOC.read_text()
 
 
-def test_the_diagnose_real_table_is_rendered_from_its_results_file():
-    from published import DIAGNOSE_DOC, DIAGNOSE_JSON, rendered_diagnose_doc
+def test_the_diagnose_tables_are_rendered_from_their_results_files():
+    from published import DIAGNOSE_DOC, DIAGNOSE_JSON, MFH_JSON, rendered_diagnose_doc
 
     assert json.loads(DIAGNOSE_JSON.read_text())["stamp"]["commit"]
+    assert json.loads(MFH_JSON.read_text())["stamp"]["commit"]
     assert rendered_diagnose_doc() == DIAGNOSE_DOC.read_text()
