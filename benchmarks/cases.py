@@ -1,0 +1,41 @@
+"""The real cases and retrieval configs the docs publish (docs/real_cases.md, docs/retrieval.md), each run as
+`crossdistill run CONFIG` would, its stamped results.json kept as ``benchmarks/results/cases/<folder>_<name>.json``
+for ``benchmarks/published.py`` to render.
+
+    python benchmarks/cases.py [CONFIG ...]      # default: every config below
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "cases"
+CONFIGS = ["configs/mfeat/all_views_to_two.yaml", "configs/emoji/text_student.yaml", "configs/emoji/image_student.yaml",
+           "configs/vader/minilm_to_bag.yaml", "configs/vader/minilm_regression.yaml",
+           "configs/retrieval/emoji_image_text.yaml", "configs/retrieval/av_digits_image_audio.yaml"]
+
+
+def result_file(config: str) -> Path:
+    path = Path(config)
+    return OUT / f"{path.parent.name}_{path.stem}.json"
+
+
+def main() -> None:
+    from crossdistill import config, pipeline
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in sys.argv[1:] or CONFIGS:
+        tic = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out:
+            run_dir = pipeline.run(config.load(ROOT / name, ["train.progress=false"]), Path(out))
+            shutil.copy(run_dir / "results.json", result_file(name))
+        print(f"{name}: {time.perf_counter() - tic:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
