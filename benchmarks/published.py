@@ -214,6 +214,36 @@ def rendered_diagnose_doc() -> str:
     return replace_block(text, "diagnose-real", table)
 
 
+CASES = ROOT / "benchmarks" / "results" / "cases"
+CASE_DOCS = [ROOT / "docs" / "real_cases.md", ROOT / "docs" / "retrieval.md"]
+
+
+def case_block(results: dict, path: Path) -> str:
+    """One shipped config's run as its report prints it: the table, the paired verdicts, the sizes, the stamp."""
+    from crossdistill.report.tables import compression, markdown, towers_table, verdicts
+
+    s = results["stamp"]
+    towers = [line for line in towers_table(results) if not line.startswith("## ")]  # (retrieval: per tower)
+    return "\n".join([markdown(results), "", *[f"- {line}" for line in verdicts(results)], "",
+                      *(["Each tower on its own:", "", *towers] if towers else []),
+                      *([compression(results), ""] if compression(results) else []),
+                      f"Seeds {results['seeds']}; rendered from `{path.relative_to(ROOT)}` (crossdistill "
+                      f"{s['package_version']}, commit {(s['commit'] or '?')[:10]}, {s['date'][:10]})."])
+
+
+def rendered_case_docs() -> dict[Path, str]:
+    """docs/real_cases.md and docs/retrieval.md with every ``<!-- case:NAME -->`` block rendered from
+    ``benchmarks/results/cases/NAME.json``."""
+    out = {}
+    for doc in CASE_DOCS:
+        text = doc.read_text()
+        for name in re.findall(r"<!-- case:(\S+) -->", text):
+            path = CASES / f"{name}.json"
+            text = replace_block(text, f"case:{name}", case_block(json.loads(path.read_text()), path))
+        out[doc] = text
+    return out
+
+
 METHODS_DOC = ROOT / "docs" / "methods.md"
 METHODS_JSON = ROOT / "benchmarks" / "results" / "methods.json"
 
@@ -245,6 +275,8 @@ def main() -> None:
     README.write_text(rendered_readme())
     print(f"README.md rendered from {', '.join(str(p.name) for p in FILES.values() if p.is_file())}")
     PERFORMANCE_DOC.write_text(rendered_performance_doc())
+    for doc, text in rendered_case_docs().items():
+        doc.write_text(text)
     if "stamp" in json.loads(DIAGNOSE_JSON.read_text()):
         DIAGNOSE_DOC.write_text(rendered_diagnose_doc())
     if "stamp" in json.loads(METHODS_JSON.read_text()):  # (a methods run made under the one statistical rule)

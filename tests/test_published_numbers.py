@@ -62,3 +62,17 @@ def test_the_diagnose_tables_are_rendered_from_their_results_files():
     assert json.loads(DIAGNOSE_JSON.read_text())["stamp"]["commit"]
     assert json.loads(MFH_JSON.read_text())["stamp"]["commit"]
     assert rendered_diagnose_doc() == DIAGNOSE_DOC.read_text()
+
+
+def test_the_real_cases_and_retrieval_tables_are_rendered_from_their_results_files():
+    from published import CASES, rendered_case_docs
+
+    for doc, text in rendered_case_docs().items():
+        assert "<!-- case:" in text and text == doc.read_text(), f"{doc.name} differs: python benchmarks/published.py"
+    for path in CASES.glob("*.json"):
+        assert json.loads(path.read_text())["stamp"]["commit"], path
+
+
+def test_no_page_still_says_its_numbers_predate_the_pooling_fix():
+    for page in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        assert "Measured before the pooling fix" not in page.read_text(), page
