@@ -116,11 +116,16 @@ def table(points: list[dict], key: str) -> list[str]:
     return lines
 
 
-def measured_class(point: dict) -> str:
-    """The KD gain's class under the one statistical rule (docs/statistics.md: paired over the draws, test rows
-    resampled): helps / hurts when its 95% interval excludes 0, else neutral."""
-    verdict = point["paired_diff"]["distilled"]["verdict"]
-    return verdict if verdict in ("helps", "hurts") else "neutral"
+def measured_classes(points: list[dict]) -> list[str]:
+    """The KD gain's class in each setting under the one statistical rule (docs/statistics.md: paired over the
+    draws, test rows resampled), with Holm's adjustment over the settings compared together: helps / hurts when
+    its 95% interval excludes 0 and Holm rejects, else neutral."""
+    from crossdistill.stats import holm
+
+    diffs = [p["paired_diff"]["distilled"] for p in points]
+    rejected = holm([d["p_value"] for d in diffs])
+    return [d["verdict"] if keep and d["verdict"] in ("helps", "hurts") else "neutral"
+            for d, keep in zip(diffs, rejected, strict=True)]
 
 
 def validation(points: list[dict]) -> dict:
@@ -130,12 +135,12 @@ def validation(points: list[dict]) -> dict:
     from crossdistill.diagnose.verdict import MARGIN
 
     rows = []
-    for p in points:
+    for p, measured in zip(points, measured_classes(points), strict=True):
         gains = delta(p, "distilled")
         score = statistics.fmean(p["diagnose_scores"])
         predicted = "helps" if score > MARGIN else "hurts" if score < -MARGIN else "neutral"
         rows.append({"setting": p["options"], "score": score, "gain": statistics.fmean(gains),
-                     "predicted": predicted, "measured": measured_class(p)})
+                     "predicted": predicted, "measured": measured})
     rho, p_value = spearmanr([r["score"] for r in rows], [r["gain"] for r in rows])
     signs = [r for r in rows if r["predicted"] != "neutral" and r["measured"] != "neutral"]
     return {"spearman": float(rho), "spearman_p": float(p_value), "settings": len(rows),
