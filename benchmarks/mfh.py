@@ -149,9 +149,10 @@ def validation(points: list[dict]) -> dict:
             "rows": rows}
 
 
-def doc_table(points: list[dict], name: str) -> str:
+def doc_table(points: list[dict], name: str, checked: list[dict] | None = None) -> str:
     """docs/diagnose.md's table of one experiment: accuracies (mean ± std over draws), the KD gain, the
-    diagnosis and the measured class; experiment 3 compares the two teachers instead."""
+    diagnosis and the measured class (``checked``: the validation rows the summary counts, Holm-adjusted over
+    experiments 1 and 2 together); experiment 3 compares the two teachers instead."""
     def pct(values: list[float], signed: bool = False) -> str:
         return f"{100 * statistics.fmean(values):{'+' if signed else ''}.1f} ± {100 * statistics.pstdev(values):.1f}"
 
@@ -165,7 +166,7 @@ def doc_table(points: list[dict], name: str) -> str:
                          f"{pct(delta(p, 'distilled'), True)} | {pct(delta(p, 'distilled_general'), True)} |")
         return "\n".join(lines)
     key, label = ("overlap", "overlap (γ)") if name == "gamma" else ("extra", "k (α)")
-    rows = {json.dumps(r["setting"], sort_keys=True): r for r in validation(points)["rows"]}
+    rows = {json.dumps(r["setting"], sort_keys=True): r for r in (checked or validation(points)["rows"])}
     lines = [f"| {label} | teacher | student, no KD | student, KD | Δ | diagnose score | verdict | measured |",
              "|---|---|---|---|---|---|---|---|"]
     for p in points:

@@ -207,8 +207,9 @@ def rendered_diagnose_doc() -> str:
 
     mfh = json.loads(MFH_JSON.read_text())
     text = DIAGNOSE_DOC.read_text()
+    checked = mfh["diagnose_validation"]["gamma + alpha"]["rows"]
     for name in ("gamma", "alpha", "general"):
-        text = replace_block(text, f"mfh:{name}", doc_table(mfh["experiments"][name], name))
+        text = replace_block(text, f"mfh:{name}", doc_table(mfh["experiments"][name], name, checked))
     text = replace_block(text, "mfh:summary", doc_summary(mfh))
     table = diagnose_table(json.loads(DIAGNOSE_JSON.read_text()))
     return replace_block(text, "diagnose-real", table)
