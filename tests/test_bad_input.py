@@ -37,7 +37,7 @@ def no_training(monkeypatch):
     ("train.epoch=3", "unknown config key 'train.epoch'"),
     ("teacher.encoders={video: {name: image_cnn}}", "teacher reads modality 'video' but the dataset has: audio, image"),
     ("data.options.n_mel=40", "n_mel"),
-    ("variants={extra: {teacher: fused}}", "unknown teacher 'fused'; available: teacher"),
+    ("variants={extra: {teacher: fused}}", "variants.extra: unknown teacher 'fused'; available: teacher"),
     ("data.folds=9", "data.folds=9 but av-digits has 6 folds"),
     ("data.folds=[1, 7]", "data.folds=[1, 7] but av-digits has 6 folds"),
 ])

@@ -76,7 +76,11 @@ def student_plans(exp: Experiment, full: bool = False) -> list[StudentPlan]:
         if not plan.needs_teacher:
             plan.teacher = None
         for name in plan.teacher_names:
-            exp.teacher_spec(name)  # unknown teacher name -> ConfigError now
+            try:
+                exp.teacher_spec(name)  # unknown teacher name -> ConfigError now, naming the run
+            except ConfigError as error:
+                where = "distill" if plan.name in ("baseline", "distilled") else f"variants.{plan.name}"
+                raise ConfigError(f"{where}: {error}") from None
         check_task(plan, task)
         task.check_student_run(plan.name, plan.select_on)
         uses_labels = any(t.loss is LOSSES.get(task.loss) for t in plan.terms)
