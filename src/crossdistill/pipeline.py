@@ -43,10 +43,11 @@ def prepare_run_dir(exp: Experiment, out: Path, resume: bool = True, overwrite: 
     (the old config kept as ``config.previous.yaml``)."""
     text = dump(exp)
     run_dir = out / exp.name
-    taken = RunDir(run_dir).config.is_file() and RunDir(run_dir).config.read_text() != text
-    if not is_main():  # rank 0 prepares it; the others find the folder holding this config
+    if not is_main():  # rank 0 prepares it; the others then find the folder it wrote this config into
         barrier()
-        return run_dir if not taken else out / f"{exp.name}-{stamp(text).config_hash[:8]}"
+        same = RunDir(run_dir).config.is_file() and RunDir(run_dir).config.read_text() == text
+        return run_dir if same else out / f"{exp.name}-{stamp(text).config_hash[:8]}"
+    taken = RunDir(run_dir).config.is_file() and RunDir(run_dir).config.read_text() != text
     if taken and overwrite:
         log.warning("%s: config changed and --overwrite given: its models are trained afresh (old config in "
                     "config.previous.yaml)", run_dir)
