@@ -88,8 +88,10 @@ def run_setting(job: tuple[dict, int, int, str]) -> dict:
             "diagnose_seconds": time.perf_counter() - tic - seconds}
 
 
-def pm(values: list[float]) -> str:
-    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.pstdev(values):.2f}"
+def pm(values: list[float], decimals: int = 2, signed: bool = False) -> str:
+    """Mean ± std over draws, in %, as the authors print it (population std)."""
+    sign = "+" if signed else ""
+    return f"{100 * statistics.fmean(values):{sign}.{decimals}f} ± {100 * statistics.pstdev(values):.{decimals}f}"
 
 
 def delta(point: dict, model: str, reference: str = "baseline") -> list[float]:
@@ -154,7 +156,7 @@ def doc_table(points: list[dict], name: str, checked: list[dict] | None = None) 
     diagnosis and the measured class (``checked``: the validation rows the summary counts, Holm-adjusted over
     experiments 1 and 2 together); experiment 3 compares the two teachers instead."""
     def pct(values: list[float], signed: bool = False) -> str:
-        return f"{100 * statistics.fmean(values):{'+' if signed else ''}.1f} ± {100 * statistics.pstdev(values):.1f}"
+        return pm(values, 1, signed)
 
     if name == "general":
         lines = ["| shared | regular teacher | modality-general teacher | no KD | KD from regular | KD from general | "

@@ -26,13 +26,11 @@ TIMES = {"quick": ROOT / "benchmarks" / "results" / "demo_time.json",
          "full": ROOT / "benchmarks" / "results" / "demo_time_full.json"}
 
 
-def pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
 def score(model: dict) -> str:
-    acc = model["metrics"]["accuracy"]
-    return f"{pct(acc['mean'])} ± {pct(acc['std'])}" if len(acc["per_seed"]) > 1 else f"{pct(acc['mean'])} (n = 1)"
+    """Accuracy in %, "mean ± std" or "mean (n = 1)", as the report prints it."""
+    from crossdistill.report.tables import pm
+
+    return pm(model["metrics"]["accuracy"])
 
 
 def comparison_rows(results: dict) -> list[str]:
@@ -89,19 +87,11 @@ def block(kind: str, results: dict) -> str:
     return "\n".join(lines)
 
 
-def render(text: str, kind: str, results: dict) -> str:
-    """``text`` with its ``kind`` block replaced by the one rendered from ``results``."""
-    pattern = re.compile(rf"(<!-- demo:{kind} -->\n).*?(\n<!-- /demo:{kind} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"README.md has no <!-- demo:{kind} --> block")
-    return pattern.sub(lambda m: m.group(1) + block(kind, results) + m.group(2), text)
-
-
 def rendered_readme() -> str:
     text = README.read_text()
     for kind, path in FILES.items():
         if path.is_file():
-            text = render(text, kind, json.loads(path.read_text()))
+            text = replace_block(text, f"demo:{kind}", block(kind, json.loads(path.read_text())))
     text = replace_block(text, "peer", peer_sentence(json.loads(PEER_JSON.read_text())), inline=True)
     return replace_block(text, "overhead", overhead_sentence(json.loads(OVERHEAD_JSON.read_text())), inline=True)
 
@@ -259,11 +249,7 @@ def rendered_methods_doc() -> str:
     s = report["stamp"]
     tables += (f"\n\nRendered from `benchmarks/results/methods.json`: crossdistill {s['package_version']}, commit "
                f"{(s['commit'] or '?')[:10]}, {s['date'][:10]}, {s['machine'].split(',')[0]}.")
-    text = METHODS_DOC.read_text()
-    pattern = re.compile(r"(<!-- methods -->\n).*?(\n<!-- /methods -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError("docs/methods.md has no <!-- methods --> block")
-    return pattern.sub(lambda m: m.group(1) + tables + m.group(2), text)
+    return replace_block(METHODS_DOC.read_text(), "methods", tables)
 
 
 def main() -> None:

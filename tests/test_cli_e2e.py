@@ -260,3 +260,14 @@ def test_export_takes_the_first_fold_and_seed_present(tiny_config, tmp_path):
     code, output = invoke("export", tmp_path / "tiny", "--format", "safetensors")
     assert code == 0, output
     assert "as trained in" in output and "fold1-seed0" in " ".join(output.split())
+
+
+def test_an_interrupt_says_how_to_resume(tiny_config, monkeypatch):
+    import crossdistill.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crossdistill.pipeline, "run", interrupted)
+    code, output = invoke("run", tiny_config)
+    assert code == 130 and "interrupted" in output and "run the same command again to resume" in output

@@ -48,3 +48,11 @@ def test_terms_naming_teachers_pull_them_into_the_plan(tiny_config):
     assert plans["distilled"].teacher_names == ["audio_teacher"]
     with pytest.raises(ConfigError, match="unknown teacher 'video'; available: teacher, audio_teacher"):
         student_plans(config.load(tiny_config, [two, "distill.terms=[{loss: kd, teacher: video}]"]))
+
+
+def test_full_seeds_give_the_full_run_its_own_seeds(tiny_config):
+    exp = config.load(tiny_config, ["seeds=[0]", "full_seeds=[0, 1]", VARIANTS])
+    quick = {p.name: p.seeds for p in student_plans(exp)}
+    full = {p.name: p.seeds for p in student_plans(exp, full=True)}
+    assert quick["baseline"] == quick["distilled"] == [0] and quick["none"] == [0]
+    assert all(seeds == [0, 1] for seeds in full.values()) and "slow" in full
