@@ -62,6 +62,7 @@ NO_ZERO_MINIMUM = {
     "c2kd": "includes the jointly trained teacher's cross-entropy",
     "clip_icl": "InfoNCE of the student against the teacher: at best log-odds of the positive",
     "affinity": "cross-entropy to the teacher's affinities: their entropy at best",
+    "ofa": "cross-entropy with the teacher's distribution (its entropy at best), and its branches start untrained",
 }
 
 
@@ -80,7 +81,8 @@ def call(name, student, teacher, batch):
         batch = Batch({"q": torch.softmax(torch.randn(len(batch), student.shape[1]), 1)}, batch.target, batch.index)
         return loss.fn(student, None, batch, source="q")
     if isinstance(loss.reads, tuple):
-        student, teacher = as_reads(loss.reads, student), as_reads(loss.reads, teacher)
+        student = as_reads(loss.reads, student)
+        teacher = teacher if isinstance(loss.teacher_reads, str) else as_reads(loss.reads, teacher)
     if loss.module is None:
         return loss.fn(student, teacher if loss.needs_teacher else None, batch)
     module = loss.build(student, teacher, {})
@@ -104,6 +106,31 @@ def test_every_loss_is_finite_differentiable_and_minimal_at_the_teacher(name):
     assert loss.paper or name == "ce", f"loss {name}: cite its paper in the docstring's first paragraph"
     if loss.needs_teacher and name not in NO_ZERO_MINIMUM:  # minimum 0 when the student equals the teacher
         assert call(name, teacher.clone(), teacher, batch).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.golden('mlld')
+def test_mlld_is_instance_batch_and_class_alignment_summed_over_temperatures_by_hand():
+    z_s, z_t = [[1.0, 0.0, -1.0], [0.0, 0.5, 0.0]], [[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+
+    def softmax(v, t):
+        e = [math.exp(x / t) for x in v]
+        return [x / sum(e) for x in e]
+
+    def level_sum(t):
+        p_s, p_t = [softmax(r, t) for r in z_s], [softmax(r, t) for r in z_t]
+        kl = sum(p_t[i][k] * math.log(p_t[i][k] / p_s[i][k]) for i in range(2) for k in range(3)) / 2 * t * t
+        gram = sum((sum(p_t[i][k] * p_t[j][k] for k in range(3)) - sum(p_s[i][k] * p_s[j][k] for k in range(3))) ** 2
+                   for i in range(2) for j in range(2)) / 2  # / B
+        cls = sum((sum(p_t[i][a] * p_t[i][b] for i in range(2)) - sum(p_s[i][a] * p_s[i][b] for i in range(2))) ** 2
+                  for a in range(3) for b in range(3)) / 3  # / K
+        return kl + gram + cls
+
+    mlld = LOSSES.get("mlld").fn
+    value = mlld(torch.tensor(z_s), torch.tensor(z_t), batch_of([0, 2]))
+    assert value.item() == pytest.approx(sum(level_sum(t) for t in (2, 3, 4, 5, 6)), rel=1e-5)
+    one = mlld(torch.tensor(z_s), torch.tensor(z_t), batch_of([0, 2]), temperatures=[4.0])
+    assert one.item() == pytest.approx(level_sum(4.0), rel=1e-5)
+    assert one.item() > LOSSES.get("kd").fn(torch.tensor(z_s), torch.tensor(z_t), temperature=4.0).item()
 
 
 @pytest.mark.golden('dkd')

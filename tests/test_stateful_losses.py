@@ -319,3 +319,54 @@ def test_mgkd_leaves_the_global_random_stream_as_it_was(pair, av_fold, small_spe
     torch.manual_seed(123)
     distiller.prepare(PrepareContext(av_fold["train"], lambda: build_model(small_specs[1], av_fold.info), 0))
     assert torch.equal(torch.rand(3), expected)
+
+
+# ---- ofa ----------------------------------------------------------------------------------------------------------
+@pytest.mark.golden("ofa")
+def test_ofa_golden_value_by_hand_and_its_branches():
+    z_s, z_t = [[0.0, math.log(3.0)], [1.0, 1.0]], [[0.0, 0.0], [math.log(4.0), 0.0]]
+    p_s, p_t = [[0.25, 0.75], [0.5, 0.5]], [[0.5, 0.5], [0.8, 0.2]]
+    target = [0, 0]
+
+    def by_hand(eps):  # target class: (1 + p_t)^eps - 1, the others: p_t^eps, each times -log p_s
+        return sum(-((1 + p_t[i][k]) ** eps - 1 if k == target[i] else p_t[i][k] ** eps) * math.log(p_s[i][k])
+                   for i in range(2) for k in range(2)) / 2
+
+    assert z_s[0][1] == pytest.approx(math.log(p_s[0][1] / p_s[0][0]))
+    ofa = LOSSES.get("ofa")
+    for eps in (1.0, 1.5):
+        module = ofa.build((torch.tensor(z_s),), torch.tensor(z_t), {"eps": eps})  # no branch: the logits alone
+        assert module((torch.tensor(z_s),), torch.tensor(z_t), batch_of(target)).item() == pytest.approx(
+            by_hand(eps), rel=1e-6)
+    # an unlabelled row takes the teacher's class (both 0 here), so the value is the same
+    module = ofa.build((torch.tensor(z_s),), torch.tensor(z_t), {})
+    assert module((torch.tensor(z_s),), torch.tensor(z_t), batch_of(target, [True, False])).item() == pytest.approx(
+        by_hand(1.0), rel=1e-6)
+    # a branch adds the same loss on its own logits: an identity branch on the logits doubles the value
+    module = ofa.build((torch.tensor(z_s), torch.tensor(z_s)), torch.tensor(z_t), {})
+    module.branches[0] = torch.nn.Identity()
+    assert module((torch.tensor(z_s), torch.tensor(z_s)), torch.tensor(z_t), batch_of(target)).item() == (
+        pytest.approx(2 * by_hand(1.0), rel=1e-6))
+
+
+def test_ofa_branches_on_stage_maps_train_with_the_student(pair, av_fold, small_specs):
+    """reads: [logits, feats...] puts a branch on each named map (any modality, any size); the teacher side stays
+    its logits; the branches are the loss module's, trained with the student and saved in its training state."""
+    student, teacher = pair
+    terms_ = terms({"loss": "ce"}, {"loss": "ofa", "reads": ["logits", "feats.audio.stage0", "feats.audio.stage1",
+                                                              "embed"]})
+    assert terms_[1].teacher_reads == "logits"
+    distiller = Distiller(student, teacher, terms_, probe=av_fold["train"].batch(torch.arange(8)))
+    branches = distiller.loss_modules["ofa"].branches
+    assert len(branches) == 3 and isinstance(branches[0][-1], torch.nn.Linear)
+    assert {id(p) for p in branches.parameters()} <= {id(p) for p in distiller.trainable_parameters()}
+    assert "losses.ofa.branches.0.0.layers.0.weight" in distiller.training_state().state_dict()
+    before = [p.detach().clone() for p in branches.parameters()]
+    optimizer = torch.optim.SGD(list(distiller.trainable_parameters()), lr=0.1)
+    losses = distiller.train()(av_fold["train"].batch(torch.arange(16)))
+    losses["loss"].backward()
+    optimizer.step()
+    after = list(branches.parameters())
+    assert torch.isfinite(losses["ofa"]) and any(not torch.equal(b, p) for b, p in zip(before, after, strict=True))
+    with pytest.raises(ConfigError, match="reads a list of outputs"):
+        terms({"loss": "ofa", "reads": "embed"})

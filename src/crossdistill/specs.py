@@ -121,7 +121,8 @@ class TermSpec(Strict):
 
     loss: str
     weight: float = 1.0
-    reads: str | None = Field(None, description="'logits', 'embed' or 'feats.<name>'; default: the loss's own")
+    reads: str | list[str] | None = Field(None, description="'logits', 'embed' or 'feats.<name>', or a list of "
+                                          "them for a loss reading several (ofa); default: the loss's own")
     teacher_reads: str | None = Field(None, description="the teacher's output, when it differs from `reads` "
                                       "(e.g. feats.image.stage1 for a student reading feats.audio.stage1)")
     kwargs: dict[str, Any] = Field(default_factory=dict)

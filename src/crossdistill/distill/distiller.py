@@ -92,7 +92,10 @@ def _resolve_term(spec: TermSpec, before: list[TermSpec]) -> Term:
     if unknown:
         raise ConfigError(f"loss {spec.loss!r} has no option {', '.join(unknown)}; "
                           f"its options: {', '.join(loss.options) or 'none'}")
-    reads = spec.reads or loss.reads
+    reads = tuple(spec.reads) if isinstance(spec.reads, list) else spec.reads or loss.reads
+    if isinstance(reads, tuple) != isinstance(loss.reads, tuple):
+        kind = "a list of outputs" if isinstance(loss.reads, tuple) else "one output"
+        raise ConfigError(f"loss {spec.loss!r} reads {kind} (default {loss.reads!r}), got reads: {spec.reads!r}")
     if reads == "feats":  # the loss reads a feature map, which only the config can name
         raise ConfigError(f"loss {spec.loss!r} reads an intermediate feature map: set reads: "
                           "feats.<modality>.stage<i> (and teacher_reads when the teacher's differs)")
@@ -101,7 +104,10 @@ def _resolve_term(spec: TermSpec, before: list[TermSpec]) -> Term:
         raise ConfigError(f"loss {spec.loss!r} uses no teacher, but the term names teacher {spec.teacher}")
     if teachers is not None and len(teachers) > 1 and (isinstance(reads, tuple) or loss.single_teacher):
         raise ConfigError(f"loss {spec.loss!r} reads one whole teacher; it cannot take an ensemble")
-    teacher_reads = spec.teacher_reads or (loss.teacher_reads if not spec.reads else None) or reads
+    # A loss's own teacher output holds unless the config moves the student's single read (mgkd's embedding); a
+    # loss reading several student outputs (ofa) keeps its teacher read whatever they are.
+    own = loss.teacher_reads if not spec.reads or isinstance(reads, tuple) else None
+    teacher_reads = spec.teacher_reads or own or reads
     return Term(name, loss, spec.weight, reads, teacher_reads, dict(spec.kwargs), teachers,
                 spec.warmup_epochs)
 

@@ -102,3 +102,29 @@ def logit_standardized_kd(student: Tensor, teacher: Tensor, batch: Batch | None 
     student, teacher: (B, K) logits.
     """
     return hinton_kd(_standardize(student), _standardize(teacher), batch, temperature=temperature)
+
+
+MLLD_TEMPERATURES = (2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+@register_loss("mlld", needs=CLASSES)
+def multi_level_logit_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *,
+                         temperatures: tuple[float, ...] = MLLD_TEMPERATURES) -> Tensor:
+    """Multi-level logit distillation: for each temperature T of the prediction augmentation, instance-level
+    T^2 KL(p^T || p^S), plus batch-level ||P_T P_T^t - P_S P_S^t||_F^2 / B (how alike the model finds each pair of
+    samples) and class-level ||P_T^t P_T - P_S^t P_S||_F^2 / K (how classes co-occur), summed over T
+    (Jin, Wang & Lin, "Multi-Level Logit Distillation", CVPR 2023, section 3; the authors' code uses T = 2..6
+    and these normalisations).
+
+    student, teacher: (B, K) logits; P = softmax(z / T), (B, K).
+    """
+    batch_size, num_classes = student.shape
+    total = student.new_zeros(())
+    for temperature in temperatures:
+        instance = hinton_kd(student, teacher, batch, temperature=temperature)
+        p_s = F.softmax(student / temperature, dim=1)  # (B, K)
+        p_t = F.softmax(teacher / temperature, dim=1)
+        batch_level = (p_t @ p_t.t() - p_s @ p_s.t()).pow(2).sum() / batch_size  # (B, B) Gram matrices
+        class_level = (p_t.t() @ p_t - p_s.t() @ p_s).pow(2).sum() / num_classes  # (K, K) class correlations
+        total = total + instance + batch_level + class_level
+    return total
