@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from crossdistill.checkpoint import load_weights, save_weights
 from crossdistill.config import ConfigError, Experiment, ModelSpec, dump
@@ -127,13 +127,27 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
 
 
 def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: dict[str, MultiModalModel],
-                  probe_rows: Tensor, seed: int = 0) -> Distiller:
-    """The student, its terms and the teachers they read; teacher outputs from the cache where allowed."""
+                  probe_rows: Tensor, seed: int = 0, labeled: Tensor | None = None) -> Distiller:
+    """The student, its terms and the teachers they read; teacher outputs from the cache where allowed.
+    ``labeled``: the training rows whose label the student's budget allows (for terms that train on labels
+    before the student's own training, such as mst's co-training)."""
     student = build_model(exp.student, fold.info, role="student")
     distiller = Distiller(student, {n: teachers[n] for n in plan.teacher_names}, plan.terms,
                           probe=fold["train"].batch(probe_rows), primary=plan.teacher or "teacher")
+    cfg = exp.train_for(plan.train)
+    teacher_spec = exp.teacher_spec(plan.teacher or "teacher")
+
+    def teacher_over(modalities: list[str]) -> nn.Module:  # the teacher's architecture on fewer modalities
+        if teacher_spec.external is not None:
+            raise ConfigError("an auxiliary teacher is built from the teacher's encoders; an external teacher has "
+                              "none: give the teacher `encoders`")
+        spec = teacher_spec.model_copy(update={"encoders": {m: teacher_spec.encoders[m] for m in modalities},
+                                               "checkpoint": None})
+        return build_model(spec, fold.info, role="auxiliary teacher")
+
     distiller.prepare(PrepareContext(fold["train"], lambda: build_model(exp.student, fold.info, role="student"),
-                                     seed))
+                                     seed, student=student, val=fold["val"], labeled=labeled,
+                                     new_teacher_over=teacher_over, lr=cfg.lr, batch_size=cfg.batch_size))
     for name in distiller.joint:
         log.info("%s: teacher %s is trained jointly with the student (%s): teacher cache off", plan.name, name,
                  ", ".join(t.name for t in plan.terms if t.loss.trains_teacher))
@@ -171,7 +185,7 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     val_targets = (fold.info.task.predictions(predict(selector, val, fold.info.task)) if by_teacher
                    else selection_targets(fold, "val"))
     tic = time.perf_counter()
-    distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed)
+    distiller = distiller_for(exp, plan, fold, teachers, torch.arange(min(8, len(fold["train"]))), seed, labeled)
     prepare_s = time.perf_counter() - tic  # the terms' preparation (mgkd's mimic) and the teacher cache
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
         load_weights(distiller.student, RunDir.weights(model_dir.parent.parent / plan.init_from / model_dir.name))

@@ -57,6 +57,13 @@ class PrepareContext:
     train: SplitData  # the training split: paired inputs of every modality (labels are not for the student)
     new_student: Callable[[], nn.Module]  # a freshly initialised model of the student's architecture
     seed: int
+    # For losses that train models of their own before the student's training (mst's co-training stages):
+    student: nn.Module | None = None  # the student about to be trained (a stage may train it first)
+    val: SplitData | None = None  # the validation split, for choosing among a stage's epochs
+    labeled: Tensor | None = None  # (N_train,) bool: the rows whose label the student's budget allows
+    new_teacher_over: Callable[[list[str]], nn.Module] | None = None  # the teacher's architecture, these modalities
+    lr: float = 3e-3  # the student's optimiser settings, which such stages reuse
+    batch_size: int = 64
 
 
 def _ensemble_weights(loss: str, teacher: str | dict[str, float] | None) -> dict[str, float] | None:
@@ -240,7 +247,10 @@ class Distiller(nn.Module):
                 student_value = self.adapters[term.name](student_value)
             teacher_value = self._teacher_value(term, t_outs)
             if term.name in self.loss_modules:
-                value = self.loss_modules[term.name](student_value, teacher_value, batch)
+                module = self.loss_modules[term.name]
+                if hasattr(module, "epoch"):  # a loss whose own weights follow a schedule (mst)
+                    module.epoch = self.epoch
+                value = module(student_value, teacher_value, batch)
             else:
                 value = term.loss.fn(student_value, teacher_value, batch, **term.kwargs)
             losses[term.name] = value

@@ -8,7 +8,7 @@ for losses that read labels, options keyword-only); a loss with parameters (``cr
 
 from typing import Any
 
-from crossdistill.losses import clip, contrastive, crossmodal, feature, logit, ofa, regression, relation, task  # noqa: F401  (registration)
+from crossdistill.losses import clip, contrastive, crossmodal, feature, logit, mst, ofa, regression, relation, task  # noqa: F401  (registration)
 from crossdistill.losses.base import LOSSES, LossDef, NeedsPreparation, register_loss, register_loss_module
 
 __all__ = ["LOSSES", "LossDef", "NeedsPreparation", "register_loss", "register_loss_module"]
