@@ -49,7 +49,8 @@ RESULTS = Path(__file__).parent / "results"
 BUDGETS = [0.0, 0.1, 1.0]
 SEEDS = [0, 1, 2]
 EPOCHS = 12
-SOFT_LABEL = {"kd", "dkd", "dist", "ls_kd", "mgkd"}  # train the classifier from the teacher on their own
+# methods that train the classifier from the teacher on their own (at 0% labels: no KD beside them)
+SOFT_LABEL = {"kd", "dkd", "dist", "ls_kd", "mgkd", "mlld", "mlld_samples", "ofa", "mst"}
 # Teachers a few times the student's size, as in C2KD's own setting (same backbone both sides), so the methods
 # that run the teacher online (c2kd trains it) fit the time budget; no augmentation, so every frozen teacher is
 # served from the cache.
@@ -91,16 +92,26 @@ METHODS: dict[str, dict] = {
     "infonce": {"loss": "infonce"},
     "c2kd": {"loss": "c2kd"},
     "mgkd": {"loss": "mgkd"},
+    "mlld": {"loss": "mlld"},
+    "mlld_samples": {"loss": "mlld", "kwargs": {"class_norm": "samples"}},  # class level per sample (docs/losses.md)
+    "ofa": {"loss": "ofa"},  # reads: a branch on each stage map of the student (method_term)
+    # the authors' stages are equally long (100 + 100 + 100 epochs): co-training and masking as long as the student's
+    "mst": {"loss": "mst", "kwargs": {"cotrain_epochs": EPOCHS, "mask_epochs": EPOCHS}},
 }
 PAPER_WEIGHTS = {"at": 1000.0, "sp": 3000.0, "pkt": 30000.0, "rkd": 1.0, "crd": 0.8}
 QUICK_METHODS = ["kd", "fitnet", "crd", "c2kd", "mgkd"]
 ACCURACY = mean_of("correct")  # the headline statistic of classification's per-row test results
 
 
-def method_term(method: str, setting: dict, weight: float) -> dict:
+def method_term(method: str, setting: dict, weight: float, epochs: int = EPOCHS) -> dict:
     term = {**METHODS[method], "weight": weight}
     if method in ("fitnet", "at"):
         term |= {"reads": setting["maps"][0], "teacher_reads": setting["maps"][1]}
+    if method == "ofa":  # as the paper: a branch from every stage of the student into the logit space
+        (modality, encoder), = setting["student"]["encoders"].items()
+        term |= {"reads": ["logits", *(f"feats.{modality}.stage{i}" for i in range(len(encoder["channels"])))]}
+    if method == "mst":  # stages as long as the student's training (the authors' 1:1:1)
+        term["kwargs"] = {"cotrain_epochs": epochs, "mask_epochs": epochs}
     return term
 
 
@@ -152,7 +163,7 @@ def job(setting_name: str, budget: float, teacher_path: str, weights: dict[str, 
     for method in methods:
         if method == "kd":
             continue  # the experiment's own "distilled" row
-        term = method_term(method, setting, weights[method])
+        term = method_term(method, setting, weights[method], epochs)
         with_labels = [{"loss": "ce"}, term]
         variants[method] = {"terms": with_labels if not no_labels else [term] if method in SOFT_LABEL else [kd, term]}
     exp = Experiment.model_validate(base_experiment(f"{slug(setting_name)}-{pct}", setting, epochs) | {
@@ -244,6 +255,9 @@ def render(report: dict) -> str:
             "with the best mean *validation* score (never test). Cost: all training seconds of the method's student "
             "runs (preparation such as mgkd's mimic included; c2kd's teacher fine-tuning is inside its epochs) "
             "over the reference's.\n",
+            *[f"Rows of {', '.join(m['methods'])} were added by a later `--merge` run (commit {m['commit'][:10]}, "
+              f"{m['wall_s'] / 60:.1f} min), whose re-trained reference rows equal the published ones seed by "
+              "seed.\n" for m in report.get("merges", [])],
             "| setting | teacher % | reference % | chosen on validation | its gain (95% CI) | verdict | cost |",
             "|---|---|---|---|---|---|---|"]
     body: list[str] = []
@@ -287,6 +301,31 @@ def gain_matrix(report: dict) -> list[str]:
     return lines
 
 
+def merge(stored: dict, new: dict, added: list[str]) -> dict:
+    """``stored`` (a full run) with the ``added`` methods of ``new`` (a run of only those, same settings, epochs and
+    seeds). The reference rows every job re-trains (alone, kd) must equal the stored ones seed by seed: the same
+    teachers, data, seeds and code give the same students, so the new rows are compared with the very runs
+    already published; any difference refuses the merge (run the whole benchmark)."""
+    if (new["epochs"], new["seeds"]) != (stored["epochs"], stored["seeds"]):
+        raise SystemExit(f"merge: epochs/seeds {new['epochs']}/{new['seeds']} differ from the stored "
+                         f"{stored['epochs']}/{stored['seeds']}")
+    for key, block in new["settings"].items():
+        kept = stored["settings"][key]["methods"]
+        for reference in ("alone", "kd"):
+            if reference in block["methods"] and block["methods"][reference]["per_seed"] != kept[reference]["per_seed"]:
+                raise SystemExit(f"merge refused: {key}: re-run {reference} {block['methods'][reference]['per_seed']} "
+                                 f"differs from the stored {kept[reference]['per_seed']}; run the whole benchmark")
+        kept.update({m: block["methods"][m] for m in added if m not in ("alone", "kd")})
+    all_methods = list(dict.fromkeys([*(m for b in stored["settings"].values() for m in b["methods"]), *added]))
+    config = json.dumps([[m for m in all_methods if m in METHODS], stored["epochs"], stored["seeds"],
+                         list(stored["settings"])])
+    merged = {**stored, "stamp": stamp(config).model_dump(), "wall_s": stored["wall_s"] + new["wall_s"],
+              "weights": {k: {**stored["weights"][k], **v} for k, v in new["weights"].items()}}
+    merged["merges"] = [*stored.get("merges", []), {"methods": added, "wall_s": new["wall_s"],
+                                                     "commit": new["stamp"]["commit"]}]
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/methods-benchmark"))
@@ -294,13 +333,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS))
     parser.add_argument("--render", type=Path, help="only rewrite the Markdown of an existing methods JSON")
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), help="run only these (default: all)")
+    parser.add_argument("--merge", action="store_true", help="add --methods to the committed methods.json: refused "
+                        "unless the re-run reference rows (alone, kd) match its per-seed accuracies exactly")
     args = parser.parse_args()
     if args.render:
         report = json.loads(args.render.read_text())
         write_text_atomic(args.render.with_suffix(".md"), render(report))
         write_text_atomic(args.render, json.dumps(report, indent=1))  # now with the verdicts
         return
-    methods = QUICK_METHODS if args.quick else list(METHODS)
+    methods = args.methods or (QUICK_METHODS if args.quick else list(METHODS))
+    if args.merge and (args.quick or not args.methods or args.settings != list(SETTINGS)):
+        parser.error("--merge adds --methods, over every setting, to the full benchmark's results")
     epochs, seeds = (3, [0]) if args.quick else (EPOCHS, SEEDS)
     tic = time.perf_counter()
     torch.set_num_threads(max(1, args.workers))
@@ -315,6 +359,8 @@ def main() -> None:
     report = {"stamp": stamp(json.dumps([methods, epochs, seeds, args.settings])).model_dump(),
               "epochs": epochs, "seeds": seeds, "batch_size": 128, "workers": args.workers, "threads_per_worker": 1,
               "weights": weights, "wall_s": time.perf_counter() - tic, "settings": summarise(done)}
+    if args.merge:
+        report = merge(json.loads((RESULTS / "methods.json").read_text()), report, methods)
     markdown = render(report)
     RESULTS.mkdir(exist_ok=True)
     stem = "methods-quick" if args.quick else "methods"

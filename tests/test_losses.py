@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch
 from crossdistill.losses import LOSSES
 from crossdistill.losses.base import CLASSES
@@ -137,6 +138,16 @@ def test_mlld_is_instance_batch_and_class_alignment_summed_over_temperatures_by_
     one = mlld(torch.tensor(z_s), torch.tensor(z_t), batch_of([0, 2]), temperatures=[4.0])
     assert one.item() == pytest.approx(level_sum(4.0), rel=1e-5)
     assert one.item() > LOSSES.get("kd").fn(torch.tensor(z_s), torch.tensor(z_t), temperature=4.0).item()
+
+    def class_level(t, per):
+        p_s, p_t = [softmax(r, t) for r in z_s], [softmax(r, t) for r in z_t]
+        return sum(((sum(p_t[i][a] * p_t[i][b] for i in range(2)) - sum(p_s[i][a] * p_s[i][b] for i in range(2)))
+                    / per) ** 2 for a in range(3) for b in range(3)) / 3
+
+    samples = mlld(torch.tensor(z_s), torch.tensor(z_t), batch_of([0, 2]), temperatures=[4.0], class_norm="samples")
+    assert samples.item() == pytest.approx(level_sum(4.0) - class_level(4.0, 1) + class_level(4.0, 2), rel=1e-5)
+    with pytest.raises(ConfigError, match="class_norm"):
+        mlld(torch.tensor(z_s), torch.tensor(z_t), class_norm="mean")
 
 
 @pytest.mark.golden('dkd')

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from crossdistill.config import ConfigError
 from crossdistill.data.batch import Batch
 from crossdistill.losses.base import CLASSES, register_loss
 from crossdistill.losses.functional import non_target_kl
@@ -109,22 +110,29 @@ MLLD_TEMPERATURES = (2.0, 3.0, 4.0, 5.0, 6.0)
 
 @register_loss("mlld", needs=CLASSES)
 def multi_level_logit_kd(student: Tensor, teacher: Tensor, batch: Batch | None = None, *,
-                         temperatures: tuple[float, ...] = MLLD_TEMPERATURES) -> Tensor:
+                         temperatures: tuple[float, ...] = MLLD_TEMPERATURES, class_norm: str = "paper") -> Tensor:
     """Multi-level logit distillation: for each temperature T of the prediction augmentation, instance-level
     T^2 KL(p^T || p^S), plus batch-level ||P_T P_T^t - P_S P_S^t||_F^2 / B (how alike the model finds each pair of
     samples) and class-level ||P_T^t P_T - P_S^t P_S||_F^2 / K (how classes co-occur), summed over T
     (Jin, Wang & Lin, "Multi-Level Logit Distillation", CVPR 2023, section 3; the authors' code uses T = 2..6
     and these normalisations).
 
+    class_norm "samples" divides the class correlations by B first (||P^t P / B - ...||^2 / K): the paper's term
+    grows as B^2 / K: at batch 128 with 10 classes it outweighs the rest (the methods benchmark compares both,
+    docs/methods.md); the paper's setting was batch 64 with 100 classes.
+
     student, teacher: (B, K) logits; P = softmax(z / T), (B, K).
     """
+    if class_norm not in ("paper", "samples"):
+        raise ConfigError(f"loss 'mlld': class_norm is 'paper' or 'samples', got {class_norm!r}")
     batch_size, num_classes = student.shape
+    per = batch_size if class_norm == "samples" else 1
     total = student.new_zeros(())
     for temperature in temperatures:
         instance = hinton_kd(student, teacher, batch, temperature=temperature)
         p_s = F.softmax(student / temperature, dim=1)  # (B, K)
         p_t = F.softmax(teacher / temperature, dim=1)
         batch_level = (p_t @ p_t.t() - p_s @ p_s.t()).pow(2).sum() / batch_size  # (B, B) Gram matrices
-        class_level = (p_t.t() @ p_t - p_s.t() @ p_s).pow(2).sum() / num_classes  # (K, K) class correlations
+        class_level = ((p_t.t() @ p_t - p_s.t() @ p_s) / per).pow(2).sum() / num_classes  # (K, K) class correlations
         total = total + instance + batch_level + class_level
     return total
