@@ -6,7 +6,7 @@ import torch
 from crossdistill.checkpoint import load_state
 from crossdistill.config import ModelSpec, TermSpec, TrainConfig
 from crossdistill.data.loader import BatchLoader
-from crossdistill.distill import Distiller, resolve_terms
+from crossdistill.distill import Distiller, PrepareContext, resolve_terms
 from crossdistill.models import build_model
 from crossdistill.train import ema_decay, ema_with_warmup, fit, warmup_cosine
 
@@ -18,6 +18,9 @@ TEACHER = ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", 
                                     "embed_dim": 8})
 
 
+QUICK_STAGES = {"mst": {"cotrain_epochs": 1, "mask_epochs": 1}}
+
+
 def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None, losses=("ce",), checkpoint_steps=0,
               augment=None, workers=0):
     torch.manual_seed(seed)
@@ -27,7 +30,11 @@ def small_fit(av_fold, run_dir, epochs, seed=0, ema=None, patience=None, losses=
     data = SplitData(subset.inputs, subset.target, subset.index)
     teacher = build_model(TEACHER, av_fold.info) if len(losses) > 1 else None
     distiller = Distiller(build_model(STUDENT, av_fold.info), teacher,
-                          resolve_terms([TermSpec(loss=name) for name in losses]), probe=data.batch(torch.arange(4)))
+                          resolve_terms([TermSpec(loss=name, kwargs=QUICK_STAGES.get(name, {})) for name in losses]),
+                          probe=data.batch(torch.arange(4)))
+    distiller.prepare(PrepareContext(data, lambda: build_model(STUDENT, av_fold.info), seed, student=distiller.student,
+                                     val=av_fold["val"], new_teacher_over=lambda _: build_model(TEACHER, av_fold.info),
+                                     lr=1e-2, batch_size=16))
     cfg = TrainConfig(epochs=epochs, batch_size=16, lr=1e-2, progress=False, patience=patience, ema_horizon=ema,
                       checkpoint_steps=checkpoint_steps)
     train = BatchLoader(data, 16, shuffle=True, seed=seed, augment=augment, workers=workers)
@@ -46,9 +53,10 @@ def test_fit_learns_logs_and_keeps_the_best_validation_epoch(av_fold, tmp_path):
     assert (tmp_path / "checkpoints" / "best.safetensors").is_file()
 
 
-# With crd and c2kd, resuming must also restore the queues, the NCE constants, the proxy heads and the jointly
-# trained teacher: any of them missing changes the validation scores after the crash.
-@pytest.mark.parametrize("losses", [("ce",), ("ce", "crd", "c2kd")])
+# With crd, c2kd, ofa and mst, resuming must also restore the queues, the NCE constants, the proxy heads, the jointly
+# trained teacher, the logit branches, and mst's co-trained teachers, masks and router: any of them missing changes
+# the validation scores after the crash. (mst's stages run again before the resumed fit: seeded, so identical.)
+@pytest.mark.parametrize("losses", [("ce",), ("ce", "crd", "c2kd"), ("ce", "ofa", "mst")])
 def test_a_crashed_fit_resumes_where_it_stopped_and_ends_identical(av_fold, tmp_path, monkeypatch, losses):
     import crossdistill.train as train_module
 
