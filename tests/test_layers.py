@@ -16,7 +16,7 @@ LAYERS = [
     ["distill"],
     ["train", "plans", "rundir"],
     ["results", "export", "report"],
-    ["search", "diagnose", "pipeline", "parallel"],
+    ["search", "diagnose", "pipeline", "parallel", "tune"],
     ["cli", "__main__"],
 ]
 

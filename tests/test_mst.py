@@ -9,7 +9,8 @@ from crossdistill.config import ConfigError, ModelSpec, TermSpec
 from crossdistill.data.batch import SplitData
 from crossdistill.distill import Distiller, PrepareContext, resolve_terms
 from crossdistill.losses import LOSSES
-from crossdistill.losses.mst import ChannelMask, load_balancing, mask_points, routed_kd
+from crossdistill.losses.masking import ChannelMask, mask_points
+from crossdistill.losses.mst import load_balancing, routed_kd
 from crossdistill.models import build_model
 
 

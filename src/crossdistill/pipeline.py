@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -171,9 +172,11 @@ def distiller_for(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
 
 
 def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: dict[str, MultiModalModel],
-                  selector: MultiModalModel, seed: int, model_dir: Path) -> MultiModalModel:
+                  selector: MultiModalModel, seed: int, model_dir: Path,
+                  observers: Sequence[Callable[[dict], None]] = ()) -> MultiModalModel:
     """Train one student. ``teachers`` feed the distillation terms (none: trained alone, on its labelled share
-    only); ``selector`` labels the validation split when selection is by agreement with the teacher."""
+    only); ``selector`` labels the validation split when selection is by agreement with the teacher;
+    ``observers`` see each epoch's row (``fit``)."""
     seed_everything(seed)
     # The labelled subset belongs to the data (seeded by data.seed, like the split), not to the training seed:
     # every seed and every student of a fold sees the same labels, so the seed spread measures training alone.
@@ -190,7 +193,7 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
         load_weights(distiller.student, RunDir.weights(model_dir.parent.parent / plan.init_from / model_dir.name))
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
-                 label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task)
+                 label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task, observers=observers)
     rising = still_rising([row["val_score"] for row in result.history if "val_score" in row])
     if rising:
         log.warning("%s fold %d seed %d: its validation score was still rising at the last epoch (%d): it is "

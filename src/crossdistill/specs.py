@@ -163,3 +163,35 @@ class TrainConfig(Strict):
                                   "(0: at epoch ends only): a killed run resumes from that step, exactly")
     device: str = "auto"
     progress: bool = True
+
+
+Range = tuple[float, float]
+
+
+class TuneSpec(Strict):
+    """``crossdistill tune``'s search space (docs/tune.md). Each trial trains one student: the task's loss (where
+    the student has labels) plus at most one distillation term drawn from ``terms`` ("none": no term, the student
+    alone), with a log-uniform weight, the term's temperature and options, a warm-up and the learning rate.
+    Every range is ``[low, high]``; a range with low == high fixes the value."""
+
+    trials: int = Field(20, ge=1, description="trials per fold (a study continues up to this many)")
+    terms: list[str] | None = Field(None, description="candidate terms ('none' = the student alone); default: "
+                                    "none, kd, dist, dkd, ls_kd, mlld (those the task takes)")
+    weight: Range = Field((0.1, 10.0), description="the term's weight, log-uniform")
+    temperature: Range = Field((1.0, 8.0), description="for terms with a temperature, log-uniform")
+    warmup_epochs: Range = Field((0.0, 0.0), description="the term's warm-up, uniform (0: none)")
+    lr: Range | None = Field(None, description="learning rate, log-uniform; default: train.lr / 3 to train.lr * 3")
+    options: dict[str, dict[str, Range]] = Field(default_factory=dict, description="more of a term's own options, "
+                                                 "log-uniform: {dkd: {beta: [1, 8]}}")
+    pruner: Literal["median", "halving", "none"] = Field("median", description="stops trials whose validation "
+                                                         "curve falls behind (median of earlier trials, or "
+                                                         "successive halving)")
+    final_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1,
+                                   description="seeds of the final comparison runs")
+
+    @field_validator("weight", "temperature", "warmup_epochs", "lr")
+    @classmethod
+    def _ordered(cls, value: Range | None) -> Range | None:
+        if value is not None and not 0 <= value[0] <= value[1]:
+            raise ValueError(f"a range is [low, high] with 0 <= low <= high, got {list(value)}")
+        return value

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -188,7 +188,7 @@ def _resume(path: Path, stateful: dict[str, Any], train: BatchLoader
 
 def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets: Tensor, cfg: TrainConfig,
         run_dir: Path, device: torch.device, resume: bool = True, label: str = "",
-        task: Task | None = None) -> FitResult:
+        task: Task | None = None, observers: Sequence[Callable[[dict], None]] = ()) -> FitResult:
     """Train ``distiller``'s student (+ adapters, loss modules, a jointly trained teacher); keep the student
     weights of the best validation epoch (or of the last, ``select_on: last``).
 
@@ -196,6 +196,8 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
     measured against: the labels of a labelled validation split, the teacher's predictions (selection without
     labels), or retrieval's positive groups. No test data is seen here. Under torchrun, every rank runs this.
     A ``last.pt`` in ``run_dir`` (a crash, or a finished run) is resumed from when ``resume``.
+    ``observers`` see each epoch's row (epoch, train losses, val_score, val_loss, seconds) once it is checkpointed,
+    e.g. a tuning trial reporting to its pruner; an exception raised by one stops training there.
     """
     task = task or build_task("classification")
     distiller.to(device)
@@ -265,6 +267,8 @@ def fit(distiller: Distiller, train: BatchLoader, val: BatchLoader, val_targets:
                 # Rewritten whole and atomically, so metrics.jsonl always matches last.pt after a crash.
                 write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
             bar.update(bar_id, advance=1, description=f"{label} loss {row.get('train_loss', math.nan):.3f}")
+            for observe in observers:
+                observe(row)
             if progress.stopped:
                 break
     if keep_last:

@@ -111,6 +111,11 @@ def build(run_dir: Path) -> dict[str, Path]:
     notes = [f"- {line}" for line in verdicts(results)]
     spread = [f"- {line}" for line in spread_within_fold(results)]
     diagnosis = (run_dir / "diagnose.md").read_text().splitlines() if (run_dir / "diagnose.md").is_file() else []
+    tuning = run_dir / "tune" / "tune.md"  # written by `crossdistill tune` into the same run directory
+    if tuning.is_file():
+        diagnosis += ["", *tuning.read_text().splitlines()]
+        if (run_dir / "tune" / "history.png").is_file():
+            plots["Tuning: validation score of each trial, per fold"] = run_dir / "tune" / "history.png"
     md = [*_header(results), *_warnings(results), markdown(results), "", compression(results), "",
           *towers_table(results), *_soft_labels(results),
           "## Does distillation help?", "",
@@ -160,14 +165,24 @@ def _html(results: dict, notes: list[str], plots: dict[str, Path], diagnosis: li
 
 
 def _diagnosis_html(lines: list[str]) -> str:
-    """The diagnosis (markdown written by ``crossdistill diagnose``) as HTML: heading, paragraphs, list, table."""
+    """The sections other commands write in Markdown (``diagnose``, ``tune``) as HTML: headings, paragraphs,
+    lists, tables and fenced code."""
     parts, open_tag = [], ""
     for line in lines:
+        if open_tag == "pre":  # inside a fenced block: verbatim until its closing fence
+            parts.append("</pre>" if line.startswith("```") else html.escape(line) + "\n")
+            open_tag = "" if line.startswith("```") else "pre"
+            continue
         tag = "ul" if line.startswith("- ") else "table" if line.startswith("|") else ""
         if tag != open_tag:
             parts.append((f"</{open_tag}>" if open_tag else "") + (f"<{tag}>" if tag else ""))
             open_tag = tag
-        if line.startswith("## "):
+        if line.startswith("```"):
+            parts.append("<pre>")
+            open_tag = "pre"
+        elif line.startswith("### "):
+            parts.append(f"<h3>{inline(line[4:])}</h3>")
+        elif line.startswith("## "):
             parts.append(f"<h2>{inline(line[3:])}</h2>")
         elif tag == "ul":
             parts.append(f"<li>{inline(line[2:])}</li>")

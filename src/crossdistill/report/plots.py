@@ -1,5 +1,5 @@
-"""Plots of a run directory: training curves, score vs latency, confusion matrices, score vs label budget (PNG,
-Agg backend)."""
+"""Plots of a run directory: training curves, score vs latency, confusion matrices, score vs label budget, a
+tuning study's history (PNG, Agg backend)."""
 
 from __future__ import annotations
 
@@ -130,5 +130,29 @@ def score_vs_budget(results: dict, path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def tuning_history(summary: dict, path: Path) -> Path:
+    """Each fold's study: every finished trial's validation score by trial number, and the best so far."""
+    folds = summary["folds"]
+    fig, axes = _grid(len(folds), 4.5, 3.2)
+    for ax, (fold, f) in zip(axes, folds.items(), strict=True):
+        done = [t for t in f["trials"] if t["state"] == "complete"]
+        pruned = [t for t in f["trials"] if t["state"] == "pruned" and t["value"] is not None]
+        ax.plot([t["number"] for t in done], [t["value"] for t in done], "o", label="trial (finished)")
+        ax.plot([t["number"] for t in pruned], [t["value"] for t in pruned], "x", color="#888",
+                label="pruned (its last epoch)")
+        best, running = [], -float("inf")
+        for t in done:
+            running = max(running, t["value"])
+            best.append(running)
+        ax.step([t["number"] for t in done], best, where="post", label="best so far")
+        ax.set(title=f"fold {fold}: {len(done)} finished, {len(pruned)} pruned", xlabel="trial",
+               ylabel="validation score")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
