@@ -252,6 +252,91 @@ def rendered_methods_doc() -> str:
     return replace_block(METHODS_DOC.read_text(), "methods", tables)
 
 
+TUNE_DOC = ROOT / "docs" / "tune.md"
+TUNE_JSON = ROOT / "benchmarks" / "results" / "tune.json"
+LABELLED_METHODS_SETTINGS = 6  # the methods benchmark's settings where the student has labels (10%, 100%)
+
+
+def _ci(d: dict) -> str:
+    return f"{100 * d['mean']:+.1f} ({100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})"
+
+
+def chosen_recipe(r: dict) -> str:
+    """Each fold's chosen term, weight, temperature and learning rate, briefly."""
+    parts = []
+    for p in r["chosen"].values():
+        short = {"weight": "w", "temperature": "T", "lr": "lr"}
+        extra = "".join(f", {short[k]} {p[k]:.2g}" for k in short if k in p)
+        parts.append(f"{p['term']}{extra}")
+    return "; ".join(parts)
+
+
+def tune_section(t: dict) -> str:
+    """docs/tune.md's measured block, from tune.json: per setting, then the issue's goals, met or missed."""
+    settings, s = t["settings"], t["stamp"]
+    lines = ["| setting | chosen (on validation) | tuned vs reference (95% CI) | verdict (Holm) | vs the reference at "
+             "the tuned lr | tuned vs KD defaults | best fixed method (on validation) | tuned vs it | trials | cost "
+             "(trainings) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in settings.items():
+        fixed = r.get("best_fixed")
+        versus = f"{_ci(fixed['tuned_vs_best_fixed'])}, {fixed['tuned_vs_best_fixed']['verdict']}" if fixed else "-"
+        same_lr = r["tuned_vs_reference_same_lr"]
+        lines.append(f"| {key} | {chosen_recipe(r)} | {_ci(r['tuned_vs_reference'])} vs {r['reference']} | "
+                     f"{r['tuned_vs_reference_holm']} | {_ci(same_lr)}, {same_lr['verdict']} | "
+                     f"{_ci(r['tuned_vs_kd_default'])}, {r['tuned_vs_kd_default']['verdict']} | "
+                     f"{fixed['method'] if fixed else '-'} | {versus} | {r['trials']} | {r['cost_trainings']:.1f} |")
+    hurts = [k for k, r in settings.items() if r["tuned_vs_reference_holm"] == "hurts"]
+    labelled = [k for k, r in settings.items() if "best_fixed" in r and r["reference"] == "student alone"]
+    helps = [k for k in labelled if settings[k]["tuned_vs_reference_holm"] == "helps"]
+    with_fixed = [r for r in settings.values() if "best_fixed" in r]
+    tuned_gain = sum(r["tuned_vs_reference"]["mean"] for r in with_fixed) / len(with_fixed)
+    fixed_gain = sum((r["best_fixed"]["gain_over_reference"] or {"mean": 0.0})["mean"] for r in with_fixed) / len(
+        with_fixed)
+    all_gain = sum(r["tuned_vs_reference"]["mean"] for r in settings.values()) / len(settings)
+    pooled = t["tuned_vs_best_fixed_pooled"]
+    trials = sum(r["trials"] for r in settings.values())
+    trial_cost = sum(r["cost_trainings"] for r in settings.values()) / trials
+    met = {True: "met", False: "missed"}
+    same = [k for k, r in settings.items() if r["tuned_vs_reference_same_lr"]["verdict"] == "helps"]
+    lines += ["", f"Each tuned recipe carries its own learning rate: against its reference trained at that same "
+              f"rate (the term's own share of the gain), it helps in {len(same)} of {len(settings)} settings.",
+              "", "Against the goals set for `tune`:",
+              f"- never significantly below its reference: {met[not hurts]}"
+              + (f" (below in {', '.join(hurts)})" if hurts else "") + ";",
+              f"- significantly above the student alone in at least 4 of the {LABELLED_METHODS_SETTINGS} labelled "
+              f"methods-benchmark settings: {met[len(helps) >= 4]} ({len(helps)} of {len(labelled)});",
+              f"- mean gain over the reference higher than the best fixed method's (chosen on validation): over the "
+              f"{len(with_fixed)} settings where the methods benchmark has that method, tuned {100 * tuned_gain:+.1f} "
+              f"points vs fixed {100 * fixed_gain:+.1f} ({met[tuned_gain > fixed_gain]}); paired per seed, tuned minus "
+              f"fixed {_ci(pooled)}, {pooled['verdict']}; over all {len(settings)} settings the tuned recipe gains "
+              f"{100 * all_gain:+.1f} points on average;",
+              moonshot_line(),
+              f"- mean trial cost at most 0.7 student trainings with pruning: {met[trial_cost <= 0.7]} "
+              f"({trial_cost:.2f}, {trials} trials).",
+              "", f"{t['trials']} trials at most per setting; final runs over seeds 0-4 (the fixed method's over the "
+              f"methods benchmark's seeds 0-2, paired on those); wall {t['wall_s'] / 60:.0f} min on {t['workers']} "
+              f"processes. Rendered from `benchmarks/results/tune.json` (commit {(s['commit'] or '?')[:10]}, "
+              f"{s['date'][:10]})."]
+    return "\n".join(lines)
+
+
+def moonshot_line() -> str:
+    """The moonshot goal, from tune_moonshot.json when it has run."""
+    path = TUNE_JSON.with_name("tune_moonshot.json")
+    if not path.is_file():
+        return "- the moonshot (av-digits with every label, all six speakers): not run;"
+    m = json.loads(path.read_text())
+    met = m["tuned_vs_alone"]["verdict"] == "helps"
+    return (f"- the moonshot, av-digits with every label over all {m['folds']} speakers: tuned vs the student alone "
+            f"{_ci(m['tuned_vs_alone'])}, {m['tuned_vs_alone']['verdict']} ({'met' if met else 'missed'}); KD's "
+            f"defaults vs alone {_ci(m['kd_default_vs_alone'])}, {m['kd_default_vs_alone']['verdict']} "
+            f"({m['trials']} trials, {m['wall_s'] / 60:.0f} min; `tune_moonshot.json`);")
+
+
+def rendered_tune_doc() -> str:
+    return replace_block(TUNE_DOC.read_text(), "tune", tune_section(json.loads(TUNE_JSON.read_text())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copy", type=Path, help="a finished demo run directory whose results.json to store")
@@ -269,6 +354,9 @@ def main() -> None:
     if "stamp" in json.loads(METHODS_JSON.read_text()):  # (a methods run made under the one statistical rule)
         METHODS_DOC.write_text(rendered_methods_doc())
         print("docs/methods.md rendered from methods.json")
+    if TUNE_JSON.is_file():
+        TUNE_DOC.write_text(rendered_tune_doc())
+        print("docs/tune.md rendered from tune.json")
 
 
 if __name__ == "__main__":

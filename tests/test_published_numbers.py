@@ -76,3 +76,10 @@ def test_the_real_cases_and_retrieval_tables_are_rendered_from_their_results_fil
 def test_no_page_still_says_its_numbers_predate_the_pooling_fix():
     for page in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
         assert "Measured before the pooling fix" not in page.read_text(), page
+
+
+def test_the_tuning_numbers_are_rendered_from_their_results_file():
+    from published import TUNE_DOC, TUNE_JSON, rendered_tune_doc
+
+    assert json.loads(TUNE_JSON.read_text())["stamp"]["commit"]
+    assert rendered_tune_doc() == TUNE_DOC.read_text(), "docs/tune.md differs: python benchmarks/published.py"

@@ -31,12 +31,13 @@ def test_tune_searches_on_validation_then_compares_on_every_seed(tiny_config, tm
     assert fold["best_trial"] == best["number"] and fold["best_validation"] == best["value"]
     recipe = yaml.safe_load(fold["recipe_yaml"])
     assert recipe["distill"]["terms"][0]["loss"] == "ce" and recipe["train"]["lr"] > 0
-    for name in ("tuned_vs_reference", "tuned_vs_config", "config_vs_reference"):
+    for name in ("tuned_vs_reference", "tuned_vs_config", "config_vs_reference", "tuned_vs_reference_same_lr"):
         assert summary["comparisons"][name]["n_runs"] == 2 and summary["comparisons"][name]["verdict"] == "no verdict"
     assert summary["reference"] == "student alone" and summary["cost_trainings"] > 0
     assert summary["stamp"]["config_hash"]
     final = run_dir / fold["final_run"]
-    assert {p.name for p in (final / "models").iterdir()} >= {"baseline", "distilled", "tuned", "teacher"}
+    assert {p.name for p in (final / "models").iterdir()} >= {"baseline", "distilled", "tuned", "reference_at_tuned_lr",
+                                                         "teacher"}
     html = (final / "report" / "report.html").read_text()
     assert "Tuning (crossdistill tune)" in html and "<pre>distill:" in html  # the recipe, ready to paste
     assert (run_dir / "tune" / "history.png").stat().st_size > 1000

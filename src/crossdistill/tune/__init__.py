@@ -27,7 +27,7 @@ import torch
 from crossdistill.atomic import write_text_atomic
 from crossdistill.config import ConfigError, Experiment, TermSpec, VariantSpec, dump
 from crossdistill.data.row_decoding import available_cores
-from crossdistill.plans import experiment_task
+from crossdistill.plans import experiment_task, task_term
 from crossdistill.rundir import RunDir, stamp
 from crossdistill.stats import paired_diff
 from crossdistill.tune.space import NONE, Recipe, SearchSpace
@@ -101,7 +101,7 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
 
     optuna = optuna_module()
     key = space.key(exp)
-    folds, rows = {}, {"tuned": {}, "reference": {}, "config": {}}
+    folds, rows = {}, {"tuned": {}, "reference": {}, "config": {}, "reference_same_lr": {}}
     reference = "baseline" if exp.student_labels > 0 else "kd"
     for fold_id in exp.data.fold_ids:
         study = open_study(storage, fold_id, key, exp.tune.pruner, exp.seeds[0])
@@ -113,6 +113,9 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
         variants = {"tuned": VariantSpec(terms=recipe.term_specs(exp) or None, train={"lr": recipe.lr})}
         if reference == "kd":
             variants["kd"] = VariantSpec(terms=[TermSpec(loss="kd", kwargs={"temperature": 4.0})])
+        # the reference at the tuned learning rate: what of the gain is the term's, not the learning rate's
+        reference_terms = [task_term(exp)] if reference == "baseline" else variants["kd"].terms
+        variants["reference_at_tuned_lr"] = VariantSpec(terms=reference_terms, train={"lr": recipe.lr})
         final = exp.model_copy(deep=True, update={
             "name": f"{exp.name}-fold{fold_id}", "seeds": list(exp.tune.final_seeds), "full_seeds": None,
             "variants": variants})
@@ -128,7 +131,8 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
                                "importance": _importance(study),
                                "cost_trainings": sum(t["seconds"] for t in trials) / max(per_training, 1e-9),
                                "final_run": str(final_dir.relative_to(run_dir))}
-        for model, slot in (("tuned", "tuned"), (reference, "reference"), ("distilled", "config")):
+        for model, slot in (("tuned", "tuned"), (reference, "reference"), ("distilled", "config"),
+                            ("reference_at_tuned_lr", "reference_same_lr")):
             for seed in final.seeds:
                 path = RunDir(final_dir).model_dir(model, fold_id, seed) / "test_rows.npz"
                 rows[slot][(fold_id, seed)] = dict(np.load(path))
@@ -138,6 +142,8 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
         "tuned_vs_reference": paired_diff(rows["tuned"], rows["reference"], statistic, seed=0).model_dump(),
         "tuned_vs_config": paired_diff(rows["tuned"], rows["config"], statistic, seed=0).model_dump(),
         "config_vs_reference": paired_diff(rows["config"], rows["reference"], statistic, seed=0).model_dump(),
+        "tuned_vs_reference_same_lr": paired_diff(rows["tuned"], rows["reference_same_lr"], statistic,
+                                                  seed=0).model_dump(),
     }
     n_trials = sum(len(f["trials"]) for f in folds.values())
     return {"stamp": stamp(dump(exp) + exp.tune.model_dump_json()).model_dump(), "name": exp.name,
@@ -161,7 +167,9 @@ def summary_markdown(summary: dict) -> list[str]:
     c = summary["comparisons"]
     lines += [f"- tuned vs {summary['reference']}: {_interval(c['tuned_vs_reference'])}",
               f"- tuned vs the config's own recipe: {_interval(c['tuned_vs_config'])}",
-              f"- the config's recipe vs {summary['reference']}: {_interval(c['config_vs_reference'])}", ""]
+              f"- the config's recipe vs {summary['reference']}: {_interval(c['config_vs_reference'])}",
+              f"- tuned vs {summary['reference']} at the tuned learning rate (the term's own share of the gain): "
+              f"{_interval(c['tuned_vs_reference_same_lr'])}", ""]
     for fold, f in summary["folds"].items():
         mattered = ", ".join(f"{k} {v:.2f}" for k, v in f["importance"].items()) or "too few trials to say"
         lines += [f"### Fold {fold}: trial {f['best_trial']} chosen (validation {f['best_validation']:.4f}); "
