@@ -314,9 +314,10 @@ def tune_section(t: dict) -> str:
               f"- mean trial cost at most 0.7 student trainings with pruning: {met[trial_cost <= 0.7]} "
               f"({trial_cost:.2f}, {trials} trials).",
               "", f"{t['trials']} trials at most per setting; final runs over seeds 0-4 (the fixed method's over the "
-              f"methods benchmark's seeds 0-2, paired on those); wall {t['wall_s'] / 60:.0f} min on {t['workers']} "
-              f"processes. Rendered from `benchmarks/results/tune.json` (commit {(s['commit'] or '?')[:10]}, "
-              f"{s['date'][:10]})."]
+              f"methods benchmark's seeds 0-2, paired on those). The run that wrote this file took "
+              f"{t['wall_s'] / 60:.0f} min on {t['workers']} processes (a study that already holds its trials is "
+              f"continued, not redone: every trial's seconds are in the cost column). Rendered from "
+              f"`benchmarks/results/tune.json` (commit {(s['commit'] or '?')[:10]}, {s['date'][:10]})."]
     return "\n".join(lines)
 
 
