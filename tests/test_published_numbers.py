@@ -82,4 +82,5 @@ def test_the_tuning_numbers_are_rendered_from_their_results_file():
     from published import TUNE_DOC, TUNE_JSON, rendered_tune_doc
 
     assert json.loads(TUNE_JSON.read_text())["stamp"]["commit"]
+    assert json.loads(TUNE_JSON.with_name("tune_moonshot.json").read_text())["stamp"]["commit"]
     assert rendered_tune_doc() == TUNE_DOC.read_text(), "docs/tune.md differs: python benchmarks/published.py"

@@ -100,6 +100,7 @@ def test_a_study_of_another_search_space_is_refused_unless_new(tiny_config, tmp_
     (["tune.terms=[none, dkd]", "tune.options={dist: {beta: [1, 8]}}"], "not one of tune.terms"),
     (["student_labels=0", "tune.terms=[none, kd]"], "nothing to learn from"),
     (["tune.weight=[0, 1]"], "low end must be > 0"),
+    (["tune.train={epochs: [1, 2]}"], "not a trainer option the search can draw"),
 ])
 def test_bad_search_spaces_are_named_before_anything_trains(tiny_config, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -123,3 +124,23 @@ def test_the_command_names_a_bad_budget_and_a_foreign_study(tiny_config, tmp_pat
     assert result.exit_code == 2 and "--trials must be at least 1" in result.output
     result = CliRunner().invoke(app, ["tune", str(tiny_config), "--set", "tune.terms=[none, kdd]"])
     assert result.exit_code == 2 and "unknown loss 'kdd'" in result.output and "kd" in result.output
+
+
+def test_a_trial_draws_the_term_its_options_and_trainer_options_into_a_pasteable_recipe(tiny_config):
+    import optuna
+
+    exp = load(tiny_config, ["tune.terms=[none, dkd]", "tune.options={dkd: {beta: [1, 8]}}",
+                             "tune.train={weight_decay: [1e-5, 1e-2]}"])
+    space = SearchSpace(exp)
+    params = {"term": "dkd", "lr": 0.002, "train.weight_decay": 0.0003, "weight": 2.0, "temperature": 3.0,
+              "dkd.beta": 4.0}
+    recipe = space.suggest(optuna.trial.FixedTrial(params))
+    assert (recipe.term, recipe.kwargs, recipe.train_overrides) == (
+        "dkd", {"temperature": 3.0, "beta": 4.0}, {"lr": 0.002, "weight_decay": 0.0003})
+    assert space.recipe(params) == recipe  # a finished trial's recipe is the one it trained
+    pasted = yaml.safe_load(recipe.config(exp))
+    assert pasted["train"] == {"lr": 0.002, "weight_decay": 0.0003}
+    assert pasted["distill"]["terms"] == [{"loss": "ce"}, {"loss": "dkd", "weight": 2.0,
+                                                           "kwargs": {"temperature": 3.0, "beta": 4.0}}]
+    alone = space.suggest(optuna.trial.FixedTrial({"term": "none", "lr": 0.001, "train.weight_decay": 0.001}))
+    assert alone.term_specs(exp)[0].loss == "ce" and len(alone.term_specs(exp)) == 1

@@ -100,7 +100,7 @@ def run(
 def tune(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="experiment YAML (its tune: section)")],
     trials: Annotated[int | None, typer.Option(help="per fold (default tune.trials); a study continues")] = None,
-    timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many minutes")] = None,
+    timeout: Annotated[float | None, typer.Option(help="minutes per fold, then no new trial")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="trials in this many parallel processes")] = 1,
     new_study: Annotated[bool, typer.Option(help="drop a study made for another config or search space")] = False,
     storage: Annotated[str | None, typer.Option(help="Optuna database URL shared by several machines")] = None,

@@ -183,6 +183,8 @@ class TuneSpec(Strict):
     lr: Range | None = Field(None, description="learning rate, log-uniform; default: train.lr / 3 to train.lr * 3")
     options: dict[str, dict[str, Range]] = Field(default_factory=dict, description="more of a term's own options, "
                                                  "log-uniform: {dkd: {beta: [1, 8]}}")
+    train: dict[str, Range] = Field(default_factory=dict, description="more trainer options, log-uniform: "
+                                    "{weight_decay: [1e-5, 1e-2]}")
     pruner: Literal["median", "halving", "none"] = Field("median", description="stops trials whose validation "
                                                          "curve falls behind (median of earlier trials, or "
                                                          "successive halving)")

@@ -110,12 +110,12 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
             raise RuntimeError(f"fold {fold_id}: no trial finished (all pruned or failed): raise --trials")
         best = study.best_trial
         recipe = space.recipe(best.params)
-        variants = {"tuned": VariantSpec(terms=recipe.term_specs(exp) or None, train={"lr": recipe.lr})}
+        variants = {"tuned": VariantSpec(terms=recipe.term_specs(exp) or None, train=recipe.train_overrides)}
         if reference == "kd":
             variants["kd"] = VariantSpec(terms=[TermSpec(loss="kd", kwargs={"temperature": 4.0})])
         # the reference at the tuned learning rate: what of the gain is the term's, not the learning rate's
         reference_terms = [task_term(exp)] if reference == "baseline" else variants["kd"].terms
-        variants["reference_at_tuned_lr"] = VariantSpec(terms=reference_terms, train={"lr": recipe.lr})
+        variants["reference_at_tuned_lr"] = VariantSpec(terms=reference_terms, train=recipe.train_overrides)
         final = exp.model_copy(deep=True, update={
             "name": f"{exp.name}-fold{fold_id}", "seeds": list(exp.tune.final_seeds), "full_seeds": None,
             "variants": variants})

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from crossdistill.config import ConfigError, Experiment, TermSpec, dump
+from crossdistill.config import ConfigError, Experiment, TermSpec, TrainConfig, dump
 from crossdistill.losses import LOSSES
 from crossdistill.plans import experiment_task, task_term
 from crossdistill.registry import UnknownNameError
@@ -21,13 +21,20 @@ DEFAULT_TERMS = ("kd", "dist", "dkd", "ls_kd", "mlld")
 
 @dataclass(frozen=True)
 class Recipe:
-    """One trial's choice: at most one distillation term beside the task's loss, and the learning rate."""
+    """One trial's choice: at most one distillation term beside the task's loss, the learning rate and any other
+    trainer option searched."""
 
     term: str  # a registered loss, or NONE
     weight: float = 1.0
     kwargs: dict[str, float] = field(default_factory=dict)
     warmup_epochs: float = 0.0
     lr: float = 3e-3
+    train: dict[str, float] = field(default_factory=dict)  # other trainer options (weight_decay, ...)
+
+    @property
+    def train_overrides(self) -> dict[str, float]:
+        """The recipe's ``train:`` keys for a run."""
+        return {"lr": self.lr, **self.train}
 
     def term_specs(self, exp: Experiment) -> list[TermSpec]:
         """The student's terms: the task's loss where it has labels, then this recipe's term."""
@@ -40,7 +47,7 @@ class Recipe:
     def config(self, exp: Experiment) -> str:
         """The recipe as YAML to paste into a config."""
         terms = [t.model_dump(exclude_defaults=True) | {"loss": t.loss} for t in self.term_specs(exp)]
-        return yaml.safe_dump({"distill": {"terms": terms}, "train": {"lr": self.lr}}, sort_keys=False)
+        return yaml.safe_dump({"distill": {"terms": terms}, "train": self.train_overrides}, sort_keys=False)
 
 
 class SearchSpace:
@@ -85,6 +92,13 @@ class SearchSpace:
                                       f"got [{low}, {high}]")
         if spec.weight[0] <= 0 or spec.temperature[0] <= 0:
             raise ConfigError("tune.weight and tune.temperature are log-uniform: their low end must be > 0")
+        searchable = {k for k, f in TrainConfig.model_fields.items() if "float" in str(f.annotation)} - {"lr"}
+        for key, (low, high) in spec.train.items():
+            if key not in searchable:
+                raise ConfigError(f"tune.train.{key}: not a trainer option the search can draw; it can draw "
+                                  f"{', '.join(sorted(searchable))} (the learning rate is tune.lr)")
+            if not 0 < low <= high:
+                raise ConfigError(f"tune.train.{key}: a log-uniform range needs 0 < low <= high, got [{low}, {high}]")
         self.terms = terms
         self.lr = spec.lr or (exp.train.lr / 3, exp.train.lr * 3)
         if self.lr[0] <= 0:
@@ -102,15 +116,16 @@ class SearchSpace:
     def suggest(self, trial: Any) -> Recipe:
         term = trial.suggest_categorical("term", self.terms)
         lr = self._draw(trial, "lr", *self.lr)
+        train = {key: self._draw(trial, f"train.{key}", low, high) for key, (low, high) in self.spec.train.items()}
         if term == NONE:
-            return Recipe(NONE, lr=lr)
+            return Recipe(NONE, lr=lr, train=train)
         kwargs = {}
         if "temperature" in LOSSES.get(term).options:
             kwargs["temperature"] = self._draw(trial, "temperature", *self.spec.temperature)
         for option, (low, high) in self.spec.options.get(term, {}).items():
             kwargs[option] = self._draw(trial, f"{term}.{option}", low, high)
         return Recipe(term, self._draw(trial, "weight", *self.spec.weight), kwargs,
-                      self._draw(trial, "warmup_epochs", *self.spec.warmup_epochs, log=False), lr)
+                      self._draw(trial, "warmup_epochs", *self.spec.warmup_epochs, log=False), lr, train)
 
     def recipe(self, params: dict[str, Any]) -> Recipe:
         """A finished trial's recipe from its parameters (fixed ranges were not drawn: their value), each number to
@@ -118,14 +133,15 @@ class SearchSpace:
         params = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in params.items()}
         term = params["term"]
         lr = params.get("lr", self.lr[0])
+        train = {key: params.get(f"train.{key}", low) for key, (low, _) in self.spec.train.items()}
         if term == NONE:
-            return Recipe(NONE, lr=lr)
+            return Recipe(NONE, lr=lr, train=train)
         kwargs = {}
         if "temperature" in LOSSES.get(term).options:
             kwargs["temperature"] = params.get("temperature", self.spec.temperature[0])
         for option, (low, _) in self.spec.options.get(term, {}).items():
             kwargs[option] = params.get(f"{term}.{option}", low)
         return Recipe(term, params.get("weight", self.spec.weight[0]), kwargs,
-                      params.get("warmup_epochs", self.spec.warmup_epochs[0]), lr)
+                      params.get("warmup_epochs", self.spec.warmup_epochs[0]), lr, train)
 
 

@@ -82,7 +82,7 @@ def finished(study: Any) -> int:
 def trial_plan(exp: Experiment, recipe: Recipe, name: str) -> StudentPlan:
     terms = resolve_terms(recipe.term_specs(exp), f"tune ({name})")
     teacher = "teacher" if recipe.term != NONE else None
-    plan = StudentPlan(name, exp.student_labels, terms, teacher, [exp.seeds[0]], train={"lr": recipe.lr})
+    plan = StudentPlan(name, exp.student_labels, terms, teacher, [exp.seeds[0]], train=recipe.train_overrides)
     plan.select_on = exp.train_for(plan.train).select_on
     return plan
 
