@@ -2,6 +2,7 @@
 pruning, and the bad inputs refused before anything trains."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,6 +11,7 @@ from crossdistill.config import ConfigError, load
 from crossdistill.tune import SearchSpace, finished, open_study, tune
 from crossdistill.tune.study import optimize_fold, study_storage
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_TUNE = ["data.folds=[0]", "data.augment=null", "train.epochs=2", "teacher.train.epochs=1",
              "tune.terms=[none, kd]", "tune.pruner=none", "tune.final_seeds=[0, 1]"]
 
@@ -144,3 +146,11 @@ def test_a_trial_draws_the_term_its_options_and_trainer_options_into_a_pasteable
                                                            "kwargs": {"temperature": 3.0, "beta": 4.0}}]
     alone = space.suggest(optuna.trial.FixedTrial({"term": "none", "lr": 0.001, "train.weight_decay": 0.001}))
     assert alone.term_specs(exp)[0].loss == "ce" and len(alone.term_specs(exp)) == 1
+
+
+def test_outside_classification_the_terms_must_be_listed():
+    regression = load(CONFIGS / "vader" / "minilm_regression.yaml")
+    with pytest.raises(ConfigError, match="task regression needs them listed.*pred_mse"):
+        SearchSpace(regression)
+    assert SearchSpace(load(CONFIGS / "vader" / "minilm_regression.yaml", ["tune.terms=[none, pred_mse]"])).terms == [
+        "none", "pred_mse"]

@@ -27,6 +27,7 @@ import torch
 from crossdistill.atomic import write_text_atomic
 from crossdistill.config import ConfigError, Experiment, TermSpec, VariantSpec, dump
 from crossdistill.data.row_decoding import available_cores
+from crossdistill.losses import LOSSES
 from crossdistill.plans import experiment_task, task_term
 from crossdistill.rundir import RunDir, stamp
 from crossdistill.stats import paired_diff
@@ -102,7 +103,9 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
     optuna = optuna_module()
     key = space.key(exp)
     folds, rows = {}, {"tuned": {}, "reference": {}, "config": {}, "reference_same_lr": {}}
-    reference = "baseline" if exp.student_labels > 0 else "kd"
+    # the reference: the student alone; without labels KD alone, or the config's recipe where KD does not apply
+    kd_applies = LOSSES.get("kd").needs <= experiment_task(exp).provides
+    reference = "baseline" if exp.student_labels > 0 else "kd" if kd_applies else "distilled"
     for fold_id in exp.data.fold_ids:
         study = open_study(storage, fold_id, key, exp.tune.pruner, exp.seeds[0])
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -114,7 +117,8 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
         if reference == "kd":
             variants["kd"] = VariantSpec(terms=[TermSpec(loss="kd", kwargs={"temperature": 4.0})])
         # the reference at the tuned learning rate: what of the gain is the term's, not the learning rate's
-        reference_terms = [task_term(exp)] if reference == "baseline" else variants["kd"].terms
+        reference_terms = {"baseline": [task_term(exp)], "kd": [TermSpec(loss="kd", kwargs={"temperature": 4.0})],
+                           "distilled": exp.distill.terms}[reference]
         variants["reference_at_tuned_lr"] = VariantSpec(terms=reference_terms, train=recipe.train_overrides)
         final = exp.model_copy(deep=True, update={
             "name": f"{exp.name}-fold{fold_id}", "seeds": list(exp.tune.final_seeds), "full_seeds": None,
@@ -123,7 +127,7 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
         final_dir = run(final, run_dir / "tune" / "final")
         trials = _trials_of(study)
         seconds = [json.loads(line)["seconds"] for s in final.seeds for line in
-                   (RunDir(final_dir).model_dir("baseline" if reference == "baseline" else "kd", fold_id, s)
+                   (RunDir(final_dir).model_dir(reference, fold_id, s)
                     / "metrics.jsonl").read_text().splitlines()]
         per_training = sum(seconds) / len(final.seeds)  # one student training, in seconds
         folds[str(fold_id)] = {"best_trial": best.number, "best_validation": best.value, "params": best.params,
@@ -147,7 +151,8 @@ def final_comparison(exp: Experiment, space: SearchSpace, run_dir: Path, storage
     }
     n_trials = sum(len(f["trials"]) for f in folds.values())
     return {"stamp": stamp(dump(exp) + exp.tune.model_dump_json()).model_dump(), "name": exp.name,
-            "reference": "student alone" if reference == "baseline" else "KD alone", "folds": folds,
+            "reference": {"baseline": "student alone", "kd": "KD alone", "distilled": "the config's recipe"}[reference],
+            "folds": folds,
             "comparisons": comparisons, "metric": task.metric_names[0], "trials": n_trials,
             "cost_trainings": sum(f["cost_trainings"] for f in folds.values()),
             "mean_trial_cost": sum(f["cost_trainings"] for f in folds.values()) / max(n_trials, 1)}

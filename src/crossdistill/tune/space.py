@@ -11,7 +11,7 @@ import yaml
 
 from crossdistill.config import ConfigError, Experiment, TermSpec, TrainConfig, dump
 from crossdistill.losses import LOSSES
-from crossdistill.plans import experiment_task, task_term
+from crossdistill.plans import experiment_task, losses_made_for, task_term
 from crossdistill.registry import UnknownNameError
 from crossdistill.rundir import stamp
 
@@ -57,6 +57,9 @@ class SearchSpace:
         spec, task = exp.tune, experiment_task(exp)
         self.spec = spec
         fits = [n for n in DEFAULT_TERMS if LOSSES.get(n).needs <= task.provides]
+        if spec.terms is None and not fits:
+            raise ConfigError(f"tune.terms: the default terms are for classes; task {task.name} needs them listed "
+                              f"(losses made for it: {', '.join(losses_made_for(task))})")
         terms = list(spec.terms) if spec.terms is not None else ([NONE] if exp.student_labels > 0 else []) + fits
         if not terms:
             raise ConfigError("tune.terms: no candidate term (list at least one, e.g. [none, kd])")
