@@ -43,6 +43,8 @@ def test_tune_searches_on_validation_then_compares_on_every_seed(tiny_config, tm
     html = (final / "report" / "report.html").read_text()
     assert "Tuning (crossdistill tune)" in html and "<pre>distill:" in html  # the recipe, ready to paste
     assert (run_dir / "tune" / "history.png").stat().st_size > 1000
+    assert "(plots/tuning.png)" in (final / "report" / "report.md").read_text()
+    assert (final / "report" / "plots" / "tuning.png").is_file()
 
 
 def test_a_killed_study_continues_and_pruned_trials_stop_early(tiny_config, tmp_path, cache, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import shutil
 from pathlib import Path
 
 from crossdistill.report.plots import confusion_matrices, score_vs_budget, score_vs_latency, training_curves
@@ -114,8 +115,9 @@ def build(run_dir: Path) -> dict[str, Path]:
     tuning = run_dir / "tune" / "tune.md"  # written by `crossdistill tune` into the same run directory
     if tuning.is_file():
         diagnosis += ["", *tuning.read_text().splitlines()]
-        if (run_dir / "tune" / "history.png").is_file():
-            plots["Tuning: validation score of each trial, per fold"] = run_dir / "tune" / "history.png"
+        if (run_dir / "tune" / "history.png").is_file():  # (copied beside the others: report.md links plots/)
+            shutil.copy(run_dir / "tune" / "history.png", out / "plots" / "tuning.png")
+            plots["Tuning: validation score of each trial, per fold"] = out / "plots" / "tuning.png"
     md = [*_header(results), *_warnings(results), markdown(results), "", compression(results), "",
           *towers_table(results), *_soft_labels(results),
           "## Does distillation help?", "",
