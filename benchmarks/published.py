@@ -93,7 +93,8 @@ def rendered_readme() -> str:
         if path.is_file():
             text = replace_block(text, f"demo:{kind}", block(kind, json.loads(path.read_text())))
     text = replace_block(text, "peer", peer_sentence(json.loads(PEER_JSON.read_text())), inline=True)
-    return replace_block(text, "overhead", overhead_sentence(json.loads(OVERHEAD_JSON.read_text())), inline=True)
+    text = replace_block(text, "overhead", overhead_sentence(json.loads(OVERHEAD_JSON.read_text())), inline=True)
+    return replace_block(text, "mst-cost", mst_cost_range(json.loads(METHODS_JSON.read_text())), inline=True)
 
 
 PEER_JSON = ROOT / "benchmarks" / "results" / "peer.json"
@@ -249,7 +250,8 @@ def rendered_methods_doc() -> str:
     s = report["stamp"]
     tables += (f"\n\nRendered from `benchmarks/results/methods.json`: crossdistill {s['package_version']}, commit "
                f"{(s['commit'] or '?')[:10]}, {s['date'][:10]}, {s['machine'].split(',')[0]}.")
-    return replace_block(METHODS_DOC.read_text(), "methods", tables)
+    text = replace_block(METHODS_DOC.read_text(), "methods", tables)
+    return replace_block(text, "methods-recent", recent_methods_section(report))
 
 
 TUNE_DOC = ROOT / "docs" / "tune.md"
@@ -336,6 +338,60 @@ def moonshot_line() -> str:
 
 def rendered_tune_doc() -> str:
     return replace_block(TUNE_DOC.read_text(), "tune", tune_section(json.loads(TUNE_JSON.read_text())))
+
+
+def _where(report: dict, method: str, verdict: str) -> list[tuple[str, float]]:
+    """(setting, gain in points) of every setting where ``method``'s Holm-adjusted verdict is ``verdict``."""
+    return [(key, 100 * b["methods"][method]["gain"]) for key, b in report["settings"].items()
+            if b["methods"][method]["verdict"] == verdict]
+
+
+def _listed(cases: list[tuple[str, float]]) -> str:
+    return "; ".join(f"{key.replace(' labels', '')} ({gain:+.1f})" for key, gain in cases) or "none"
+
+
+def recent_methods_section(report: dict) -> str:
+    """docs/methods.md's paragraph on the methods added by a merge (mlld, mlld_samples, ofa, mst), every number
+    from methods.json (the tables' verdicts: the paired rule, Holm-adjusted)."""
+    settings = report["settings"]
+    cost = {k: b["methods"]["mst"]["cost_ratio"] for k, b in settings.items()}
+    audio = [c for k, c in cost.items() if "->audio" in k]
+    image = [c for k, c in cost.items() if "->image" in k]
+    from methods import chosen_method
+
+    chosen = [(k, 100 * b["methods"]["mst"]["gain"]) for k, b in settings.items() if chosen_method(b) == "mst"]
+    labelled_clear = [k for k, b in settings.items() if "@ 0%" not in k
+                      and b["methods"]["mst"]["verdict"] in ("helps", "hurts")]
+    unlabelled = [100 * b["methods"]["mst"]["gain"] for k, b in settings.items() if "@ 0%" in k]
+    ofa_cost = [b["methods"]["ofa"]["cost_ratio"] for b in settings.values()]
+    dist_full = [(k, 100 * b["methods"]["dist"]["gain"], b["methods"]["dist"]["cost_ratio"]) for k, b in
+                 settings.items() if k in dict(chosen)]
+    return "\n".join([
+        f"  - *MLLD as the paper writes it* hurts in {len(_where(report, 'mlld', 'hurts'))} of {len(settings)} "
+        "settings: its class-level term (class correlations summed over the batch, divided by K) grows as B²/K; at "
+        "our batch of 128 with 10 classes it outweighs everything else and the student stays near chance. The paper "
+        "trains at batch 64 with 100 classes, where that term is small. With `class_norm: samples` (the correlations "
+        f"divided by B first) it helps in: {_listed(_where(report, 'mlld_samples', 'helps'))}; hurts in: "
+        f"{_listed(_where(report, 'mlld_samples', 'hurts'))}; elsewhere no clear difference.",
+        f"  - *OFA* helps in: {_listed(_where(report, 'ofa', 'helps'))}; hurts in: "
+        f"{_listed(_where(report, 'ofa', 'hurts'))}; its branches cost {min(ofa_cost):.1f}-{max(ofa_cost):.1f}x the "
+        "reference's training time.",
+        f"  - *MST-Distill* is the method chosen on validation in: {_listed(chosen)} (test gains in points); it is "
+        f"clearly different from the student alone in {len(labelled_clear)} of the labelled settings, and collapses "
+        f"without labels ({max(unlabelled):+.0f} to {min(unlabelled):+.0f} points: its co-training is then mutual "
+        "distillation of three models with no label to anchor them, the same failure as C2KD's). It is by far the "
+        f"most expensive: {min(audio):.0f}-{max(audio):.0f}x the student-alone training on the audio students and "
+        f"{min(image):.0f}-{max(image):.0f}x on the image student, whose co-trained teacher copy and auxiliary are "
+        f"large next to it. That is its cost at the same student epochs as every other method ({report['epochs']}) "
+        "with co-training and masking as long as the student's training, the authors' 1:1:1 proportion; at the "
+        f"authors' own schedule (100 epochs per stage) every stage is {100 / report['epochs']:.1f}x longer, the "
+        "same ratio to the student alone trained 100 epochs. Where it is chosen, DIST's gains are "
+        + ", ".join(f"{g:+.1f} ({c:.1f}x the cost)" for _, g, c in dist_full) + "."])
+
+
+def mst_cost_range(report: dict) -> str:
+    costs = [b["methods"]["mst"]["cost_ratio"] for b in report["settings"].values()]
+    return f"{min(costs):.0f}-{max(costs):.0f}x"
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from crossdistill.stats import holm, mean_of, paired_diff  # noqa: E402
 from crossdistill.tune import tune  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from methods import BUDGETS, EPOCHS, SETTINGS, base_experiment, slug, train_teacher  # noqa: E402
+from methods import BUDGETS, EPOCHS, SETTINGS, base_experiment, chosen_method, slug, train_teacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -87,7 +87,7 @@ def best_fixed(key: str, methods: dict, methods_runs: Path, summary: dict) -> di
     if block is None:
         return None
     entries = block["methods"]
-    chosen = max((m for m in entries if m != block["reference"]), key=lambda m: entries[m]["val_mean"])
+    chosen = chosen_method(block)
     model = {"kd": "distilled", "alone": "baseline"}.get(chosen, chosen)
     setting, budget = key.split(" @ ")
     stem = f"{slug(setting)}-{budget.split('%')[0]}"

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError
-from crossdistill.data.batch import Batch, SplitData, has_label
+from crossdistill.data.batch import Batch, SplitData
 from crossdistill.losses.base import CLASSES, register_loss_module
 from crossdistill.losses.logit import hinton_kd
 from crossdistill.losses.masking import ChannelMask, mask_points, masked, output_of
+from crossdistill.losses.task import budget_rows
 
 log = logging.getLogger("crossdistill")
 KD_TEMPERATURE = 4.0  # every KL of the authors' code
@@ -152,17 +153,14 @@ class MixtureOfSpecialisedTeachers(nn.Module):
         models = {"student": student, **self.teachers}
         parameters = [p for m in models.values() for p in m.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=context.lr)
-        allowed = has_label(context.train.target)
-        if context.labeled is not None:
-            allowed = allowed & context.labeled
         for epoch in range(self.cotrain_epochs):
             for m in models.values():
                 m.train()
             total = 0.0
             for rows in _rows_of(context.train, context.batch_size, generator):
-                batch = context.train.batch(rows)
+                batch = context.train.batch(rows, None if context.labeled is None else context.labeled[rows])
                 logits = {name: m(batch).logits for name, m in models.items()}  # each (B, K)
-                known = allowed[rows]
+                known = budget_rows(batch, "mst")  # the labels the student's budget allows
                 loss = logits["student"].new_zeros(())
                 for name, z in logits.items():
                     if bool(known.any()):
