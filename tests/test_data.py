@@ -4,10 +4,12 @@ import torch
 
 from crossdistill.config import SpecAugment
 from crossdistill.data import DATASETS, open_dataset
-from crossdistill.data.audio import fit_length, log_mel, mel_filterbank
+from crossdistill.data.audio import log_mel
 from crossdistill.data.loader import BatchLoader, spec_augment
 from crossdistill.data.sources import FSDD, MFEAT
 from crossdistill.data.splits import label_budget_mask, pair_by_label, stratified_fractions
+from crossdistill.serve.decode import fit_length
+from crossdistill.serve.frontend import mel_filterbank
 from crossdistill.tasks import build_task
 
 CLASSIFICATION = build_task("classification")

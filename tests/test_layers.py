@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "crossdistill"
 # Lowest first. A module's layer is that of its longest listed prefix.
 LAYERS = [
-    ["errors", "registry", "atomic", "runtime", "stats", "__init__"],
+    ["errors", "registry", "atomic", "runtime", "stats", "serve", "__init__"],
     ["config", "specs", "checkpoint", "distributed"],
     ["data"],
     ["models"],
@@ -15,7 +15,7 @@ LAYERS = [
     ["tasks"],
     ["distill"],
     ["train", "plans", "rundir"],
-    ["results", "export", "report"],
+    ["results", "quantize", "export_golden", "export_package", "export", "report"],
     ["search", "diagnose", "pipeline", "parallel", "tune"],
     ["cli", "__main__"],
 ]

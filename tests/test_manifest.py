@@ -167,7 +167,7 @@ def test_bad_numbers_and_missing_columns_are_named(tmp_path):
     with pytest.raises(ConfigError, match="no column 'c' \\(modality tab\\); the manifest has: a, b, label"):
         open_dataset("manifest", None, options, 0, CLASSIFICATION)
     (tmp_path / "t.txt").write_text("a,b\n")
-    with pytest.raises(ConfigError, match="manifest format .txt not supported"):
+    with pytest.raises(ConfigError, match="table format .txt not supported"):
         open_dataset("manifest", None, {**options, "path": str(tmp_path / "t.txt")}, 0, CLASSIFICATION)
 
 

@@ -19,11 +19,11 @@ from crossdistill.config import ConfigError
 from crossdistill.data.batch import ModalitySpec
 from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.columns import preprocess as column_preprocess
-from crossdistill.data.decoders import BadCell
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.table import read_rows
 from crossdistill.export import load_run_model
 from crossdistill.rundir import RunDir
+from crossdistill.serve.decode import BadCell
 
 
 def preprocess(cells: list[Any], columns: ModalityColumns, spec: ModalitySpec, base: Path,

@@ -9,6 +9,7 @@ import torch
 from scipy.io import wavfile
 
 from crossdistill.errors import CrossdistillError
+from crossdistill.serve.frontend import mel_filterbank
 
 
 class AudioFileError(CrossdistillError, ValueError):
@@ -32,29 +33,6 @@ def read_wav(path: Path, expected_rate: int) -> np.ndarray:
     if wave.size == 0:
         raise AudioFileError(f"{path}: empty audio")
     return wave.astype(np.float32)
-
-
-def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
-    """Centre-pad with zeros or centre-crop to ``length`` samples."""
-    if wave.size >= length:
-        start = (wave.size - length) // 2
-        return wave[start : start + length]
-    out = np.zeros(length, dtype=np.float32)
-    start = (length - wave.size) // 2
-    out[start : start + wave.size] = wave
-    return out
-
-
-def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int) -> np.ndarray:
-    """Triangular HTK-mel filters, (n_mels, n_fft // 2 + 1)."""
-    to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    to_hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
-    edges = to_hz(np.linspace(to_mel(0.0), to_mel(sample_rate / 2), n_mels + 2))
-    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins - lower) / (centre - lower)
-    falling = (upper - bins) / (upper - centre)
-    return np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32)
 
 
 def log_mel(waves: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int, top_db: float = 60.0,

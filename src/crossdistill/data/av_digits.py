@@ -61,7 +61,7 @@ class AudioVisualDigits:
     def _image_pools(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise NotImplementedError
 
-    def _split_rows(self, fold: int) -> dict[str, np.ndarray]:
+    def split_rows(self, fold: int) -> dict[str, np.ndarray]:
         test, val = speaker_fold(self.speakers, fold)
         who = self.audio.speakers
         return {"train": np.flatnonzero((who != test) & (who != val)),
@@ -70,14 +70,13 @@ class AudioVisualDigits:
     def fold(self, fold: int) -> FoldData:
         if not 0 <= fold < self.num_folds:
             raise ValueError(f"{self.name}: fold {fold} out of range 0..{self.num_folds - 1}")
-        rows = self._split_rows(fold)
-        mean, std = float(self.pools["train"][0].mean()), float(self.pools["train"][0].std())
+        rows = self.split_rows(fold)
+        mean, std = self._image_moments()
         splits, digest = {}, hashlib.sha256(f"{self.name}:{self.options.model_dump_json()}:{self.seed}".encode())
-        for split_id, split in enumerate(SPLITS):
+        for split in SPLITS:
             clips = rows[split]
-            images, image_labels = self.pools[split]
-            chosen = pair_by_label(self.audio.digits[clips], image_labels, self.seed * 1000 + 31 * fold + split_id)
-            image = torch.from_numpy((images[chosen] - mean) / std).unsqueeze(1).float()  # (N, 1, H, W)
+            chosen = self.pairing(fold, split)
+            image = torch.from_numpy((self.pools[split][0][chosen] - mean) / std).unsqueeze(1).float()  # (N,1,H,W)
             splits[split] = SplitData(
                 inputs={"audio": self.audio.spectrograms[clips], "image": image},
                 target=torch.from_numpy(self.audio.digits[clips]),
@@ -91,17 +90,43 @@ class AudioVisualDigits:
         return FoldData(fold, splits, self.info({k: len(v) for k, v in splits.items()}),
                         f"test speaker {test}, validation speaker {val}", digest.hexdigest()[:20])
 
+    def pairing(self, fold: int, split: str) -> np.ndarray:
+        """(N,) the pool image each clip of the split is paired with (seeded by fold and split)."""
+        clips, labels = self.split_rows(fold)[split], self.pools[split][1]
+        return pair_by_label(self.audio.digits[clips], labels, self.seed * 1000 + 31 * fold + SPLITS.index(split))
+
+    def paired_images(self, fold: int, split: str) -> np.ndarray:
+        """(N, 1, H, W) the split's images as drawn (values in [0, 1], before standardisation)."""
+        return self.pools[split][0][self.pairing(fold, split)][:, None]
+
+    def _image_moments(self) -> tuple[float, float]:
+        return float(self.pools["train"][0].mean()), float(self.pools["train"][0].std())
+
+    def _image_recipe(self) -> dict:
+        """How a deployed model's image is fed: a grayscale picture (or an array in [0, 1]) of the pool's size,
+        standardised with the training pool's statistics."""
+        mean, std = self._image_moments()
+        return {"kind": "image", "size": int(self.pools["train"][0].shape[-1]), "grayscale": True,
+                "normalise": {"mean": [mean], "std": [std]}}
+
     def info(self, sizes: dict[str, int]) -> DataInfo:
         image_shape = self.pools["train"][0].shape[1:]
+        audio = self.options
+        audio_recipe = {"kind": "audio", "sample_rate": audio.sample_rate, "samples": audio.clip_samples,
+                        "n_fft": audio.n_fft, "hop": audio.hop, "n_mels": audio.n_mels, "top_db": audio.top_db,
+                        "band_norm": audio.band_norm}
+        if audio.snr_db is not None:  # (training mixed noise into clean clips; a device hears noisy ones)
+            audio_recipe["noise"] = f"white noise at {audio.snr_db} dB SNR mixed in during training"
         return DataInfo(
             num_samples=sizes, num_classes=10,
-            modalities={"audio": ModalitySpec(tuple(self.audio.spectrograms.shape[1:])),
-                        "image": ModalitySpec((1, *image_shape))},
+            modalities={"audio": ModalitySpec(tuple(self.audio.spectrograms.shape[1:]),
+                                              meta={"serving": audio_recipe}),
+                        "image": ModalitySpec((1, *image_shape), meta={"serving": self._image_recipe()})},
             task=self.task, class_names=[str(d) for d in range(10)],
         )
 
     def describe(self) -> dict:
-        sizes = {k: int(v.size) for k, v in self._split_rows(0).items()}
+        sizes = {k: int(v.size) for k, v in self.split_rows(0).items()}
         info = self.info(sizes)
         return {"name": self.name, "modalities": {k: list(v.shape) for k, v in info.modalities.items()},
                 "sizes (fold 0)": sizes, "folds": self.num_folds, "licence": self.licence}
@@ -131,3 +156,8 @@ class AVMnist(AudioVisualDigits):
         train, val, test = pca_weaken(images[train_rows], [images[val_rows], test_images],
                                       self.options.image_energy)  # type: ignore[attr-defined]
         return {"train": (train, labels[train_rows]), "val": (val, labels[val_rows]), "test": (test, test_labels)}
+
+    def _image_recipe(self) -> dict:
+        if self.options.image_energy < 1:  # type: ignore[attr-defined]
+            return {"kind": "unservable", "why": "PCA-weakened images (image_energy < 1): the basis is not saved"}
+        return super()._image_recipe()

@@ -23,12 +23,13 @@ from torch import Tensor
 
 from crossdistill.config import ConfigError
 from crossdistill.data.audio import log_mel
-from crossdistill.data.decoders import BadCell, decode_audio, decode_features, decode_image, decode_number
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.pretrained import sentence_encoder
 from crossdistill.data.rows import Rows, moments
 from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.registry import Registry
+from crossdistill.serve.decode import BadCell, decode_audio, decode_features, decode_image, decode_number
+from crossdistill.serve.frontend import standardise, tabular
 
 
 def empty(value: Any) -> bool:
@@ -94,10 +95,7 @@ class Normalised(ColumnKind):
         return {**extra, "normalise": {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
 
     def transform(self, spec: ModalityColumns, values: np.ndarray, state: dict[str, Any]) -> Tensor:
-        shape = (1, -1, *(1,) * (values.ndim - 2)) if self.axes != (0,) else (1, *values.shape[1:])
-        mean = np.reshape(np.asarray(state["normalise"]["mean"], dtype=np.float64), shape)
-        std = np.reshape(np.asarray(state["normalise"]["std"], dtype=np.float64), shape)
-        return torch.from_numpy(((values - mean) / std).astype(np.float32))
+        return torch.from_numpy(standardise(values, state["normalise"], per_channel=self.axes != (0,)))
 
 
 @register_kind
@@ -255,14 +253,29 @@ class TabularColumn(ColumnKind):
                 "mean": numbers.mean(axis=0).tolist(), "std": numbers.std(axis=0).tolist()}
 
     def transform(self, spec: ModalityColumns, values: list[list[Any]], state: dict[str, Any]) -> Tensor:
-        mean, std = np.asarray(state["mean"], np.float32), np.asarray(state["std"], np.float32)
-        numbers = (self._numbers(spec, values) - mean) / (std + 1e-6)
-        n = state["numeric"]
-        ids = np.zeros((len(values), len(state["levels"])), np.float32)
-        for j, seen in enumerate(state["levels"]):
-            index = {v: i + 1 for i, v in enumerate(seen)}
-            ids[:, j] = [index.get(str(row[n + j]), 0) for row in values]
-        return torch.from_numpy(np.concatenate([numbers, ids], axis=1))  # (N, numeric + categorical)
+        categories = [row[state["numeric"]:] for row in values]
+        return torch.from_numpy(tabular(self._numbers(spec, values), categories, state))  # (N, numeric + categ.)
+
+
+def served_state(spec: ModalityColumns, state: dict[str, Any]) -> dict[str, Any]:
+    """A modality's meta: the fitted state and, under ``serving``, the options a deployed model's preprocessing
+    follows (``serve.recipes``)."""
+    return {**state, "serving": serving_recipe(spec)}
+
+
+def serving_recipe(spec: ModalityColumns) -> dict[str, Any]:
+    """The column's options a deployed model's preprocessing follows."""
+    options = {"kind": spec.kind, "column": spec.column, "folder": spec.folder}
+    if spec.kind == "image":
+        options |= {"size": spec.size, "grayscale": spec.grayscale}
+    elif spec.kind == "audio":
+        options |= {"sample_rate": spec.sample_rate, "samples": int(spec.sample_rate * spec.seconds),
+                    "n_fft": spec.n_fft, "hop": spec.hop, "n_mels": spec.n_mels, "top_db": 60.0, "band_norm": True}
+    elif spec.kind == "tabular":
+        options |= {"columns": spec.columns(), "numeric_columns": list(spec.numeric)}
+    elif spec.kind == "text_embedding":
+        options |= {"model": spec.model}
+    return options
 
 
 def preprocess(spec: ModalityColumns, cells: list[Any], base: Path, state: dict[str, Any],

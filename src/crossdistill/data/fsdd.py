@@ -12,8 +12,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from crossdistill.atomic import atomic_file
-from crossdistill.data.audio import add_noise, fit_length, log_mel, read_wav
+from crossdistill.data.audio import add_noise, log_mel, read_wav
 from crossdistill.data.sources import FSDD, cache_root, file_stamp
+from crossdistill.serve.decode import fit_length
 
 
 class AudioOptions(BaseModel):

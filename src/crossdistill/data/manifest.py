@@ -25,7 +25,7 @@ import torch
 
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.columns import COLUMN_KINDS
+from crossdistill.data.columns import COLUMN_KINDS, served_state
 from crossdistill.data.hf import source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.row_decoding import decode_chunk
@@ -274,7 +274,7 @@ class Manifest:
             values, present = kind.values(spec, self.rows), kind.present(spec, self.rows)
             state = kind.fit(spec, values, train & present, modality, {})
             tensor = kind.transform(spec, values, state)
-            return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, state)
+            return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, served_state(spec, state))
         column = self.decoded[modality]
         held = self.in_memory is True or (self.in_memory == "auto" and fits_in_memory(column.values.nbytes))
         values = column.values.read() if held else column.values
@@ -282,11 +282,11 @@ class Manifest:
         if held:
             tensor = kind.transform(spec, values, state)
             tensor[torch.from_numpy(~column.present)] = 0  # missing rows stay zero (and are masked by the models)
-            return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, state)
+            return tensor, ModalitySpec(tuple(tensor.shape[1:]), kind.dtype, served_state(spec, state))
         one = kind.transform(spec, column.values.read(np.arange(1)), state)  # (the transformed shape)
         view = TransformedRows(column.values, column.present, partial(kind.transform, spec, state=state),
                                tuple(one.shape[1:]), one.dtype, f"{column.identity}:{json.dumps(state)}")
-        return view, ModalitySpec(view.sample_shape, kind.dtype, state)
+        return view, ModalitySpec(view.sample_shape, kind.dtype, served_state(spec, state))
 
     def _present(self, spec: ModalityColumns, modality: str) -> np.ndarray:
         kind = COLUMN_KINDS.get(spec.kind)

@@ -57,22 +57,27 @@ class MultipleFeatures:
     def fold(self, fold: int) -> FoldData:
         if fold != 0:
             raise ValueError(f"mfeat: fold {fold} out of range 0..0 (one stratified split)")
-        parts = stratified_fractions(self.labels, list(self.options.ratios), self.seed)
+        parts = self.split_parts()
         train = parts[0]
-        inputs = {}
+        inputs, specs = {}, {}
         for view, values in self.views.items():  # standardised with the training split's statistics
             mean, std = values[train].mean(axis=0), values[train].std(axis=0) + 1e-6
             inputs[view] = torch.from_numpy(((values - mean) / std).astype(np.float32))
+            recipe = {"kind": "features", "normalise": {"mean": mean.tolist(), "std": std.tolist()}}
+            specs[view] = ModalitySpec((VIEWS[view],), meta={"serving": recipe})  # a raw row of the view's CSV
         digest = hashlib.sha256(f"mfeat:{self.options.model_dump_json()}:{self.seed}".encode())
         splits = {}
         for split, rows in zip(SPLITS, parts, strict=True):
             splits[split] = SplitData({v: t[rows] for v, t in inputs.items()}, torch.from_numpy(self.labels[rows]),
                                       torch.from_numpy(rows))
             digest.update(rows.tobytes())
-        info = DataInfo({s: len(d) for s, d in splits.items()}, 10,
-                        {v: ModalitySpec((w,)) for v, w in VIEWS.items()}, self.task,
+        info = DataInfo({s: len(d) for s, d in splits.items()}, 10, specs, self.task,
                         class_names=[str(d) for d in range(10)])
         return FoldData(0, splits, info, "stratified split of the 2000 digits", digest.hexdigest()[:20])
+
+    def split_parts(self) -> list[np.ndarray]:
+        """Row numbers of the train, validation and test splits."""
+        return stratified_fractions(self.labels, list(self.options.ratios), self.seed)
 
     def describe(self) -> dict:
         sizes = {s: len(p) for s, p in zip(SPLITS, stratified_fractions(self.labels, list(self.options.ratios),

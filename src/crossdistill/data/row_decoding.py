@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from crossdistill.data.columns import COLUMN_KINDS, empty
-from crossdistill.data.decoders import BadCell, decode_number
 from crossdistill.data.manifest_options import ManifestOptions
 from crossdistill.data.targets import missing_label
+from crossdistill.serve.decode import BadCell, decode_number
 
 AUTO_MIN_ROWS = 5000
   # below this, "auto" decodes in this process: starting workers costs more than it saves

@@ -149,8 +149,9 @@ class SyntheticMFH:
             splits[split] = SplitData({m: torch.from_numpy(arrays[m]) for m in ("x1", "x2", "x1_general")},
                                       torch.from_numpy(arrays["y"]), index)
         plan = self.layout
-        modalities = {"x1": ModalitySpec((plan.x1_dim,)), "x2": ModalitySpec((plan.x2_dim,)),
-                      "x1_general": ModalitySpec((plan.x1_dim,))}
+        raw = {"serving": {"kind": "features"}}  # the generated vectors, fed as they are
+        modalities = {"x1": ModalitySpec((plan.x1_dim,), meta=raw), "x2": ModalitySpec((plan.x2_dim,), meta=raw),
+                      "x1_general": ModalitySpec((plan.x1_dim,), meta=raw)}
         info = DataInfo(sizes, 2, modalities, self.task, class_names=["0", "1"])
         key = f"synthetic-mfh:{self.options.model_dump_json()}:{self.seed}:{fold}"
         return FoldData(fold, splits, info, self.description(), hashlib.sha256(key.encode()).hexdigest()[:20])

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from crossdistill.data.decoders import decode_number
+from crossdistill.serve.decode import decode_number
 
 MISSING = frozenset({"", "nan", "na", "n/a", "none", "null"})  # label cells meaning "no label" (any case)
 

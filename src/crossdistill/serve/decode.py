@@ -1,5 +1,8 @@
-"""Turn one manifest cell into an array: image and audio files, feature vectors, numbers. A cell that cannot be
-decoded raises ``BadCell`` with the reason; the manifest reader adds the row, column and file."""
+"""Turn one cell into an array: image and audio files, feature vectors, numbers. A cell that cannot be decoded
+raises ``BadCell`` with the reason; the manifest reader adds the row, column and file.
+
+Training reads every file through these functions and so does a deployed student (this package needs numpy,
+scipy and Pillow only, and is copied into every export folder): one decoder, no train/serve skew."""
 
 from __future__ import annotations
 
@@ -13,7 +16,16 @@ import numpy as np
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
-from crossdistill.data.audio import fit_length
+
+def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Centre-pad with zeros or centre-crop to ``length`` samples."""
+    if wave.size >= length:
+        start = (wave.size - length) // 2
+        return wave[start : start + length]
+    out = np.zeros(length, dtype=np.float32)
+    start = (length - wave.size) // 2
+    out[start : start + wave.size] = wave
+    return out
 
 
 class BadCell(ValueError):

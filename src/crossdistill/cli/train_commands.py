@@ -1,51 +1,15 @@
-"""Command line: thin wrappers over library functions. ``crossdistill --help`` lists the commands."""
+"""Commands that train and inspect: run, tune, check, diagnose, report, list, fetch."""
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from crossdistill.cli.app import _fail, _user_errors, app, console, log_to_console, print_results
 from crossdistill.rundir import RunDir
-
-# Before torch loads OpenMP: spin-waiting threads slow training several-fold on a loaded machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-app = typer.Typer(help="Cross-modal knowledge distillation: teach a small model with a big one from another "
-                       "modality.", no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(width=None if Console().is_terminal else 200)  # logs and CI: do not squeeze the table
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by what the user gave (config, data, checkpoints, run directories): reported in one line,
-    exit code 2. Anything else is a bug and keeps its traceback."""
-    from crossdistill.errors import CrossdistillError
-
-    return (CrossdistillError, FileNotFoundError)
-
-
-def _fail(error: Exception) -> None:
-    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
-
-
-def print_results(results: dict) -> None:
-    from crossdistill.report.tables import columns, compression, describe_metrics, rows, verdicts
-
-    table = Table(title=f"{results['name']} ({results['dataset']}): test {describe_metrics(results)}, mean ± std")
-    for column in columns(results):
-        table.add_column(column, justify="left" if column in ("model", "modalities", "teacher") else "right")
-    for row in rows(results):
-        table.add_row(*row.values())
-    console.print(table)
-    for line in [compression(results), *verdicts(results)]:
-        console.print(line.replace("`", ""), highlight=False)
 
 
 @app.command()
@@ -70,8 +34,7 @@ def run(
     from crossdistill.distributed import is_main, process_group
     from crossdistill.export import export
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: warnings only
-    logging.getLogger("crossdistill").setLevel(logging.INFO)
+    log_to_console()
     try:
         overrides = (list(set_ or []) + ([f"data.root={data_root}"] if data_root else [])
                      + (["data.options.skip_bad_rows=true"] if skip_bad_rows else []))
@@ -112,8 +75,7 @@ def tune(
     from crossdistill import config
     from crossdistill.tune import tune as run_tune
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("crossdistill").setLevel(logging.INFO)
+    log_to_console()
     try:
         run_dir = run_tune(config.load(config_path, list(set_ or [])), out, trials, timeout, jobs, new_study,
                            storage)
@@ -135,7 +97,7 @@ def check_cmd(
     """Check a config, its data and its models without training anything."""
     from crossdistill import config, pipeline
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log_to_console(ours=False)
     try:
         exp = config.load(config_path, list(set_ or []) + ([f"data.root={data_root}"] if data_root else []))
         plans, _ = pipeline.check(exp)
@@ -160,8 +122,7 @@ def diagnose_cmd(
     from crossdistill.diagnose import diagnose
     from crossdistill.diagnose.verdict import render
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("crossdistill").setLevel(logging.INFO)
+    log_to_console()
     try:
         exp = config.load(config_path, list(set_ or []) + ([f"data.root={data_root}"] if data_root else []))
         result = diagnose(exp, out, fold, max_rows)
@@ -169,28 +130,6 @@ def diagnose_cmd(
         _fail(error)
     console.print("\n".join(render(result)), highlight=False)
     console.print(f"written: {out / exp.name / 'diagnose.json'}", highlight=False)
-
-
-@app.command("search")
-def search_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="a finished retrieval run")],
-    query: Annotated[str, typer.Argument(help="a text, or the path of a file (image, audio)")],
-    gallery: Annotated[Path, typer.Option(help="a folder of files, or a table with the gallery tower's column")],
-    k: Annotated[int, typer.Option("-k", help="how many items to answer with")] = 5,
-    model: Annotated[str, typer.Option(help="which model of the run")] = "distilled",
-) -> None:
-    """Answer a query with the top-k gallery items, embedded by a trained dual encoder's towers."""
-    from crossdistill.search import search
-
-    try:
-        found = search(run_dir, query, gallery, k, model)
-    except _user_errors() as error:
-        _fail(error)
-    table = Table("rank", "item", "score", title=f"{found['query']!r} ({found['query_modality']}) -> "
-                  f"{found['gallery_size']} {found['gallery_modality']} items")
-    for hit in found["results"]:
-        table.add_row(str(hit["rank"]), hit["item"], f"{hit['score']:.3f}")
-    console.print(table)
 
 
 @app.command("report")
@@ -204,31 +143,6 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory")])
         _fail(error)
     print_results(RunDir(run_dir).load_results().model_dump())
     console.print(f"report: {paths['html']}", highlight=False)
-
-
-@app.command("export")
-def export_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
-    format_: Annotated[list[str] | None, typer.Option("--format", help="onnx and/or safetensors")] = None,
-    model: Annotated[str, typer.Option(help="which model of the run")] = "distilled",
-    fold: Annotated[int | None, typer.Option(help="default: the first fold present")] = None,
-    seed: Annotated[int | None, typer.Option(help="default: the first seed present")] = None,
-) -> None:
-    """Export a trained model to ONNX (checked against PyTorch with onnxruntime) and/or safetensors."""
-    from crossdistill.export import ParityError, export
-
-    try:
-        written = export(run_dir, format_ or ["onnx", "safetensors"], model, fold, seed)
-    except (*_user_errors(), ParityError) as error:
-        _fail(error)
-    console.print(f"exporting {written['model']} as trained in {written['trained']}", highlight=False)
-    for kind in ("onnx", "safetensors"):
-        if kind in written:
-            console.print(f"{kind}: {written[kind]}", highlight=False)
-    for modality, tower in written.get("towers", {}).items():
-        console.print(f"onnx ({modality} tower): {tower['onnx']}", highlight=False)
-    if "onnx_max_abs_diff" in written:
-        console.print(f"onnxruntime vs PyTorch, max |logit difference|: {written['onnx_max_abs_diff']:.2e}")
 
 
 @app.command("list")
