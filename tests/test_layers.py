@@ -16,7 +16,7 @@ LAYERS = [
     ["distill"],
     ["train", "plans", "rundir"],
     ["results", "quantize", "export_golden", "export_package", "export", "report"],
-    ["search", "diagnose", "pipeline", "parallel", "tune"],
+    ["search", "predict", "diagnose", "pipeline", "parallel", "tune"],
     ["cli", "__main__"],
 ]
 

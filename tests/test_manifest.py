@@ -422,7 +422,7 @@ def test_joined_rater_scores_become_class_distributions(data_root, tmp_path):
     index = torch.cat([fold[s].index for s in ("train", "val", "test")])
     share_first = raters[index == 0][0]  # tweet 1: 95 raters, one of them at -4
     assert share_first.tolist() == pytest.approx([1 / 95, 94 / 95])
-    assert fold.info.modalities["raters"].meta == {"distribution": True}
+    assert fold.info.modalities["raters"].meta["distribution"] is True
     bad = tmp_path / "ratings.tsv"
     bad.write_text("1\t1.0\t0.5\t[1, 2]\n")
     with pytest.raises(ManifestError, match="4199 rows have no 'id'"):
