@@ -17,7 +17,7 @@ LAYERS = [
     ["train", "plans", "rundir"],
     ["results", "quantize", "export_golden", "export_package", "export", "report"],
     ["search", "predict", "diagnose", "pipeline", "parallel", "tune"],
-    ["cli", "__main__"],
+    ["api", "cli", "__main__"],
 ]
 
 

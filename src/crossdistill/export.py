@@ -89,6 +89,7 @@ def export_onnx(module: nn.Module, names: list[str], specs: list[ModalitySpec], 
         logging.getLogger(noisy).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message="The tensor attribute")  # (a wrapped model's forward hooks)
         torch.onnx.export(module.eval(), tuple(inputs), str(path), input_names=names, output_names=[output],
                           dynamic_shapes=(tuple({0: batch} for _ in inputs),), external_data=False, dynamo=True,
                           verbose=False)

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +71,28 @@ class TeacherCache:
                                f"{', '.join(sorted(modalities & augmented))}; its outputs cannot be cached")
         names = sorted({"embed", *reads})
         directory = root / fingerprint(teacher, data_fingerprint, split, names)
+        batches = (data.batch(torch.arange(s, min(s + batch_size, len(data)))) for s in range(0, len(data), batch_size))
+        return cls._opened(teacher, batches, len(data), directory, names, full_check, split)
+
+    @classmethod
+    def over(cls, teacher: nn.Module, batches: Iterable[Batch], *, root: Path, data_key: str,
+             reads: Sequence[str] = ("logits",), rows: int | None = None, full_check: bool = False) -> TeacherCache:
+        """The cache of ``teacher``'s outputs over your own data: ``batches`` (e.g. your ``DataLoader``, not
+        shuffled, yielding ``Batch``es whose ``index`` numbers your samples) are run once and their outputs
+        stored under ``root``, keyed by the teacher's weights and ``data_key`` (name your data's version: a
+        changed key rebuilds). ``rows``: how many samples (default ``len(batches.dataset)``)."""
+        count = rows if rows is not None else len(batches.dataset)  # type: ignore[attr-defined]
+        names = sorted({"embed", *reads})
+        return cls._opened(teacher, iter(batches), count, root / fingerprint(teacher, data_key, "user", names), names,
+                           full_check, data_key)
+
+    @classmethod
+    def _opened(cls, teacher: nn.Module, batches: Iterator[Batch], rows: int, directory: Path, names: list[str],
+                full_check: bool, what: str) -> TeacherCache:
         arrays = _load_valid(directory, names, full_check)
         if arrays is None:
-            log.info("building teacher cache %s (%s, %d samples)", directory.name, split, len(data))
-            _build(directory, teacher, data, names, batch_size)
+            log.info("building teacher cache %s (%s, %d samples)", directory.name, what, rows)
+            _build(directory, teacher, batches, rows, names)
             arrays = _load_valid(directory, names)
             assert arrays is not None, f"teacher cache {directory} failed to validate right after building"
         index = np.load(directory / "index.npy")
@@ -99,23 +118,32 @@ def _load_valid(directory: Path, names: list[str], full_check: bool = False) -> 
 
 
 @torch.no_grad()
-def _write_outputs(staging: Path, teacher: nn.Module, data: SplitData, names: list[str], batch_size: int) -> None:
-    """The teacher's outputs on every row, batch by batch, into (N, ...) float32 memory-mapped files."""
+def _write_outputs(staging: Path, teacher: nn.Module, batches: Iterator[Batch], rows: int, names: list[str]
+                   ) -> np.ndarray:
+    """The teacher's outputs on every batch, into (N, ...) float32 memory-mapped files; returns the (N,) sample
+    ids in the order written."""
     teacher.eval()
     device = next(teacher.parameters()).device
     files: dict[str, np.memmap] = {}
-    for start in range(0, len(data), batch_size):
-        rows = torch.arange(start, min(start + batch_size, len(data)))
-        out = teacher(data.batch(rows).to(device))
+    ids, start = np.zeros(rows, np.int64), 0
+    for batch in batches:
+        out = teacher(batch.to(device))
         values = {name: out.read(name).float().cpu().numpy() for name in names}
         if not files:
-            _check_space(staging.parent, {n: v.shape[1:] for n, v in values.items()}, len(data))
-            files = {n: np.lib.format.open_memmap(staging / f"{n}.npy", "w+", np.float32, (len(data), *v.shape[1:]))
+            _check_space(staging.parent, {n: v.shape[1:] for n, v in values.items()}, rows)
+            files = {n: np.lib.format.open_memmap(staging / f"{n}.npy", "w+", np.float32, (rows, *v.shape[1:]))
                      for n, v in values.items()}
+        if start + len(batch) > rows:
+            raise ValueError(f"teacher cache: the batches hold more than the {rows} rows announced")
         for name, value in values.items():
-            files[name][start : start + len(rows)] = value
+            files[name][start : start + len(batch)] = value
+        ids[start : start + len(batch)] = batch.index.cpu().numpy()
+        start += len(batch)
+    if start != rows:
+        raise ValueError(f"teacher cache: the batches held {start} rows, {rows} were announced")
     for array in files.values():
         array.flush()
+    return ids
 
 
 def _check_space(folder: Path, shapes: dict[str, tuple[int, ...]], rows: int) -> None:
@@ -127,12 +155,11 @@ def _check_space(folder: Path, shapes: dict[str, tuple[int, ...]], rows: int) ->
         raise CacheRefused(problem)
 
 
-def _build(directory: Path, teacher: nn.Module, data: SplitData, names: list[str], batch_size: int) -> None:
+def _build(directory: Path, teacher: nn.Module, batches: Iterator[Batch], rows: int, names: list[str]) -> None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        np.save(staging / "index.npy", data.index.numpy())
-        _write_outputs(staging, teacher, data, names, batch_size)
+        np.save(staging / "index.npy", _write_outputs(staging, teacher, batches, rows, names))
         files = ["index.npy", *(f"{n}.npy" for n in names)]
         meta = {"names": names, "shapes": {n: list(np.load(staging / f"{n}.npy", mmap_mode="r").shape)
                                            for n in names},

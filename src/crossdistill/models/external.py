@@ -5,6 +5,7 @@ teacher, its layers tapped by name. (Pretrained sentence models that preprocess 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
@@ -43,7 +44,7 @@ class ExternalModel(nn.Module):
 
     def forward(self, batch: Batch | dict[str, Tensor]) -> Outputs:
         inputs = batch.inputs if isinstance(batch, Batch) else batch
-        self._captured = {}
+        self._captured.clear()
         out = self.module(*[inputs[m] for m in self.modalities])
         logits = out[0] if isinstance(out, tuple | list) else out.get("logits") if isinstance(out, dict) \
             else getattr(out, "logits", out)
@@ -51,14 +52,26 @@ class ExternalModel(nn.Module):
         return Outputs(logits=logits, embed=embed, feats={n: self._captured[n] for n in self.taps})
 
 
+REGISTERED: dict[str, Callable[..., nn.Module]] = {}  # factories named from Python (crossdistill.register_model)
+
+
+def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Let configs name ``factory`` as ``external: {factory: <name>}`` in this process."""
+    REGISTERED[name] = factory
+
+
 def build_external(spec: ExternalSpec) -> ExternalModel:
-    """Import ``spec.factory`` ('package.module:callable'), call it with ``spec.kwargs``, wrap the module."""
-    module_name, _, attribute = spec.factory.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ConfigError(f"external factory {spec.factory!r} cannot be imported ({error}); write it as "
-                          "'package.module:callable'") from None
+    """Build ``spec.factory`` (a name registered from Python, or 'package.module:callable' to import) with
+    ``spec.kwargs``, wrap the module."""
+    factory = REGISTERED.get(spec.factory)
+    if factory is None:
+        module_name, _, attribute = spec.factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ConfigError(f"external factory {spec.factory!r} cannot be imported ({error}); write it as "
+                              "'package.module:callable', or register it in this process with "
+                              "crossdistill.register_model") from None
     module = factory(**spec.kwargs)
     if not isinstance(module, nn.Module):
         raise ConfigError(f"external factory {spec.factory!r} returned {type(module).__name__}, not an nn.Module")
