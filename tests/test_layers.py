@@ -14,7 +14,7 @@ LAYERS = [
     ["evaluate", "losses"],
     ["tasks"],
     ["distill"],
-    ["train", "plans", "rundir"],
+    ["train", "plans", "rundir", "tracking"],
     ["results", "quantize", "export_golden", "export_package", "export", "report"],
     ["search", "predict", "diagnose", "pipeline", "parallel", "tune"],
     ["api", "cli", "__main__"],

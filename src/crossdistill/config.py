@@ -271,4 +271,6 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Experiment:
 def dump(experiment: Experiment) -> str:
     """The experiment as ``run`` saves it (config.yaml, whose text keys the run directory): ``tune`` is left out,
     as it changes no model a run trains."""
-    return yaml.safe_dump(experiment.model_dump(mode="json", exclude={"tune"}), sort_keys=False)
+    # (train.log appears only when set: a config without trackers keeps the identity it had before they existed)
+    exclude: dict[str, Any] = {"tune": True, **({} if experiment.train.log else {"train": {"log"}})}
+    return yaml.safe_dump(experiment.model_dump(mode="json", exclude=exclude), sort_keys=False)

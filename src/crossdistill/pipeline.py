@@ -32,6 +32,7 @@ from crossdistill.plans import StudentPlan, experiment_task, student_plans, task
 from crossdistill.results import ResultsBook
 from crossdistill.rundir import RunDir, stamp
 from crossdistill.runtime import resolve_device, seed_everything
+from crossdistill.tracking import check_trackers, epoch_observers, finish_tracking, model_params
 from crossdistill.train import fit
 
 log = logging.getLogger("crossdistill")
@@ -122,8 +123,10 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
     train, val = _loaders(exp, fold, spec.train, None, False, exp.seeds[0])
     distiller = Distiller(model, None, resolve_terms([task_term(exp)]))
     cfg = exp.train_for(spec.train)
+    params = model_params(exp, name, fold.fold, None, cfg, distiller.terms, 1.0)
     fit(distiller, train, val, selection_targets(fold, "val"), cfg, model_dir, resolve_device(cfg.device),
-        label=f"{name} fold {fold.fold}", task=fold.info.task)
+        label=f"{name} fold {fold.fold}", task=fold.info.task,
+        observers=epoch_observers(exp, model_dir, params) if is_main() else [])
     return model.cpu().eval()
 
 
@@ -192,6 +195,9 @@ def train_student(exp: Experiment, plan: StudentPlan, fold: FoldData, teachers: 
     prepare_s = time.perf_counter() - tic  # the terms' preparation (mgkd's mimic) and the teacher cache
     if plan.init_from:  # e.g. fine-tuning on labels after distilling without them
         load_weights(distiller.student, RunDir.weights(model_dir.parent.parent / plan.init_from / model_dir.name))
+    if is_main():  # (experiment trackers: train.log)
+        params = model_params(exp, plan.name, fold.fold, seed, cfg, plan.terms, plan.labels)
+        observers = [*observers, *epoch_observers(exp, model_dir, params)]
     result = fit(distiller, train, val, val_targets, cfg, model_dir, resolve_device(cfg.device),
                  label=f"{plan.name} fold {fold.fold} seed {seed}", task=fold.info.task, observers=observers)
     rising = still_rising([row["val_score"] for row in result.history if "val_score" in row])
@@ -209,6 +215,7 @@ def check(exp: Experiment, full: bool = False) -> tuple[list[StudentPlan], Datas
     """Everything that can go wrong before training, checked: the runs' losses and teachers, the data set, its
     folds, the models over its modalities, the losses' outputs (``crossdistill check``; the start of ``run``)."""
     plans = student_plans(exp, full)
+    check_trackers(exp)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, experiment_task(exp),
                            **exp.data.reading())
     if max(exp.data.fold_ids) >= dataset.num_folds:
@@ -259,4 +266,5 @@ def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True, job
         book.add_fold(fold)
         train_fold(exp, plans, fold, run_dir, book)
     book.write()
+    finish_tracking(exp, run_dir, RunDir(run_dir).load_results().models)
     return run_dir

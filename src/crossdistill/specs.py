@@ -163,6 +163,9 @@ class TrainConfig(Strict):
                                   "(0: at epoch ends only): a killed run resumes from that step, exactly")
     device: str = "auto"
     progress: bool = True
+    log: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers that record every model's hyper-parameters, "
+        "per-epoch scalars and test metrics (optional extras: crossdistill[tensorboard], crossdistill[mlflow])")
 
 
 Range = tuple[float, float]
