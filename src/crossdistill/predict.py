@@ -48,6 +48,18 @@ def sentence_embeddings(recipe: dict[str, Any], texts: list[str]) -> np.ndarray:
     return sentence_encoder(recipe["model"])(texts)
 
 
+def training_preprocessor(run_dir: Path, modalities: list[str]) -> tuple[dict[str, dict], Preprocessor]:
+    """(recipes, preprocessor) of a run's modalities with training's own front ends (``torch.stft``'s log-mel,
+    the sentence model of a text embedding, a pretrained tokenizer where its model's files are)."""
+    recipes = {m: r for m, r in recipes_from_info(RunDir(run_dir).load_data_info()).items() if m in modalities}
+    for recipe in recipes.values():
+        if recipe.get("tokenizer", {}).get("level") == "hf":
+            recipe["tokenizer_file"] = str(tokenizer_file(recipe["tokenizer"]["model"]))
+    preprocess = Preprocessor(recipes, spectrogram=torch_log_mel, embed=sentence_embeddings)
+    preprocess.check(modalities)
+    return recipes, preprocess
+
+
 @torch.no_grad()
 def predict_with_torch(run_dir: Path, input_path: Path, model: str, fold: int | None, seed: int | None,
                        batch_size: int, on_error: str, progress: bool) -> Records:
@@ -55,12 +67,7 @@ def predict_with_torch(run_dir: Path, input_path: Path, model: str, fold: int | 
     if "towers" in info.task.provides:
         raise ConfigError(f"{run_dir} is a retrieval run: its towers embed, they do not predict; use "
                           "`crossdistill search`")
-    recipes = {m: r for m, r in recipes_from_info(RunDir(run_dir).load_data_info()).items() if m in net.modalities}
-    for recipe in recipes.values():  # a pretrained tokenizer is read where the model's files are
-        if recipe.get("tokenizer", {}).get("level") == "hf":
-            recipe["tokenizer_file"] = str(tokenizer_file(recipe["tokenizer"]["model"]))
-    preprocess = Preprocessor(recipes, spectrogram=torch_log_mel, embed=sentence_embeddings)
-    preprocess.check(net.modalities)
+    recipes, preprocess = training_preprocessor(run_dir, list(net.modalities))
     module, modalities, _ = info.task.export_modules(net)[""]
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:

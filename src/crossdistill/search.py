@@ -1,9 +1,12 @@
-"""``crossdistill search``: what a retrieval student is deployed for. Embed a gallery (a folder of files, or a
-table) with one tower of a trained dual encoder, embed a query (a text, or a file path) with the other, answer
-with the top-k gallery items by cosine similarity.
+"""``crossdistill search``: what a retrieval student is deployed for. Embed a gallery (a folder of files, a
+table, or a ``.npy`` of arrays) with one tower of a trained dual encoder, embed a query (a text, or a file) with
+the other, answer with the top-k gallery items by cosine similarity.
 
-Files and texts are preprocessed exactly as in training: the run's manifest columns say how (image size, sample
-rate, ...) and its ``data_info.json`` holds the tokenizer and the training split's normalisation.
+Any retrieval run serves (a manifest's, av-digits'): files and texts are preprocessed exactly as in training,
+through the recipes its ``data_info.json`` holds (``crossdistill.serve``) with training's own front ends. A table
+gallery is read like a manifest (relative paths start from the table's folder and the column's ``folder``); a
+folder gallery's files are taken as they are. Answers name each item by the table's ``name`` column (or
+``--show``), else by its file or row.
 """
 
 from __future__ import annotations
@@ -11,83 +14,79 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch import Tensor
 
-from crossdistill import config
 from crossdistill.config import ConfigError
-from crossdistill.data.batch import ModalitySpec
-from crossdistill.data.columns import COLUMN_KINDS
-from crossdistill.data.columns import preprocess as column_preprocess
-from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
-from crossdistill.data.table import read_rows
 from crossdistill.export import load_run_model
-from crossdistill.rundir import RunDir
-from crossdistill.serve.decode import BadCell
+from crossdistill.predict import training_preprocessor
+from crossdistill.serve import InputRows, read_inputs
+from crossdistill.serve.recipes import FILE_SUFFIXES
+from crossdistill.serve.table import read_rows
+
+TEXT_KINDS = ("text", "text_embedding")
+ARRAY_KINDS = ("image", "features")  # a query .npy holds one array of such a modality
+NAME_COLUMNS = ("name", "title", "label", "id")
 
 
-def preprocess(cells: list[Any], columns: ModalityColumns, spec: ModalitySpec, base: Path,
-               options: ManifestOptions) -> Tensor:
-    """Cells of one modality (texts, or file paths relative to ``base``) -> the tensor its tower reads, through
-    the column kind and the state training saved (the same code as training: no train/serve skew)."""
-    try:
-        return column_preprocess(columns, cells, base, spec.meta, options)
-    except BadCell as why:
-        raise ConfigError(f"search: {why}") from None
+def query_modality(query: str, recipes: dict[str, dict]) -> str:
+    """The tower that reads ``query``: a file of its kind (an array ``.npy`` for image/feature towers), else a
+    text tower."""
+    path = Path(query)
+    suffix = path.suffix.lower() if path.is_file() else None
+    for modality, recipe in recipes.items():
+        kind = recipe["kind"]
+        if (suffix is None and kind in TEXT_KINDS) or (suffix is not None and (
+                suffix in FILE_SUFFIXES.get(kind, ()) or (suffix == ".npy" and kind in ARRAY_KINDS))):
+            return modality
+    towers = ", ".join(f"{m} ({r['kind']})" for m, r in recipes.items())
+    raise ConfigError(f"search: no tower reads a {'file ' + repr(suffix) if suffix else 'text'} query "
+                      f"(towers: {towers})")
 
 
-def suffixes(columns: ModalityColumns) -> frozenset[str]:
-    return COLUMN_KINDS.get(columns.kind).file_suffixes
+def item_names(gallery: Path, rows: InputRows, show: str | None) -> list[str]:
+    """How answers name gallery items: a table's ``show`` column (default: the first of name, title, label, id
+    present), else the item's file or row."""
+    if gallery.is_file() and gallery.suffix.lower() != ".npy" and rows.ids:
+        table = read_rows(gallery)
+        columns = set(table[0])
+        if show is not None and show not in columns:
+            raise ConfigError(f"search: --show {show!r} is not a column of {gallery} (columns: "
+                              f"{', '.join(sorted(columns))})")
+        column = show or next((c for c in NAME_COLUMNS if c in columns), None)
+        if column is not None:
+            return [str(row[column]) for row in table]
+    return list(rows.ids)
 
 
-def gallery_cells(gallery: Path, columns: ModalityColumns) -> tuple[list[Any], Path]:
-    """A folder (its files of the tower's kind, sorted) or a table (the tower's column): cells and their base."""
-    if gallery.is_dir():
-        files = sorted(p.name for p in gallery.iterdir() if p.suffix.lower() in suffixes(columns))
-        if not files:
-            raise ConfigError(f"search: {gallery} holds no {columns.kind} files "
-                              f"({', '.join(sorted(suffixes(columns)))})")
-        return files, gallery
-    if not gallery.is_file():
-        raise ConfigError(f"search: gallery {gallery} is neither a folder nor a table")
-    rows = read_rows(gallery, None, None)
-    if not rows or columns.column not in rows[0]:
-        raise ConfigError(f"search: gallery table {gallery} has no column {columns.column!r}")
-    return [row[columns.column] for row in rows], gallery.parent
+def file_of(rows: InputRows, modality: str, i: int) -> str:
+    """The file a gallery item was read from (an array row of a ``.npy``: its row number)."""
+    cell = rows.cells[modality][i]
+    return str(cell) if isinstance(cell, str | Path) else rows.ids[i]
 
 
 @torch.no_grad()
 def search(run_dir: Path, query: str, gallery: Path, k: int = 5, model: str = "distilled", fold: int | None = None,
-           seed: int | None = None) -> dict:
+           seed: int | None = None, show: str | None = None) -> dict[str, Any]:
     """Top-``k`` gallery items for ``query`` (a text, or a path to a file of the other tower's kind)."""
-    exp = config.load(RunDir(run_dir).config)
     net, info, _ = load_run_model(Path(run_dir), model, fold, seed)
-    if "towers" not in info.task.provides or exp.data.dataset != "manifest":
-        raise ConfigError("search needs a retrieval run on a manifest (its columns say how to read new files)")
-    options = ManifestOptions.model_validate(exp.data.options)
-    columns = options.modalities
-    is_file = Path(query).is_file()
-    suffix = Path(query).suffix.lower()
-    query_side = [m for m in net.modalities
-                  if (suffix in suffixes(columns[m]) if is_file else COLUMN_KINDS.get(columns[m].kind).reads_text)]
-    if not query_side:
-        raise ConfigError(f"search: no tower of {model!r} reads a {'file' if is_file else 'text'} query "
-                          f"(towers: {', '.join(f'{m} ({columns[m].kind})' for m in net.modalities)})")
-    query_modality = query_side[0]
-    gallery_modality = next(m for m in net.modalities if m != query_modality)
-    cells, base = gallery_cells(Path(gallery), columns[gallery_modality])
-    # A gallery folder's files are named relative to the folder itself, not to the manifest column's ``folder``.
-    gallery_columns = (columns[gallery_modality].model_copy(update={"folder": ""}) if Path(gallery).is_dir()
-                       else columns[gallery_modality])
-    embedded = torch.cat([net.embed_one(gallery_modality, preprocess(cells[i : i + 256], gallery_columns,
-                                                                      info.modalities[gallery_modality], base,
-                                                                      options))
-                          for i in range(0, len(cells), 256)])  # (G, D)
-    as_given = columns[query_modality].model_copy(update={"folder": ""})  # a query path is used as given
-    query_input = preprocess([query], as_given, info.modalities[query_modality], Path.cwd(), options)
-    scores = embedded @ net.embed_one(query_modality, query_input)[0]  # (G,)
-    top = scores.topk(min(k, len(cells)))
-    return {"query": query, "query_modality": query_modality, "gallery_modality": gallery_modality,
-            "gallery_size": len(cells),
-            "results": [{"rank": r + 1, "item": str(cells[i]), "score": float(s)}
+    if "towers" not in info.task.provides:
+        raise ConfigError(f"search needs a retrieval run (a dual encoder); {run_dir} is a {info.task.name} run: "
+                          "use `crossdistill predict`")
+    recipes, preprocess = training_preprocessor(Path(run_dir), list(net.modalities))
+    asked = query_modality(query, recipes)
+    answered = next(m for m in net.modalities if m != asked)
+    rows = read_inputs(Path(gallery), [answered], recipes)
+    embedded = torch.cat([net.embed_one(answered, torch.from_numpy(preprocess(
+        answered, rows.cells[answered][i : i + 256], rows.bases[answered]))) for i in range(0, len(rows), 256)])
+    query_path = Path(query)
+    cell: Any = str(query_path.resolve()) if query_path.is_file() else query
+    if query_path.suffix.lower() == ".npy" and query_path.is_file():
+        cell = np.load(query_path, allow_pickle=False).tolist()
+    question = torch.from_numpy(preprocess(asked, [cell], Path.cwd()))
+    scores = embedded @ net.embed_one(asked, question)[0]  # (G,)
+    top = scores.topk(min(k, len(rows)))
+    names = item_names(Path(gallery), rows, show)
+    return {"query": query, "query_modality": asked, "gallery_modality": answered, "gallery_size": len(rows),
+            "results": [{"rank": r + 1, "item": names[i], "file": file_of(rows, answered, i), "score": float(s)}
                         for r, (s, i) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True))]}

@@ -100,22 +100,25 @@ def predict_cmd(
 @app.command("search")
 def search_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a finished retrieval run")],
-    query: Annotated[str, typer.Argument(help="a text, or the path of a file (image, audio)")],
-    gallery: Annotated[Path, typer.Option(help="a folder of files, or a table with the gallery tower's column")],
+    query: Annotated[str, typer.Argument(help="a text, or the path of a file (image, audio, a .npy array)")],
+    gallery: Annotated[Path, typer.Option(help="a folder of files, a table with the gallery tower's column, or a "
+                                          ".npy of arrays")],
     k: Annotated[int, typer.Option("-k", help="how many items to answer with")] = 5,
     model: Annotated[str, typer.Option(help="which model of the run")] = "distilled",
+    show: Annotated[str | None, typer.Option(help="the table column that names an item (default: name, title, "
+                                             "label or id, if present)")] = None,
 ) -> None:
     """Answer a query with the top-k gallery items, embedded by a trained dual encoder's towers."""
     from crossdistill.search import search
 
     try:
-        found = search(run_dir, query, gallery, k, model)
-    except _user_errors() as error:
+        found = search(run_dir, query, gallery, k, model, show=show)
+    except (*_user_errors(), ValueError) as error:  # (serving errors are ValueErrors naming the file or column)
         _fail(error)
-    table = Table("rank", "item", "score", title=f"{found['query']!r} ({found['query_modality']}) -> "
-                  f"{found['gallery_size']} {found['gallery_modality']} items")
+    files = any(hit["file"] != hit["item"] for hit in found["results"])
+    table = Table("rank", "item", *(["file"] if files else []), "score",
+                  title=f"{found['query']!r} ({found['query_modality']}) -> {found['gallery_size']} "
+                        f"{found['gallery_modality']} items")
     for hit in found["results"]:
-        table.add_row(str(hit["rank"]), hit["item"], f"{hit['score']:.3f}")
+        table.add_row(str(hit["rank"]), hit["item"], *([hit["file"]] if files else []), f"{hit['score']:.3f}")
     console.print(table)
-
-

@@ -93,8 +93,8 @@ def decode_audio(value: Any, base: Path, sample_rate: int, samples: int) -> np.n
 
 
 def decode_features(value: Any, base: Path) -> np.ndarray:
-    """A ``.npy`` path, a list, or a JSON list in a string -> float32 array."""
-    if isinstance(value, list | tuple):
+    """A ``.npy`` path, a list (or an array), or a JSON list in a string -> float32 array."""
+    if isinstance(value, list | tuple | np.ndarray):
         array = np.asarray(value, dtype=np.float32)
     elif isinstance(value, str) and value.strip().startswith("["):
         try:
