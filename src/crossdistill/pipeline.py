@@ -86,7 +86,7 @@ def validate(exp: Experiment, fold: FoldData, plans: list[StudentPlan]) -> None:
         model = build_model(spec, info, role=name)
         if spec.checkpoint:
             load_weights(model, Path(spec.checkpoint))
-        elif unlabelled and (spec.external is None or spec.external.trainable):
+        elif unlabelled and (spec.external is None or model.trainable):
             raise ConfigError(f"{name}: the training pairs are unlabelled, so the teacher cannot be trained here: "
                               f"give {name}.checkpoint (a teacher trained elsewhere)")
     check_modalities(exp.student, info, "student")
@@ -113,7 +113,7 @@ def obtain_teacher(exp: Experiment, name: str, fold: FoldData, run_dir: Path) ->
     seed_everything(exp.seeds[0])
     model = build_model(spec, fold.info, role=name)
     model_dir = RunDir(run_dir).model_dir(name, fold.fold)
-    if spec.checkpoint or (spec.external is not None and not spec.external.trainable):
+    if spec.checkpoint or (spec.external is not None and not model.trainable):  # (an hf model with a head trains)
         if spec.checkpoint:
             load_weights(model, Path(spec.checkpoint))
         # (else used as its factory built it, with its own pretrained weights)

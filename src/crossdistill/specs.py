@@ -86,13 +86,23 @@ class ExternalSpec(Strict):
     """A model built by your own code (any ``nn.Module``: torchvision, timm, Hugging Face, ...), wrapped to the
     ``Outputs`` contract by naming the layers to tap."""
 
-    factory: str = Field(description="'package.module:callable' returning the nn.Module")
+    factory: str | None = Field(None, description="'package.module:callable' returning the nn.Module (or a name "
+                                "registered from Python)")
+    hf: str | None = Field(None, description="instead of a factory: a Hugging Face transformers model (a local "
+                           "folder, a packaged name such as all-MiniLM-L6-v2, or a hub name when online) over text "
+                           "tokenised by its own tokenizer")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the factory")
     inputs: list[str] = Field(min_length=1, description="modalities passed to forward(), in order")
     embed: str | None = Field(None, description="layer whose output is the embedding (default: the logits)")
     taps: dict[str, str] = Field(default_factory=dict, description="feature name -> layer, read as feats.<name>")
     trainable: bool = Field(False, description="train it on the labels like a teacher of ours (default: frozen, "
                             "used as given)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExternalSpec:
+        if (self.factory is None) == (self.hf is None):
+            raise ValueError("external: give `factory` ('package.module:callable') or `hf` (a model name), one")
+        return self
 
 
 class ModelSpec(Strict):

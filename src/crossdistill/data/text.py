@@ -30,9 +30,10 @@ class PretrainedTokenizer(PieceTokenizer):
     def __init__(self, model: str, max_length: int = 32) -> None:
         from crossdistill.data.pretrained import tokenizer_file
 
+        path = tokenizer_file(model)  # (names the model when it has none)
         try:
-            super().__init__(tokenizer_file(model), max_length)
-        except ValueError:
+            super().__init__(path, max_length)
+        except ValueError:  # (the one it raises: the tokenizers package is missing)
             raise ValueError("tokenizer: hf needs the tokenizers package: pip install 'crossdistill[text]'") from None
         self.model = model
         if self.inner.token_to_id("[PAD]") not in (0, None):

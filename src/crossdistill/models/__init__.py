@@ -63,7 +63,7 @@ def build_model(spec: ModelSpec, info: DataInfo, role: str = "model") -> nn.Modu
     ``role`` ("teacher", "student") names it in error messages."""
     check_modalities(spec, info, role)
     if spec.external is not None:
-        return build_external(spec.external)
+        return build_external(spec.external, info)
     encoders = {m: build_encoder(m, spec, info, role) for m in spec.modalities}
     return info.task.build_model(encoders, spec, info, role)  # the model the task needs (a head, two towers)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from crossdistill.config import ConfigError, ExternalSpec
-from crossdistill.data.batch import Batch
+from crossdistill.data.batch import Batch, DataInfo
 from crossdistill.models.outputs import Outputs
 
 
@@ -60,9 +60,17 @@ def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
     REGISTERED[name] = factory
 
 
-def build_external(spec: ExternalSpec) -> ExternalModel:
+def build_external(spec: ExternalSpec, info: DataInfo) -> ExternalModel:
     """Build ``spec.factory`` (a name registered from Python, or 'package.module:callable' to import) with
-    ``spec.kwargs``, wrap the module."""
+    ``spec.kwargs``, or the Hugging Face model ``spec.hf``; wrap the module."""
+    if spec.hf is not None:
+        from crossdistill.models.hf import HuggingFaceTower, check_tokenizer
+
+        for modality in spec.inputs:
+            check_tokenizer(spec.hf, modality, info.modalities[modality].meta)
+        tower = HuggingFaceTower(spec.hf, info.task.output_dim(info), spec.trainable)
+        return ExternalModel(tower, spec.inputs, spec.embed or "pooled", spec.taps, tower.needs_training)
+    assert spec.factory is not None  # (the spec's validator: a factory or hf)
     factory = REGISTERED.get(spec.factory)
     if factory is None:
         module_name, _, attribute = spec.factory.partition(":")
