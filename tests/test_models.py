@@ -71,7 +71,8 @@ def test_fusion_of_several_modalities(fusion):
 
 
 def test_unknown_encoder_and_option_are_named():
-    with pytest.raises(KeyError, match="unknown encoder 'resnet9'; available: efficientnet_lite0, identity, image_cnn, mlp, spec_cnn"):
+    available = "available: efficientnet_lite0, identity, image_cnn, mlp, spec_cnn"
+    with pytest.raises(KeyError, match=f"unknown encoder 'resnet9'; {available}"):
         build_model(ModelSpec.model_validate({"encoders": {"image": {"name": "resnet9"}}}), INFO)
     with pytest.raises(ConfigError, match="encoder 'image_cnn' has no option widht; its options: channels"):
         build_model(ModelSpec.model_validate({"encoders": {"image": {"name": "image_cnn", "widht": 3}}}), INFO)
