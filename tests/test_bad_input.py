@@ -29,7 +29,8 @@ def no_training(monkeypatch):
 
 @pytest.mark.parametrize("setting,message", [
     ("data.dataset=av-video", "unknown dataset 'av-video'; available: av-digits, av-mnist"),
-    ("student.encoders.audio.name=wavenet", "unknown encoder 'wavenet'; available: efficientnet_lite0, identity, image_cnn, mlp, spec_cnn"),
+    ("student.encoders.audio.name=wavenet",
+     "unknown encoder 'wavenet'; available: efficientnet_lite0, identity, image_cnn, mlp, spec_cnn"),
     ("distill.terms=[{loss: ce}, {loss: kdd}]",
      "distill.terms.1 (loss 'kdd'): unknown loss 'kdd' (did you mean 'kd'?); available: affinity, at, c2kd, ce"),
     ("variants={v: {terms: [{loss: kd, kwargs: {temp: 2}}]}}",
