@@ -87,6 +87,57 @@ def block(kind: str, results: dict) -> str:
     return "\n".join(lines)
 
 
+INT8_JSON = ROOT / "benchmarks" / "results" / "int8.json"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+
+
+def change(points_lost: float) -> str:
+    """int8's accuracy change in points, signed, without a negative zero."""
+    return f"{round(-points_lost, 2) + 0.0:+.2f}"
+
+
+def int8_short(r: dict) -> str:
+    s = r["summary"]
+    return (f"{s['size_ratio']:.1f}x smaller on disk ({s['weights_ratio']:.1f}x for the weights alone), changes "
+            f"accuracy by {change(s['points_lost_mean'])} points on average over the six test speakers (worst "
+            f"speaker {change(s['points_lost_worst_fold'])}), and runs at {s['latency_ratio_batch1']:.1f}x / "
+            f"{s['latency_ratio_batch64']:.1f}x float32's CPU time at batch 1 / 64 (`benchmarks/int8.py`):")
+
+
+def int8_section(r: dict) -> str:
+    s, g, stamp = r["summary"], r["goals"], r["stamp"]
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    rows = ["| graph | size on disk | weights | test accuracy (mean over folds) | latency batch 1 | latency batch 64 |",
+            "|---|---|---|---|---|---|"]
+    for graph in ("fp32", "int8"):
+        weights = r["folds"][0][f"{graph}_weights_bytes"] / 1024
+        rows.append(f"| {graph} | {s[f'{graph}_size_kb']:.1f} kB | {weights:.1f} kB | {s[f'{graph}_accuracy']:.1f}% | "
+                    f"{s[f'{graph}_latency_ms_batch1']:.3f} ms | {s[f'{graph}_latency_ms_batch64']:.2f} ms |")
+    faster = s["latency_ratio_batch1"] < 1 and s["latency_ratio_batch64"] < 1
+    return "\n".join([
+        *rows, "",
+        f"- Size: {s['size_ratio']:.1f}x smaller on disk (goal at least {g['size_ratio_at_least']:.0f}x: "
+        f"{met(s['goals_met']['size'])}); the weights alone shrink {s['weights_ratio']:.1f}x, the rest of the file "
+        "(node and tensor names, quantisation scales and zero points, the graph itself) does not, and on a "
+        "student this small it is a large share.",
+        f"- Accuracy: int8 minus float32 {change(s['points_lost_mean'])} points on average, "
+        f"{change(s['points_lost_worst_fold'])} on the worst fold (goal: at most "
+        f"{g['accuracy_points_lost_at_most']:.0f} lost: {met(s['goals_met']['accuracy'])}); "
+        f"each fold's whole test speaker ({r['folds'][0]['test_rows']} clips), "
+        f"{'static' if all(f['mode'] == 'static' for f in r['folds']) else 'static or dynamic'} quantisation.",
+        f"- Latency (onnxruntime, one thread, median over the folds): int8 takes {s['latency_ratio_batch1']:.2f}x "
+        f"float32's time at batch 1 and {s['latency_ratio_batch64']:.2f}x at batch 64"
+        + (": faster." if faster else ": not faster for a model this small, whose time goes to quantising and "
+           "dequantising activations rather than to arithmetic: here int8 pays in size only (larger models were not "
+           "measured)."),
+        f"- Rendered from `benchmarks/results/int8.json` (version {stamp['package_version']}, commit "
+        f"{(stamp['commit'] or '?')[:10]}, config hash {stamp['config_hash']}, {stamp['date'][:10]})."])
+
+
+def rendered_deploy_doc() -> str:
+    return replace_block(DEPLOY_DOC.read_text(), "int8", int8_section(json.loads(INT8_JSON.read_text())))
+
+
 def rendered_readme() -> str:
     text = README.read_text()
     for kind, path in FILES.items():
@@ -94,7 +145,9 @@ def rendered_readme() -> str:
             text = replace_block(text, f"demo:{kind}", block(kind, json.loads(path.read_text())))
     text = replace_block(text, "peer", peer_sentence(json.loads(PEER_JSON.read_text())), inline=True)
     text = replace_block(text, "overhead", overhead_sentence(json.loads(OVERHEAD_JSON.read_text())), inline=True)
-    return replace_block(text, "mst-cost", mst_cost_range(json.loads(METHODS_JSON.read_text())), inline=True)
+    text = replace_block(text, "mst-cost", mst_cost_range(json.loads(METHODS_JSON.read_text())), inline=True)
+    return replace_block(text, "int8-short", int8_short(json.loads(INT8_JSON.read_text()))) if INT8_JSON.is_file() \
+        else text
 
 
 PEER_JSON = ROOT / "benchmarks" / "results" / "peer.json"
@@ -411,6 +464,9 @@ def main() -> None:
     if "stamp" in json.loads(METHODS_JSON.read_text()):  # (a methods run made under the one statistical rule)
         METHODS_DOC.write_text(rendered_methods_doc())
         print("docs/methods.md rendered from methods.json")
+    if INT8_JSON.is_file():
+        DEPLOY_DOC.write_text(rendered_deploy_doc())
+        print("docs/deploy.md rendered from int8.json")
     if TUNE_JSON.is_file():
         TUNE_DOC.write_text(rendered_tune_doc())
         print("docs/tune.md rendered from tune.json")

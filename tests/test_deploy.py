@@ -159,6 +159,8 @@ def test_int8_beyond_the_tolerance_is_refused_with_the_numbers(mfeat_run):
     assert int8["mode"] == "static" and int8["fp32"]["weights_bytes"] > 2 * int8["int8"]["weights_bytes"]
     assert all(int8[g]["latency_ms_batch1"] > 0 and int8[g]["latency_ms_batch64"] > 0 for g in ("fp32", "int8"))
     assert int8["test_rows"] == 400 and abs(int8["fp32"]["accuracy %"] - 100 * tool_accuracy(mfeat_run)) < 1e-9
+    report = (mfeat_run / "report" / "report.md").read_text()  # the report shows what the export measured
+    assert "## Deployment" in report and "| int8 |" in report and "int8 (static quantisation" in report
 
 
 def test_predict_names_what_the_input_lacks(mfeat_run, av_run, data_root, tmp_path):

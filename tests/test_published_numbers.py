@@ -84,3 +84,11 @@ def test_the_tuning_numbers_are_rendered_from_their_results_file():
     assert json.loads(TUNE_JSON.read_text())["stamp"]["commit"]
     assert json.loads(TUNE_JSON.with_name("tune_moonshot.json").read_text())["stamp"]["commit"]
     assert rendered_tune_doc() == TUNE_DOC.read_text(), "docs/tune.md differs: python benchmarks/published.py"
+
+
+def test_the_int8_numbers_are_rendered_from_their_results_file():
+    from published import DEPLOY_DOC, INT8_JSON, rendered_deploy_doc
+
+    stamp = json.loads(INT8_JSON.read_text())["stamp"]
+    assert stamp["commit"] and stamp["config_hash"]
+    assert rendered_deploy_doc() == DEPLOY_DOC.read_text(), "docs/deploy.md differs: python benchmarks/published.py"

@@ -137,4 +137,8 @@ def export(run_dir: Path, formats: list[str], model: str = "distilled", fold: in
                                         max_drop)
     copy_serving_package(out)
     (out / f"{model}.json").write_text(json.dumps(written, indent=1))
+    if "golden" in written and RunDir(run_dir).results.is_file():  # the report shows what the export measured
+        from crossdistill import report
+
+        report.build(Path(run_dir))
     return written

@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+from crossdistill.report.deployment import deployment_section
 from crossdistill.report.plots import confusion_matrices, score_vs_budget, score_vs_latency, training_curves
 from crossdistill.report.tables import (
     compression,
@@ -112,6 +113,7 @@ def build(run_dir: Path) -> dict[str, Path]:
     notes = [f"- {line}" for line in verdicts(results)]
     spread = [f"- {line}" for line in spread_within_fold(results)]
     diagnosis = (run_dir / "diagnose.md").read_text().splitlines() if (run_dir / "diagnose.md").is_file() else []
+    diagnosis += deployment_section(run_dir)  # (what `crossdistill export` measured, once it has run)
     tuning = run_dir / "tune" / "tune.md"  # written by `crossdistill tune` into the same run directory
     if tuning.is_file():
         diagnosis += ["", *tuning.read_text().splitlines()]
