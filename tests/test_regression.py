@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import mean_absolute_error, r2_score
 from typer.testing import CliRunner
 
+import crossdistill
 from crossdistill.cli import app
 from crossdistill.data import open_dataset
 from crossdistill.data.batch import DataInfo, has_label
@@ -159,6 +160,18 @@ def test_regression_run_end_to_end_with_report_and_export(vader_small, tmp_path)
     written = json.loads((run_dir / "export" / "distilled.json").read_text())
     mean, std = json.loads((run_dir / "data_info.json").read_text())["target_scale"]
     assert written["task"] == {"name": "regression"} and (written["target_mean"], written["target_std"]) == (mean, std)
+    # predict the test tweets from the export (numpy + onnxruntime): the values the run scored, in VADER's units
+    exp = crossdistill.load_config(run_dir / "config.yaml")
+    test = open_dataset("manifest", None, exp.data.options, exp.data.seed, REGRESSION).fold(0)["test"]
+    lines = vader_small.read_text().splitlines()
+    table = tmp_path / "test_tweets.jsonl"
+    table.write_text("".join(json.dumps({"id": int(i), "text": lines[int(i)].split("\t")[2]}) + "\n"
+                             for i in test.index))
+    predicted = runner.invoke(app, ["predict", str(run_dir / "export"), str(table), "--out", str(tmp_path / "p.jsonl")])
+    assert predicted.exit_code == 0, predicted.output
+    values = [json.loads(line)["value"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    scored = np.load(run_dir / "models" / "distilled" / "fold0-seed0" / "test_rows.npz")["predicted"]
+    assert np.allclose(values, scored, atol=1e-4)
 
 
 def test_a_class_distribution_loss_on_a_regression_task_is_refused_before_training(vader_small, tmp_path):

@@ -266,5 +266,6 @@ def run(exp: Experiment, out: Path, full: bool = False, resume: bool = True, job
         book.add_fold(fold)
         train_fold(exp, plans, fold, run_dir, book)
     book.write()
-    finish_tracking(exp, run_dir, RunDir(run_dir).load_results().models)
+    if exp.train.log and is_main():  # (results.json is written by rank 0; the trackers' final rows with it)
+        finish_tracking(exp, run_dir, RunDir(run_dir).load_results().models)
     return run_dir

@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 
 
+def on_disk(ratio: float) -> str:
+    return f"{ratio:.1f}x smaller on disk" if ratio >= 1 else f"{1 / ratio:.1f}x larger on disk"
+
+
 def deployment_section(run_dir: Path) -> list[str]:
     """Markdown lines, empty when nothing was exported with those measurements."""
     lines = []
@@ -28,7 +32,8 @@ def deployment_section(run_dir: Path) -> list[str]:
             lines += [f"| {g} | {q[g]['size_bytes'] / 1024:.1f} kB | {q[g]['weights_bytes'] / 1024:.1f} kB | "
                       f"{q[g][metric]:.2f} | {q[g]['latency_ms_batch1']:.3f} | {q[g]['latency_ms_batch64']:.2f} |"
                       for g in ("fp32", "int8")]
+            change = round(q["int8"][metric] - q["fp32"][metric], 2) + 0.0  # (no negative zero)
             lines += ["", f"- int8 ({q['mode']} quantisation, {q['calibration_rows']} calibration rows of the "
-                      f"training split): {q['size_ratio']:.1f}x smaller on disk, {q['lost']:+.2f} lost on "
-                      f"{q['test_rows']} test rows; onnxruntime on one CPU thread.", ""]
+                      f"training split): {on_disk(q['size_ratio'])}, test {metric} {change:+.2f} against float32 "
+                      f"on {q['test_rows']} rows; onnxruntime on one CPU thread.", ""]
     return ["## Deployment", "", *lines] if lines else []

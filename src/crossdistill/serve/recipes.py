@@ -69,10 +69,16 @@ class Preprocessor:
 
     def check(self, modalities: list[str]) -> None:
         """Raise ``NotServable`` naming each modality whose preprocessing cannot run here."""
-        problems = [f"{m}: {self.recipes[m].get('why', 'kind ' + repr(self.recipes[m]['kind']))}"
-                    for m in modalities if not self.servable(m)]
+        problems = [f"{m}: {self._why(m)}" for m in modalities if not self.servable(m)]
         if problems:
             raise NotServable("cannot preprocess " + "; ".join(problems))
+
+    def _why(self, modality: str) -> str:
+        recipe = self.recipes[modality]
+        if recipe["kind"] == "text_embedding":
+            return (f"its text is embedded by the sentence model {recipe.get('model')!r}, which needs PyTorch: "
+                    "predict from the run directory")
+        return recipe.get("why", f"no serving path for kind {recipe['kind']!r}")
 
     def servable(self, modality: str) -> bool:
         kind = self.recipes[modality]["kind"]
