@@ -35,7 +35,7 @@ class TinyAudioNet(nn.Module):
 
 
 def main(out: Path) -> None:
-    exp = crossdistill.load_config("configs/av_digits/kd.yaml", ["seeds=[0]", "train.epochs=20",
+    exp = crossdistill.load_config("configs/av_digits/kd.yaml", ["seeds=[0]", "train.epochs=12",
                                                                   "teacher.train.epochs=3", "train.progress=false",
                                                                   "teacher.encoders.image.channels=[16,32]"])
     student = crossdistill.own_model(TinyAudioNet, ["audio"], embed="body", width=8)
@@ -44,7 +44,9 @@ def main(out: Path) -> None:
         print(f"{name:10s} {', '.join(model.modalities):12s} accuracy {model.metrics['accuracy']['mean']:.3f} "
               f"({model.params} parameters)")
     for comparison in results.comparisons:
-        print(f"{comparison.model} vs {comparison.reference}: {comparison.paired_diff.mean:+.3f} accuracy")
+        d = comparison.paired_diff  # one (fold, seed) run: no verdict; run more seeds for one
+        print(f"{comparison.model} vs {comparison.reference}: {d.mean:+.3f} accuracy ({d.n_runs} paired run: "
+              f"{d.verdict})")
     written = crossdistill.export(out / exp.name, ["onnx"])
     print(f"exported: {written['onnx']}")
     clips = Path(os.environ["CROSSDISTILL_DATA"]) / "fsdd" / "recordings"

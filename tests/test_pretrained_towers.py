@@ -63,7 +63,7 @@ def test_an_efficientnet_teacher_teaches_an_image_student(emoji_rows, tmp_path):
 
 HF_TEACHER = {
     "seeds": [0], "student_labels": 0.2,
-    "teacher": {"external": {"hf": "all-MiniLM-L6-v2", "inputs": ["text"]}, "train": {"epochs": 15, "lr": 0.01}},
+    "teacher": {"external": {"hf": "all-MiniLM-L6-v2", "inputs": ["text"]}, "train": {"epochs": 8, "lr": 0.02}},
     "student": {"encoders": {"text": {"name": "text_bag", "dim": 16}}, "embed_dim": 16},
     "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
     "train": {"epochs": 3, "progress": False}, "evaluate": {"latency_repeats": 2}}
