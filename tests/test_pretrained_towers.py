@@ -106,3 +106,39 @@ def test_hugging_face_models_that_cannot_serve_are_named(emoji_rows, tmp_path):
     (tmp_path / "folder.yaml").write_text(json.dumps({"data": data, **HF_TEACHER, "teacher": teacher}))
     done = runner.invoke(app, ["check", str(tmp_path / "folder.yaml")])
     assert done.exit_code == 2 and "not_a_model is not a Hugging Face model folder (no config.json)" in done.output
+
+
+def test_a_hugging_face_image_model_reads_pixel_values_as_its_processor_says(emoji_rows, tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import ViTConfig, ViTModel
+
+    from crossdistill.models.hf import HuggingFaceTower
+
+    folder = tmp_path / "tiny-vit"  # a local model folder, as a user saves one (save_pretrained)
+    ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64)).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"size": {"height": 32, "width": 32}, "image_mean": [0.4, 0.5, 0.6], "image_std": [0.2, 0.3, 0.4]}))
+    normalise = {"mean": [0.8], "std": [0.25]}
+    tower = HuggingFaceTower(str(folder), 6, trainable=False, image=True, normalise=normalise).eval()
+    pixels = torch.rand(2, 1, 16, 16)
+    assert tower((pixels - 0.8) / 0.25).shape == (2, 6)  # logits of a head fitted on the pooled patches
+    expected = torch.nn.functional.interpolate(pixels.expand(-1, 3, -1, -1), size=(32, 32), mode="bilinear",
+                                               align_corners=False)
+    expected = (expected - torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.3, 0.4]).view(
+        1, 3, 1, 1)
+    assert torch.allclose(tower._pixels((pixels - 0.8) / 0.25), expected, atol=1e-5)
+    with open(tmp_path / "emoji.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", "category"])
+        writer.writeheader()
+        writer.writerows({"image": r["image"], "category": r["category"]} for r in emoji_rows)
+    config = {"data": {"dataset": "manifest", "options": {
+        "path": str(tmp_path / "emoji.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
+        "modalities": {"image": {"kind": "image", "column": "image", "size": 16, "grayscale": True}}}},
+        **HF_TEACHER, "teacher": {"external": {"hf": str(folder), "inputs": ["image"]}, "train": {"epochs": 2}},
+        "student": {"encoders": {"image": {"name": "image_cnn", "channels": [4]}}, "embed_dim": 8}}
+    (tmp_path / "run.yaml").write_text(json.dumps(config))
+    done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
+    assert done.exit_code == 0, done.output
+    teacher = json.loads((tmp_path / "runs" / "run" / "results.json").read_text())["models"]["teacher"]
+    assert teacher["params"] > 20_000  # the ViT and the head fitted on its pooled patches

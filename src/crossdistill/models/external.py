@@ -66,9 +66,17 @@ def build_external(spec: ExternalSpec, info: DataInfo) -> ExternalModel:
     if spec.hf is not None:
         from crossdistill.models.hf import HuggingFaceTower, check_tokenizer
 
-        for modality in spec.inputs:
-            check_tokenizer(spec.hf, modality, info.modalities[modality].meta)
-        tower = HuggingFaceTower(spec.hf, info.task.output_dim(info), spec.trainable)
+        if len(spec.inputs) != 1:
+            raise ConfigError(f"external.hf reads one modality, got inputs {spec.inputs}")
+        modality = info.modalities[spec.inputs[0]]
+        image = modality.dtype != "int64"
+        if not image:
+            check_tokenizer(spec.hf, spec.inputs[0], modality.meta)
+        elif len(modality.shape) != 3:
+            raise ConfigError(f"external.hf reads text (token ids) or images (C, H, W); modality {spec.inputs[0]!r} "
+                              f"holds {modality.dtype} of shape {modality.shape}")
+        tower = HuggingFaceTower(spec.hf, info.task.output_dim(info), spec.trainable, image,
+                                 modality.meta.get("normalise"))
         return ExternalModel(tower, spec.inputs, spec.embed or "pooled", spec.taps, tower.needs_training)
     assert spec.factory is not None  # (the spec's validator: a factory or hf)
     factory = REGISTERED.get(spec.factory)
