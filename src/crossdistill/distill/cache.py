@@ -77,8 +77,8 @@ class TeacherCache:
     @classmethod
     def over(cls, teacher: nn.Module, batches: Iterable[Batch], *, root: Path, data_key: str,
              reads: Sequence[str] = ("logits",), rows: int | None = None, full_check: bool = False) -> TeacherCache:
-        """The cache of ``teacher``'s outputs over your own data: ``batches`` (e.g. your ``DataLoader``, not
-        shuffled, yielding ``Batch``es whose ``index`` numbers your samples) are run once and their outputs
+        """The cache of ``teacher``'s outputs over your own data: ``batches`` (e.g. your ``DataLoader``, in any
+        order, yielding ``Batch``es whose ``index`` numbers your samples) are run once and their outputs
         stored under ``root``, keyed by the teacher's weights and ``data_key`` (name your data's version: a
         changed key rebuilds). ``rows``: how many samples (default ``len(batches.dataset)``)."""
         count = rows if rows is not None else len(batches.dataset)  # type: ignore[attr-defined]
