@@ -157,7 +157,12 @@ def memory_cgroup(megabytes: int) -> Path | None:
     return group
 
 
-def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = False) -> dict:
+def memory_gb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = False, store_only: bool = False
+             ) -> dict:
     path = make_rows(work / f"rows-{count}", count)
     decoded_mb = count * (3 * 64 * 64 + 16000) * 4 / 2**20
     result: dict = {"rows": count, "decoded_mb": round(decoded_mb, 1)}
@@ -176,16 +181,27 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
         os.sync()  # (no build pays for the write-back of the one before it)
         result[f"build_{workers}_workers"] = measured([sys.executable, "-c", BUILD, str(config(workers, "false"))],
                                                       env_for(cache))
+        if workers == 1:  # (only the second store is read below: the disk need not hold both)
+            shutil.rmtree(work / cache, ignore_errors=True)
     if build_only:
         result["ratios"] = {"build_1_over_2_workers": round(result["build_1_workers"]["build_seconds"]
                                                             / result["build_2_workers"]["build_seconds"], 2)}
         shutil.rmtree(path.parent)
         return result
     shared = f"cache-{count}-w2"  # the store built above: the runs below decode nothing
-    for in_memory in ("true", "false"):
+    # --store-only: no run holding the rows in memory (one that cannot fit this machine), and with a cgroup only
+    # the capped run from the store (its time and memory are the store run's)
+    held_gb = decoded_mb * 4.2 / 1024  # (resident memory held per decoded MB at 8k and 32k: 4.2x and 4.0x)
+    modes = ("false",) if store_only else ("true", "false")
+    if store_only and cgroup_mb:
+        modes = ()
+    for in_memory in modes:
         result[f"run_in_memory_{in_memory}"] = measured(
             [*cli, "run", str(config(2, in_memory)), "--out", str(work / f"out-{count}-{in_memory}")],
             env_for(shared))
+    if store_only:
+        result["run_in_memory_true"] = {"not_run": f"held in memory it needs about {held_gb:.0f} GB; this machine "
+                                                   f"has {memory_gb():.0f} GB"}
     if cgroup_mb:
         group = memory_cgroup(cgroup_mb)
         if group is not None:
@@ -193,8 +209,10 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
                 [*cli, "run", str(config(2, "false")), "--out", str(work / f"out-{count}-capped")],
                 env_for(shared), group)}
     build = result["build_1_workers"]["build_seconds"] / max(result["build_2_workers"]["build_seconds"], 1e-9)
-    run = result["run_in_memory_false"]["seconds"] / max(result["run_in_memory_true"]["seconds"], 1e-9)
-    result["ratios"] = {"build_1_over_2_workers": round(build, 2), "run_store_over_memory": round(run, 2)}
+    result["ratios"] = {"build_1_over_2_workers": round(build, 2)}
+    if "seconds" in result["run_in_memory_true"]:
+        run = result["run_in_memory_false"]["seconds"] / max(result["run_in_memory_true"]["seconds"], 1e-9)
+        result["ratios"]["run_store_over_memory"] = round(run, 2)
     shutil.rmtree(path.parent)
     return result
 
@@ -202,18 +220,21 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
 def render_table(results: dict) -> str:
     """The markdown table docs/performance.md shows (checked against the results file by a test)."""
     lines = ["| rows | decoded | build, 1 worker | build, 2 workers | run, held in memory | run, from the store | "
-             f"run from the store in a {results['cgroup_mb']} MB cgroup |", "|---|---|---|---|---|---|---|"]
+             "run from the store in a memory cgroup |", "|---|---|---|---|---|---|---|"]
     for size in results["sizes"]:
-        held, stored = size["run_in_memory_true"], size["run_in_memory_false"]
-        capped = size.get("run_store_in_cgroup", {})
-        verdict = ("not run" if not capped else f"finished, {capped['seconds']:.0f} s" if capped["returncode"] == 0
-                   else f"killed (exit {capped['returncode']})")
+        held, capped = size["run_in_memory_true"], size.get("run_store_in_cgroup", {})
+        stored = size.get("run_in_memory_false", capped)  # (--store-only with a cgroup: the capped run is it)
+        cap = f"{capped.get('cgroup_mb', 0):,} MB"
+        verdict = ("not run" if not capped else f"{cap}: finished, {capped['seconds']:.0f} s"
+                   if capped["returncode"] == 0 else f"{cap}: killed (exit {capped['returncode']})")
         builds = size["build_1_workers"]["build_seconds"], size["build_2_workers"]["build_seconds"]
+        ratio = size["ratios"].get("run_store_over_memory")
         lines.append(f"| {size['rows']:,} | {size['decoded_mb'] / 1024:.2f} GB | {builds[0]:.1f} s"
                      f" | {builds[1]:.1f} s ({size['ratios']['build_1_over_2_workers']:.2f}x)"
-                     f" | {held['seconds']:.0f} s, {held['peak_pss_anon_mb']:,.0f} MB"
-                     f" | {stored['seconds']:.0f} s, {stored['peak_pss_anon_mb']:,.0f} MB"
-                     f" ({size['ratios']['run_store_over_memory']:.2f}x the time) | {verdict} |")
+                     + (f" | {held['seconds']:.0f} s, {held['peak_pss_anon_mb']:,.0f} MB" if "seconds" in held
+                        else f" | not run: {held['not_run']}")
+                     + f" | {stored['seconds']:.0f} s, {stored['peak_pss_anon_mb']:,.0f} MB"
+                     + (f" ({ratio:.2f}x the time)" if ratio is not None else "") + f" | {verdict} |")
     return "\n".join(lines)
 
 
@@ -227,8 +248,10 @@ def plot(results: dict, path: Path) -> None:
     rows = [size["rows"] for size in results["sizes"]]
     figure, (memory, seconds) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("run_in_memory_true", "held in memory"), ("run_in_memory_false", "from the store")):
-        memory.plot(rows, [size[key]["peak_pss_anon_mb"] for size in results["sizes"]], "o-", label=label)
-        seconds.plot(rows, [size[key]["seconds"] for size in results["sizes"]], "o-", label=label)
+        runs = [(size["rows"], size.get(key, size.get("run_store_in_cgroup", {}))) for size in results["sizes"]]
+        runs = [(n, run) for n, run in runs if "seconds" in run]  # (a run this machine could not hold: absent)
+        memory.plot([n for n, _ in runs], [run["peak_pss_anon_mb"] for _, run in runs], "o-", label=label)
+        seconds.plot([n for n, _ in runs], [run["seconds"] for _, run in runs], "o-", label=label)
     memory.plot(rows, [size["decoded_mb"] for size in results["sizes"]], "k:", label="decoded data")
     for axis, title in ((memory, "peak anonymous memory (MB)"), (seconds, "whole run (s)")):
         axis.set(xscale="log", yscale="log", xlabel="rows", title=title)
@@ -245,25 +268,34 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     parser.add_argument("--render", action="store_true", help="print the docs' table from the results file")
     parser.add_argument("--build-only", action="store_true", help="only the store builds (1 and 2 workers)")
+    parser.add_argument("--store-only", action="store_true", help="no run holding the rows in memory (sizes this "
+                        "machine cannot hold); with --cgroup-mb, only the capped run from the store")
+    parser.add_argument("--merge", action="store_true", help="add these sizes to the results file (each size "
+                        "stamped), replacing any of the same N")
     args = parser.parse_args()
     if args.render:
         print(render_table(json.loads(args.out.read_text())))
         plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = [one_size(count, Path(tmp), args.cgroup_mb, args.build_only) for count in args.rows]
+        sizes = [one_size(count, Path(tmp), args.cgroup_mb, args.build_only, args.store_only) for count in args.rows]
     if args.build_only:
         print(json.dumps([{"rows": s["rows"], **s["ratios"], "seconds": [s[f"build_{w}_workers"]["build_seconds"]
                                                                           for w in (1, 2)]} for s in sizes]))
         return
     for size in sizes:
-        print(f"N={size['rows']}: decoded {size['decoded_mb']} MB; " + json.dumps(size["ratios"]) + "; peak Pss_Anon "
-              f"memory {size['run_in_memory_true']['peak_pss_anon_mb']} MB held vs "
-              f"{size['run_in_memory_false']['peak_pss_anon_mb']} MB from the store")
+        print(f"N={size['rows']}: decoded {size['decoded_mb']} MB; " + json.dumps({k: v for k, v in size.items()
+                                                                                   if k.startswith(("run", "ratios"))}))
     from crossdistill.rundir import stamp
 
-    payload = {"stamp": stamp(CONFIG).model_dump(), "cpus": os.cpu_count(), "cgroup_mb": args.cgroup_mb,
-               "sizes": sizes}
+    now = stamp(CONFIG).model_dump()
+    if args.merge and args.out.is_file():  # the new sizes carry their own stamp; the others keep the file's
+        payload = json.loads(args.out.read_text())
+        new = {s["rows"] for s in sizes}
+        payload["sizes"] = sorted([s for s in payload["sizes"] if s["rows"] not in new]
+                                  + [{**s, "stamp": now} for s in sizes], key=lambda s: s["rows"])
+    else:
+        payload = {"stamp": now, "cpus": os.cpu_count(), "cgroup_mb": args.cgroup_mb, "sizes": sizes}
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
     plot(payload, args.out.with_suffix(".png"))
 
