@@ -36,6 +36,17 @@ def test_ranks_and_recall_on_a_hand_built_similarity_matrix():
     assert groups_for(torch.tensor([2, -1, 2]), "class").tolist() == [2, -2, 2]  # unlabelled: its own group
 
 
+def test_ranking_a_block_of_queries_at_a_time_gives_the_whole_matrix_ranks(monkeypatch):
+    from crossdistill.evaluate import retrieval
+
+    generator = torch.Generator().manual_seed(0)
+    query, gallery = (torch.nn.functional.normalize(torch.randn(50, 8, generator=generator), dim=1) for _ in "qg")
+    groups = groups_for(torch.randint(0, 4, (50,), generator=generator), "class")
+    whole = ranks(query.double() @ gallery.double().T, groups[:, None] == groups[None, :])
+    monkeypatch.setattr(retrieval, "BLOCK_ROWS", 7)  # 8 blocks, the last one short
+    assert torch.equal(retrieval.blocked_ranks(query, gallery, groups), whole)
+
+
 def pair(query, gallery, scale):
     """A dual encoder's towers as its losses read them: (z_query, z_gallery, log s per row)."""
     return torch.tensor(query), torch.tensor(gallery), torch.full((len(query), 1), math.log(scale))

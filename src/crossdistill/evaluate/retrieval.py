@@ -16,18 +16,29 @@ def ranks(similarity: Tensor, positive: Tensor) -> Tensor:
     return 1 + (similarity > best[:, None]).sum(dim=1)
 
 
-def direction_report(similarity: Tensor, positive: Tensor) -> dict[str, float]:
-    rank = ranks(similarity, positive).double()
+BLOCK_ROWS = 1024  # queries ranked at a time: memory O(block x N), not O(N x N)
+
+
+def blocked_ranks(query: Tensor, gallery: Tensor, groups: Tensor) -> Tensor:
+    """(N,) ``ranks`` of ``query`` (N, D) against ``gallery`` (N, D) (positives: the same group id), a block of
+    queries at a time: a 100k-row test split would need 80 GB as one N x N matrix of doubles."""
+    gallery_t = gallery.double().T  # (D, N)
+    return torch.cat([ranks(query[i : i + BLOCK_ROWS].double() @ gallery_t,  # (B, N)
+                            groups[i : i + BLOCK_ROWS, None] == groups[None, :])
+                      for i in range(0, len(query), BLOCK_ROWS)])
+
+
+def direction_report(query: Tensor, gallery: Tensor, groups: Tensor) -> dict[str, float]:
+    """Recall@K and median rank of ``query`` against ``gallery`` (both (N, D))."""
+    rank = blocked_ranks(query, gallery, groups).double()
     return {**{f"r{k}": float((rank <= k).double().mean()) for k in KS}, "median_rank": float(rank.median())}
 
 
 def recall_report(query: Tensor, gallery: Tensor, groups: Tensor) -> dict[str, dict[str, float]]:
     """``query`` and ``gallery`` (N, D) normalised embeddings of the same N rows; row i's positives are the rows
     with its group id. Both directions: query -> gallery and gallery -> query."""
-    similarity = query.double() @ gallery.double().T  # (N, N)
-    positive = groups[:, None] == groups[None, :]
-    return {"query_to_gallery": direction_report(similarity, positive),
-            "gallery_to_query": direction_report(similarity.T, positive.T)}
+    return {"query_to_gallery": direction_report(query, gallery, groups),
+            "gallery_to_query": direction_report(gallery, query, groups)}
 
 
 def mean_of_directions(report: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from crossdistill.config import ConfigError, ModelSpec, TermSpec
 from crossdistill.data.batch import DataInfo
 from crossdistill.evaluate.metrics import retrieval_scores
-from crossdistill.evaluate.retrieval import groups_for, mean_of_directions, ranks, recall_report
+from crossdistill.evaluate.retrieval import blocked_ranks, groups_for, mean_of_directions, recall_report
 from crossdistill.models.dual import TOWER_OUTPUTS, DualEncoder
 from crossdistill.models.signatures import TowerOnly
 from crossdistill.stats import mean_of
@@ -88,9 +88,7 @@ class Retrieval(Task):
         """Per query: found at rank 1 (at the run's positives), in each direction; R@1 is their mean."""
         query, gallery, _ = outputs
         groups = groups_for(target, self.positives)
-        similarity = query.double() @ gallery.double().T  # (N, N)
-        positive = groups[:, None] == groups[None, :]
-        forward, backward = ranks(similarity, positive), ranks(similarity.T, positive.T)
+        forward, backward = blocked_ranks(query, gallery, groups), blocked_ranks(gallery, query, groups)
         return {"hit1": ((forward == 1).double() + (backward == 1).double()).numpy() / 2}
 
     headline_statistic = staticmethod(mean_of("hit1"))
