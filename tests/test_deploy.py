@@ -219,3 +219,31 @@ def test_an_image_and_text_student_serves_its_manifest(emoji_rows, tmp_path):
     assert len(onnx_rows) == len(rows) and [r["prediction"] for r in onnx_rows] == [r["prediction"] for r in torch_rows]
     assert torch.allclose(torch.tensor([float(r["probability"]) for r in onnx_rows]),
                           torch.tensor([float(r["probability"]) for r in torch_rows]), atol=1e-4)
+
+
+def test_a_modality_numpy_cannot_serve_exports_without_golden_rows_and_predicts_from_the_run(emoji_rows, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    with (tmp_path / "names.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["name", "category"])
+        writer.writeheader()
+        writer.writerows({"name": r["name"], "category": r["category"]} for r in emoji_rows)
+    config = {"data": {"dataset": "manifest", "options": {
+        "path": str(tmp_path / "names.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
+        "modalities": {"text": {"kind": "text_embedding", "column": "name"}}}},
+        "seeds": [0], "student_labels": 0.5,
+        "teacher": {"encoders": {"text": {"name": "mlp", "hidden": [32]}}, "train": {"epochs": 3}},
+        "student": {"encoders": {"text": {"name": "mlp", "hidden": [8]}}},
+        "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
+        "train": {"epochs": 2, "progress": False}, "evaluate": {"latency_repeats": 2}}
+    (tmp_path / "names.yaml").write_text(json.dumps(config))
+    code, output = invoke("run", tmp_path / "names.yaml", "--out", tmp_path / "runs")
+    assert code == 0, output
+    run_dir = tmp_path / "runs" / "names"
+    code, output = invoke("export", run_dir, "--format", "onnx")
+    assert code == 0 and "no golden rows, no numpy serving: text: its text is embedded by the sentence model" \
+        in " ".join(output.split()), output
+    code, output = invoke("predict", run_dir / "export", tmp_path / "names.csv")
+    assert code == 2 and "predict from the run directory" in " ".join(output.split())
+    code, output = invoke("predict", run_dir, tmp_path / "names.csv", "--out", tmp_path / "p.csv")
+    assert code == 0, output
+    assert len(read_csv(tmp_path / "p.csv")) == len(emoji_rows)

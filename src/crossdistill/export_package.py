@@ -16,6 +16,7 @@ from crossdistill.export_golden import write_golden
 from crossdistill.plans import experiment_task
 from crossdistill.quantize import CALIBRATION_ROWS, compare, quantise_int8, run_all, session
 from crossdistill.rundir import RunDir
+from crossdistill.serve.recipes import Preprocessor
 
 SERVING_PACKAGE = "crossdistill_serve"
 
@@ -70,6 +71,11 @@ def checked_on_real_rows(run_dir: Path, model_dir: Path, out: Path, written: dic
             raise
         added["int8"] = {"onnx": str(int8), "mode": mode, "calibration_rows": int(picked.size), **measured}
         graphs["output.int8"] = session(int8)
+    served = Preprocessor(recipes, out)
+    unservable = [m for m in modalities if not served.servable(m)]
+    if unservable:  # (the graph is still exported; a device cannot feed it without PyTorch)
+        added["golden"] = {"skipped": "; ".join(f"{m}: {served.why(m)}" for m in unservable)}
+        return added
     added["golden"] = write_golden(out / f"{written['model']}.golden", dataset, fold, modalities, recipes,
                                    lambda inputs: {name: run_all(g, inputs) for name, g in graphs.items()})
     return added

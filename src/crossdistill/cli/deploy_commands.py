@@ -39,7 +39,9 @@ def export_cmd(
         console.print(f"onnx ({modality} tower): {tower['onnx']}", highlight=False)
     if "onnx_max_abs_diff" in written:
         console.print(f"onnxruntime vs PyTorch, max |logit difference|: {written['onnx_max_abs_diff']:.2e}")
-    if "golden" in written:
+    if "skipped" in written.get("golden", {}):
+        console.print(f"no golden rows, no numpy serving: {written['golden']['skipped']}", highlight=False)
+    elif "golden" in written:
         differences = ", ".join(f"{m} {d:.1e}" for m, d in written["golden"]["max_input_difference"].items())
         console.print(f"golden rows: {written['golden']['rows']} real test rows; numpy serving vs training's "
                       f"preprocessing, max |difference|: {differences}", highlight=False)

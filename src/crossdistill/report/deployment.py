@@ -19,7 +19,9 @@ def deployment_section(run_dir: Path) -> list[str]:
         if "golden" not in written and "int8" not in written:
             continue
         lines += [f"### Exported {written['model']} ({written['trained']})", ""]
-        if "golden" in written:
+        if "skipped" in written.get("golden", {}):
+            lines += [f"- No serving without PyTorch: {written['golden']['skipped']}.", ""]
+        elif "golden" in written:
             shown = ", ".join(f"{m} {d:.1e}" for m, d in written["golden"]["max_input_difference"].items())
             lines += [f"- Serving without PyTorch: on {written['golden']['rows']} real test rows the numpy "
                       f"preprocessing gives training's tensors to {shown} (max |difference|); onnxruntime gives "

@@ -69,11 +69,12 @@ class Preprocessor:
 
     def check(self, modalities: list[str]) -> None:
         """Raise ``NotServable`` naming each modality whose preprocessing cannot run here."""
-        problems = [f"{m}: {self._why(m)}" for m in modalities if not self.servable(m)]
+        problems = [f"{m}: {self.why(m)}" for m in modalities if not self.servable(m)]
         if problems:
             raise NotServable("cannot preprocess " + "; ".join(problems))
 
-    def _why(self, modality: str) -> str:
+    def why(self, modality: str) -> str:
+        """Why ``modality`` cannot be served here."""
         recipe = self.recipes[modality]
         if recipe["kind"] == "text_embedding":
             return (f"its text is embedded by the sentence model {recipe.get('model')!r}, which needs PyTorch: "
