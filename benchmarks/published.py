@@ -216,8 +216,25 @@ def overhead_section(o: dict) -> str:
     return "\n".join(lines)
 
 
+SIDE_JSON = ROOT / "benchmarks" / "results" / "demo_side_by_side.json"
+
+
+def side_by_side_sentence(r: dict) -> str:
+    """The av-digits demo's wall time now against before the decoded store (``benchmarks/demo_side_by_side.py``)."""
+    seconds = "; ".join(f"{name}: {', '.join(f'{s:.0f}' for s in values)} s" for name, values in r["seconds"].items())
+    spread = max(100 * (max(v) / min(v) - 1) for v in r["seconds"].values())
+    return (f"The av-digits demo (its quick rows, six folds, one process) takes {r['head_over_base']:.2f}x the "
+            f"time it took before the decoded store (commit {r['base_commit']}; goal at most {r['target']:.2f}x: "
+            f"{'met' if r['met'] else '**not met**'}); {r['rounds']} alternating rounds, {seconds}: two rounds of "
+            f"the same code differ by up to {spread:.0f}%, so the ratio is within that noise "
+            f"(`benchmarks/results/demo_side_by_side.json`, commit {(r['stamp']['commit'] or '?')[:10]}).")
+
+
 def rendered_performance_doc() -> str:
     text = replace_block(PERFORMANCE_DOC.read_text(), "peer", peer_table(json.loads(PEER_JSON.read_text())))
+    if SIDE_JSON.is_file():
+        text = replace_block(text, "demo-side", side_by_side_sentence(json.loads(SIDE_JSON.read_text())),
+                             inline=True)
     return replace_block(text, "overhead", overhead_section(json.loads(OVERHEAD_JSON.read_text())))
 
 

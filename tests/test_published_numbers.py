@@ -92,3 +92,11 @@ def test_the_int8_numbers_are_rendered_from_their_results_file():
     stamp = json.loads(INT8_JSON.read_text())["stamp"]
     assert stamp["commit"] and stamp["config_hash"]
     assert rendered_deploy_doc() == DEPLOY_DOC.read_text(), "docs/deploy.md differs: python benchmarks/published.py"
+
+
+def test_the_demo_side_by_side_ratio_is_rendered_from_its_results_file():
+    from published import SIDE_JSON, side_by_side_sentence
+
+    result = json.loads(SIDE_JSON.read_text())
+    assert result["stamp"]["commit"] and len(result["seconds"]["head"]) == result["rounds"]
+    assert side_by_side_sentence(result) in DOC
