@@ -33,7 +33,10 @@ class ExportedModel:
     preprocessing."""
 
     def __init__(self, folder: Path, model: str = "distilled", int8: bool = False) -> None:
-        import onnxruntime
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ExportError("running an exported model needs onnxruntime: pip install onnxruntime") from None
 
         self.folder = Path(folder)
         self.manifest = load_export(self.folder, model)
