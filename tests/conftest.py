@@ -99,6 +99,22 @@ evaluate: {latency_repeats: 3}
 """
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_config_text):
+    """(run directory, output) of `crossdistill run` on the tiny config, 3 epochs: shared by the modules that
+    read, report on or export a finished run."""
+    from typer.testing import CliRunner
+
+    from crossdistill.cli import app
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    (folder / "tiny.yaml").write_text(tiny_config_text)
+    result = CliRunner().invoke(app, ["run", str(folder / "tiny.yaml"), "--out", str(folder / "runs"), "--set",
+                                      "train.epochs=3"])
+    assert result.exit_code == 0, result.output
+    return folder / "runs" / "tiny", result.output
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"

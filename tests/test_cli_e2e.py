@@ -16,12 +16,8 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_config_text):
-    folder = tmp_path_factory.mktemp("e2e")
-    (folder / "tiny.yaml").write_text(tiny_config_text)
-    code, output = invoke("run", folder / "tiny.yaml", "--out", folder / "runs", "--set", "train.epochs=3")
-    assert code == 0, output
-    return folder / "runs" / "tiny", output
+def finished_run(tiny_run):
+    return tiny_run
 
 
 def test_help_lists_the_commands():

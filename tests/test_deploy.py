@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from manifest_runs import manifest_run, write_csv
 from typer.testing import CliRunner
 
 from crossdistill.cli import app
@@ -75,12 +76,8 @@ def tool_accuracy(run_dir, model="distilled"):
 
 
 @pytest.fixture(scope="module")
-def av_run(tmp_path_factory, tiny_config_text):
-    folder = tmp_path_factory.mktemp("deploy-av")
-    (folder / "tiny.yaml").write_text(tiny_config_text)
-    code, output = invoke("run", folder / "tiny.yaml", "--out", folder / "runs", "--set", "train.epochs=3")
-    assert code == 0, output
-    return folder / "runs" / "tiny"
+def av_run(tiny_run):
+    return tiny_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -188,21 +185,14 @@ def test_an_image_and_text_student_serves_its_manifest(emoji_rows, tmp_path):
     for row in emoji_rows:
         shutil.copy(row["image"], images / (name := row["image"].rsplit("/", 1)[1]))
         rows.append({"image": name, "name": row["name"], "category": row["category"]})
-    with (tmp_path / "emoji.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    config = {"data": {"dataset": "manifest", "options": {
-        "path": str(tmp_path / "emoji.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
-        "modalities": {"image": {"kind": "image", "column": "image", "folder": "png", "size": 16},
-                       "text": {"kind": "text", "column": "name", "max_length": 6}}}},
-        "seeds": [0], "student_labels": 1.0,
-        "teacher": {"encoders": {"image": {"name": "image_cnn", "channels": [8]},
-                                 "text": {"name": "text_bag", "dim": 16}}, "embed_dim": 16, "train": {"epochs": 2}},
-        "student": {"encoders": {"image": {"name": "image_cnn", "channels": [4]},
-                                 "text": {"name": "text_bag", "dim": 8}}, "embed_dim": 8},
-        "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
-        "train": {"epochs": 2, "progress": False}, "evaluate": {"latency_repeats": 2}}
+    config = manifest_run(
+        write_csv(tmp_path / "emoji.csv", rows),
+        {"image": {"kind": "image", "column": "image", "folder": "png", "size": 16},
+         "text": {"kind": "text", "column": "name", "max_length": 6}}, student_labels=1.0,
+        teacher={"encoders": {"image": {"name": "image_cnn", "channels": [8]},
+                              "text": {"name": "text_bag", "dim": 16}}, "embed_dim": 16, "train": {"epochs": 2}},
+        student={"encoders": {"image": {"name": "image_cnn", "channels": [4]},
+                              "text": {"name": "text_bag", "dim": 8}}, "embed_dim": 8})
     (tmp_path / "emoji.yaml").write_text(json.dumps(config))
     code, output = invoke("run", tmp_path / "emoji.yaml", "--out", tmp_path / "runs")
     assert code == 0, output
@@ -223,18 +213,10 @@ def test_an_image_and_text_student_serves_its_manifest(emoji_rows, tmp_path):
 
 def test_a_modality_numpy_cannot_serve_exports_without_golden_rows_and_predicts_from_the_run(emoji_rows, tmp_path):
     pytest.importorskip("sentence_transformers")
-    with (tmp_path / "names.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["name", "category"])
-        writer.writeheader()
-        writer.writerows({"name": r["name"], "category": r["category"]} for r in emoji_rows)
-    config = {"data": {"dataset": "manifest", "options": {
-        "path": str(tmp_path / "names.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
-        "modalities": {"text": {"kind": "text_embedding", "column": "name"}}}},
-        "seeds": [0], "student_labels": 0.5,
-        "teacher": {"encoders": {"text": {"name": "mlp", "hidden": [32]}}, "train": {"epochs": 3}},
-        "student": {"encoders": {"text": {"name": "mlp", "hidden": [8]}}},
-        "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
-        "train": {"epochs": 2, "progress": False}, "evaluate": {"latency_repeats": 2}}
+    config = manifest_run(write_csv(tmp_path / "names.csv", emoji_rows, ["name", "category"]),
+                          {"text": {"kind": "text_embedding", "column": "name"}}, student_labels=0.5,
+                          teacher={"encoders": {"text": {"name": "mlp", "hidden": [32]}}, "train": {"epochs": 3}},
+                          student={"encoders": {"text": {"name": "mlp", "hidden": [8]}}})
     (tmp_path / "names.yaml").write_text(json.dumps(config))
     code, output = invoke("run", tmp_path / "names.yaml", "--out", tmp_path / "runs")
     assert code == 0, output

@@ -1,7 +1,6 @@
 """The manifest data set on real files: emoji images + names, FSDD recordings, mfeat feature views; every column
 kind, every format, validation errors, skipping bad rows, the decode cache."""
 
-import csv
 import json
 import logging
 import shutil
@@ -9,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from manifest_runs import write_csv
 
 from crossdistill.config import ConfigError
 from crossdistill.data import open_dataset
@@ -16,14 +16,6 @@ from crossdistill.data.manifest import ManifestError
 from crossdistill.tasks import build_task
 
 CLASSIFICATION = build_task("classification")
-
-
-def write_csv(path, rows):
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def emoji_options(path, **extra):

