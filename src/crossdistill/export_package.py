@@ -40,10 +40,6 @@ def copy_tokenizers(recipes: dict[str, dict], out: Path, model: str) -> dict[str
     return recipes
 
 
-def fold_of(model_dir: Path) -> int:
-    return int(model_dir.name.split("-")[0].removeprefix("fold"))
-
-
 def as_arrays(inputs: dict[str, Any], modalities: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {m: np.asarray(inputs[m][rows]) for m in modalities}
 
@@ -54,7 +50,7 @@ def checked_on_real_rows(run_dir: Path, model_dir: Path, out: Path, written: dic
     exp = config.load(RunDir(run_dir).config)
     dataset = open_dataset(exp.data.dataset, exp.data.root, exp.data.options, exp.data.seed, experiment_task(exp),
                            **exp.data.reading())
-    fold = dataset.fold(fold_of(model_dir))
+    fold = dataset.fold(RunDir.fold_of(model_dir))
     fp32 = Path(written["onnx"])
     graphs = {"output": session(fp32)}
     added: dict[str, Any] = {}

@@ -162,6 +162,11 @@ class RunDir:
         return self.models / name / (f"fold{fold}" if seed is None else f"fold{fold}-seed{seed}")
 
     @staticmethod
+    def fold_of(model_dir: Path) -> int:
+        """The fold a model folder (``fold<k>[-seed<s>]``) was trained on."""
+        return int(model_dir.name.split("-")[0].removeprefix("fold"))
+
+    @staticmethod
     def weights(model_dir: Path) -> Path:
         return model_dir / "checkpoints" / "best.safetensors"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crossdistill.config import ConfigError, Experiment
+from crossdistill.rundir import RunDir
 
 EXTRAS = {"tensorboard": ("tensorboard", "crossdistill[tensorboard]"), "mlflow": ("mlflow", "crossdistill[mlflow]")}
 
@@ -109,8 +110,7 @@ def finish_tracking(exp: Experiment, run_dir: Path, models: dict[str, Any]) -> N
         return
     for name, model in models.items():
         for row in model.runs:
-            folder = run_dir / "models" / name / (f"fold{row['fold']}" if row.get("seed") is None
-                                                  else f"fold{row['fold']}-seed{row['seed']}")
+            folder = RunDir(run_dir).model_dir(name, row["fold"], row.get("seed"))
             metrics = {k: v for k, v in scalars(row).items() if k not in ("fold", "seed")}
             for tracker in trackers(exp, folder):
                 tracker.finish(metrics)
