@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from crossdistill.config import ConfigError, key_path
 from crossdistill.data.av_digits import AudioVisualDigits, AVDigits, AVMnist
 from crossdistill.data.batch import Batch, DataInfo, FoldData, ModalitySpec, SplitData
+from crossdistill.data.builtin_tables import EmojiSentiment, FsddTranscripts, SklearnTable
 from crossdistill.data.hf_dataset import HuggingFaceDataset
 from crossdistill.data.manifest import Manifest
 from crossdistill.data.mfeat import MultipleFeatures
@@ -19,7 +20,7 @@ from crossdistill.registry import Registry
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
 
-Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH  # (HuggingFaceDataset is a Manifest)
+Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH  # (hf and the built-in tables are Manifests)
 DATASETS: Registry[type[Dataset]] = Registry("dataset")
 DATASETS.register("av-digits")(AVDigits)
 DATASETS.register("av-mnist")(AVMnist)
@@ -27,6 +28,9 @@ DATASETS.register("manifest")(Manifest)
 DATASETS.register("hf")(HuggingFaceDataset)
 DATASETS.register("mfeat")(MultipleFeatures)
 DATASETS.register("synthetic-mfh")(SyntheticMFH)
+DATASETS.register("sklearn")(SklearnTable)
+DATASETS.register("emoji-sentiment")(EmojiSentiment)
+DATASETS.register("fsdd-transcripts")(FsddTranscripts)
 
 
 def _validated_options(name: str, options: dict):  # noqa: ANN202  (the data set's own Options model)

@@ -18,6 +18,6 @@ class HuggingFaceDataset(Manifest):
 
     def _read_table(self) -> list[dict[str, Any]]:
         rows, has_splits = read_hf_rows(self.path, self.options.path)
-        if has_splits and not self.options.split_column and "ratios" not in self.options.model_fields_set:
+        if has_splits and not self.options.split_column and not {"ratios", "repeats"} & self.options.model_fields_set:
             self.options.split_column = SPLIT_COLUMN
         return rows

@@ -28,10 +28,11 @@ from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
 from crossdistill.data.columns import COLUMN_KINDS, served_state
 from crossdistill.data.hf import source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
+from crossdistill.data.manifest_splits import SPLITS, assign_splits
 from crossdistill.data.row_decoding import decode_chunk
 from crossdistill.data.rows import Inputs, Rows, TransformedRows, digest_bytes, fits_in_memory, select_rows
 from crossdistill.data.sources import cache_root, file_stamp
-from crossdistill.data.splits import group_fractions, groups_by_split, named_groups, stratified_fractions
+from crossdistill.data.splits import groups_by_split
 from crossdistill.data.store import open_store
 from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from crossdistill.tasks import Task
 
 log = logging.getLogger("crossdistill")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -69,19 +69,18 @@ def _file_named(base: Path, value: Any) -> Path | None:
 
 
 class Manifest:
-    """The ``manifest`` data set (one fold)."""
+    """The ``manifest`` data set: one fold, or ``repeats`` folds of seeded random splits."""
 
     name = "manifest"
     licence = "as given by the manifest's owner"
     usage = "your own table: set data.options.path and modalities (docs/guide.md)"
     Options = ManifestOptions
-    num_folds = 1
     targets = "given by the task"  # the task parses the label column
     decodes_files = True  # open_dataset hands it data.workers
 
     def __init__(self, root: Path, options: dict, seed: int, task: Task, workers: int | str = 0,
                  in_memory: bool | str = "auto", full_check: bool = False) -> None:
-        self.options, self.seed, self.task, self.workers = ManifestOptions.model_validate(options), seed, task, workers
+        self.options, self.seed, self.task, self.workers = self.Options.model_validate(options), seed, task, workers
         self.in_memory, self.full_check = in_memory, full_check
         task.check_label_options(self.options.label_bins)
         if self.options.eval_path:
@@ -107,7 +106,9 @@ class Manifest:
         if self.options.label and (unlabelled := int((self.task.strata(self.labels) < 0).sum())):
             log.info("%s: %d of %d rows have no label (empty, NaN, NA or None): unlabelled rows, used for "
                      "distillation in the training split only", self.path, unlabelled, len(self.rows))
-        self.assignment = self._split()
+        strata = self.task.strata(self.labels)
+        self.assignments = [assign_splits(self.rows, self.options, strata, self.seed + k, self.path)
+                            for k in range(self.options.repeats)]  # fold k: the k-th seeded cut
         self.ids = np.asarray([row["_row"] - 1 for row in self.rows])  # 0-based row of the table
 
     def _read_table(self) -> list[dict[str, Any]]:
@@ -128,7 +129,7 @@ class Manifest:
         self.decoded = {k: v.concat(labelled.decoded[k]) for k, v in pairs.decoded.items()}
         self.classes = labelled.classes
         self.labels = np.concatenate([pairs.labels, labelled.labels])
-        self.assignment = np.concatenate([pairs.assignment, labelled.assignment])
+        self.assignments = [np.concatenate([pairs.assignment, labelled.assignment])]
         self.ids = np.concatenate([pairs.ids, labelled.ids + pairs.ids.max() + 1])  # unique across both tables
 
     # ---- reading and checking ---------------------------------------------------------------------------------
@@ -190,49 +191,31 @@ class Manifest:
             return [], self.task.unlabelled(len(self.rows))
         return self.task.parse_labels([row[opts.label] for row in self.rows], opts.label_bins)
 
-    def _split(self) -> np.ndarray:
-        """Split id (0 train, 1 val, 2 test) of every kept row."""
-        opts = self.options
-        if not opts.label:
-            return np.zeros(len(self.rows), dtype=np.int64)  # unlabelled pairs: all for training
-        if opts.split_column:
-            names = [str(row[opts.split_column]).strip().lower() for row in self.rows]
-            unknown = sorted(set(names) - set(SPLITS))
-            if unknown:
-                raise ManifestError(f"{self.path}: column {opts.split_column!r} must hold train / val / test, "
-                                    f"found {', '.join(unknown)}")
-            return np.asarray([SPLITS.index(n) for n in names])
-        if opts.group_column:
-            groups = np.asarray([str(row[opts.group_column]) for row in self.rows])
-            if np.unique(groups).size < 3:
-                raise ManifestError(f"{self.path}: group column {opts.group_column!r} has {np.unique(groups).size} "
-                                    "groups; group-disjoint splits need at least 3")
-            if opts.val_groups is not None or opts.test_groups is not None:
-                return named_groups(groups, opts.val_groups, opts.test_groups, f"column {opts.group_column!r} of "
-                                    f"{self.path}")
-            return group_fractions(groups, list(opts.ratios), self.seed)
-        assignment = np.zeros(len(self.rows), dtype=np.int64)
-        for split, rows in enumerate(stratified_fractions(self.task.strata(self.labels), list(opts.ratios),
-                                                          self.seed)):
-            assignment[rows] = split  # (a zero train ratio, as for a labelled evaluation manifest, gives none)
-        assignment[self.task.strata(self.labels) < 0] = 0  # unlabelled rows can only serve training
-        return assignment
+    @property
+    def num_folds(self) -> int:
+        return len(self.assignments)
 
-    def split_groups(self) -> dict[str, list[str]]:
+    @property
+    def assignment(self) -> np.ndarray:
+        """Fold 0's split id of every kept row."""
+        return self.assignments[0]
+
+    def split_groups(self, fold: int = 0) -> dict[str, list[str]]:
         """With ``group_column``: which groups each split holds (log, data_info.json, report)."""
         if not self.options.group_column:
             return {}
         return groups_by_split(np.asarray([str(row[self.options.group_column]) for row in self.rows]),
-                               self.assignment, SPLITS)
+                               self.assignments[fold], SPLITS)
 
     # ---- tensors ----------------------------------------------------------------------------------------------
     def fold(self, fold: int) -> FoldData:
-        if fold != 0:
-            raise ValueError(f"manifest: fold {fold} out of range 0..0 (one split)")
+        if not 0 <= fold < self.num_folds:
+            raise ValueError(f"{self.name}: fold {fold} out of range 0..{self.num_folds - 1}")
         if not self.options.label:
             raise ConfigError(f"{self.path}: no `label` column: name one, or give `eval_path` (a labelled manifest "
                               "for validation and test) to train on these unlabelled pairs")
-        train = self.assignment == 0
+        assignment = self.assignments[fold]
+        train = assignment == 0
         inputs, specs = {}, {}
         for modality, spec in self.options.modalities.items():
             inputs[modality], specs[modality] = self._modality(spec, modality, train)
@@ -242,7 +225,7 @@ class Manifest:
         splits, digest = {}, hashlib.sha256(source_identity(self.path) + self.options.model_dump_json().encode())
         labelled = self.task.strata(self.labels) >= 0
         for split_id, split in enumerate(SPLITS):
-            rows = np.flatnonzero(self.assignment == split_id)
+            rows = np.flatnonzero(assignment == split_id)
             if split != "train" and not labelled[rows].all():  # (nothing to score them against)
                 log.info("%s: %d unlabelled rows of the %s split left out", self.path, int((~labelled[rows]).sum()),
                          split)
@@ -258,12 +241,12 @@ class Manifest:
             digest.update(digest_bytes(tensor))
         info = DataInfo({k: len(v) for k, v in splits.items()}, self.task.num_classes(self.classes), specs,
                         self.task, self.classes, scale)
-        named = self.split_groups()
+        named = self.split_groups(fold)
         description = f"{self.path.name}: {len(self.rows)} rows" + "".join(
             f"; {split} {self.options.group_column}: {', '.join(named[split])}" for split in ("val", "test") if named)
         if named:
             log.info("%s: groups by split: %s", self.path, description.split("; ", 1)[1])
-        return FoldData(0, splits, info, description, digest.hexdigest()[:20])
+        return FoldData(fold, splits, info, description, digest.hexdigest()[:20])
 
     def _modality(self, spec: ModalityColumns, modality: str, train: np.ndarray) -> tuple[Inputs, ModalitySpec]:
         """The modality's inputs for every row and its spec; the column kind's state (fitted on the training rows
@@ -296,5 +279,5 @@ class Manifest:
         sizes = {split: int((self.assignment == i).sum()) for i, split in enumerate(SPLITS)}
         info = self.fold(0).info
         return {"name": self.name, "modalities": {k: list(v.shape) for k, v in info.modalities.items()},
-                "sizes (fold 0)": sizes, "folds": 1, "licence": self.licence}
+                "sizes (fold 0)": sizes, "folds": self.num_folds, "licence": self.licence}
 

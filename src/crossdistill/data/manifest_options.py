@@ -82,8 +82,18 @@ class ManifestOptions(BaseModel):
     val_groups: list[str] | None = Field(None, description="with group_column: the groups that form the "
                                          "validation split (give test_groups too; the other groups train)")
     test_groups: list[str] | None = Field(None, description="with group_column: the groups that form the test split")
+    repeats: int = Field(1, ge=1, description="folds: this many seeded random splits (stratified ratios, or "
+                         "group fractions), fold k cut with seed data.seed + k, so that results are not those of "
+                         "one small test set")
     skip_bad_rows: bool = Field(False, description="drop rows that do not decode (counted in the log)")
     join: JoinSpec | None = Field(None, description="add the columns of a second table, matched by a key")
     eval_path: str | None = Field(None, description="supervision transfer: `path` holds unlabelled pairs (all "
                                   "for training, no label column needed); this labelled manifest, with the same "
                                   "columns, gives the validation and test splits (cut by `ratios`' last two)")
+
+    @model_validator(mode="after")
+    def _repeats_are_random_cuts(self) -> ManifestOptions:
+        if self.repeats > 1 and (self.split_column or self.val_groups or self.test_groups or self.eval_path):
+            raise ValueError("repeats > 1 needs random splits (ratios, or group_column without named groups): "
+                             "a split column, named groups or an eval_path give one fixed split")
+        return self
