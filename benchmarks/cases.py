@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "cases"
 CONFIGS = ["configs/mfeat/all_views_to_two.yaml", "configs/emoji/text_student.yaml", "configs/emoji/image_student.yaml",
            "configs/vader/minilm_to_bag.yaml", "configs/vader/minilm_regression.yaml",
-           "configs/retrieval/emoji_image_text.yaml", "configs/retrieval/av_digits_image_audio.yaml"]
+           "configs/retrieval/emoji_image_text.yaml", "configs/retrieval/av_digits_image_audio.yaml",
+           "configs/medical/breast_cancer.yaml", "configs/medical/diabetes.yaml",
+           "configs/privileged/lopez_paz_relevant_features.yaml", "configs/slu/fsdd_text_teacher.yaml",
+           "configs/emoji_sentiment/classes_name_student.yaml", "configs/emoji_sentiment/classes_picture_student.yaml",
+           "configs/emoji_sentiment/score_name_student.yaml", "configs/emoji_sentiment/score_picture_student.yaml"]
 
 
 def result_file(config: str) -> Path:

@@ -14,13 +14,15 @@ from crossdistill.data.hf_dataset import HuggingFaceDataset
 from crossdistill.data.manifest import Manifest
 from crossdistill.data.mfeat import MultipleFeatures
 from crossdistill.data.sources import data_root
+from crossdistill.data.synthetic_lupi import SyntheticLUPI
 from crossdistill.data.synthetic_mfh import SyntheticMFH
 from crossdistill.registry import Registry
 
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
 
-Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH  # (hf and the built-in tables are Manifests)
+# (hf and the built-in tables are Manifests)
+Dataset = AudioVisualDigits | Manifest | MultipleFeatures | SyntheticMFH | SyntheticLUPI
 DATASETS: Registry[type[Dataset]] = Registry("dataset")
 DATASETS.register("av-digits")(AVDigits)
 DATASETS.register("av-mnist")(AVMnist)
@@ -28,6 +30,7 @@ DATASETS.register("manifest")(Manifest)
 DATASETS.register("hf")(HuggingFaceDataset)
 DATASETS.register("mfeat")(MultipleFeatures)
 DATASETS.register("synthetic-mfh")(SyntheticMFH)
+DATASETS.register("synthetic-lupi")(SyntheticLUPI)
 DATASETS.register("sklearn")(SklearnTable)
 DATASETS.register("emoji-sentiment")(EmojiSentiment)
 DATASETS.register("fsdd-transcripts")(FsddTranscripts)
