@@ -21,12 +21,29 @@ CONFIGS = ["configs/mfeat/all_views_to_two.yaml", "configs/emoji/text_student.ya
            "configs/medical/breast_cancer.yaml", "configs/medical/diabetes.yaml",
            "configs/privileged/lopez_paz_relevant_features.yaml", "configs/slu/fsdd_text_teacher.yaml",
            "configs/emoji_sentiment/classes_name_student.yaml", "configs/emoji_sentiment/classes_picture_student.yaml",
-           "configs/emoji_sentiment/score_name_student.yaml", "configs/emoji_sentiment/score_picture_student.yaml"]
+           "configs/emoji_sentiment/score_name_student.yaml", "configs/emoji_sentiment/score_picture_student.yaml",
+           "configs/slu/spoken_commands.yaml"]
 
 
 def result_file(config: str) -> Path:
     path = Path(config)
     return OUT / f"{path.parent.name}_{path.stem}.json"
+
+
+def generated_data(name: str) -> list[str]:
+    """Overrides that point a config at data this benchmark makes (spoken commands: under the data root if made
+    there, else made once under the cache)."""
+    if Path(name).stem != "spoken_commands":
+        return []
+    from crossdistill.data.sources import cache_root, data_root
+    from crossdistill.data.spoken_commands import make_spoken_commands
+
+    table = data_root() / "spoken_commands" / "commands.csv"
+    if not table.is_file():
+        table = cache_root() / "generated" / "spoken_commands" / "commands.csv"
+        if not table.is_file():
+            make_spoken_commands(table.parent)
+    return [f"data.options.path={table}"]
 
 
 def main() -> None:
@@ -36,7 +53,7 @@ def main() -> None:
     for name in sys.argv[1:] or CONFIGS:
         tic = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
-            run_dir = pipeline.run(config.load(ROOT / name, ["train.progress=false"]), Path(out))
+            run_dir = pipeline.run(config.load(ROOT / name, ["train.progress=false", *generated_data(name)]), Path(out))
             shutil.copy(run_dir / "results.json", result_file(name))
         print(f"{name}: {time.perf_counter() - tic:.0f} s", flush=True)
 

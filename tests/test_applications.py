@@ -129,3 +129,45 @@ def test_application_configs_run_end_to_end_on_a_slice(path, overrides, tmp_path
     metric = "mae" if "score" in path or "diabetes" in path else "accuracy"
     assert np.isfinite(results["models"]["distilled"]["metrics"][metric]["mean"])
     assert torch.cuda.is_available() or results["comparisons"][0]["paired_diff"]["n_runs"] == folds
+
+
+def _engines_or_skip(*engines: str) -> None:
+    """The text-to-speech engines (.ci/run installs them); a CI machine without them is a failure, not a skip."""
+    import os
+    import shutil
+
+    from crossdistill.data.spoken_commands import PROGRAMS
+
+    missing = [e for e in engines if shutil.which(PROGRAMS[e]) is None]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI lacks the text-to-speech engines {missing} (.ci/run installs them)")
+    if missing:
+        pytest.skip(f"no {', '.join(missing)} here (apt-get install espeak-ng flite)")
+
+
+def test_spoken_commands_are_deterministic_and_described(tmp_path):
+    _engines_or_skip("espeak-ng", "flite")
+    from crossdistill.data.spoken_commands import INTENTS, make_spoken_commands
+
+    first = make_spoken_commands(tmp_path / "a", ["espeak-ng", "flite"], voices=None, phrasings=1)
+    rows = first.read_text().splitlines()
+    assert len(rows) == 1 + 19 * len(INTENTS) and len(INTENTS) == 30  # 14 espeak-ng + 5 flite voices
+    again = make_spoken_commands(tmp_path / "b", ["flite"], voices=1, phrasings=1)
+    for row in again.read_text().splitlines()[1:3]:
+        audio = row.split(",")[0]
+        assert (tmp_path / "a" / audio).read_bytes() == (tmp_path / "b" / audio).read_bytes()
+    assert "eSpeak NG (GPL-3.0" in (tmp_path / "a" / "LICENCE.md").read_text()
+    with pytest.raises(ConfigError, match="unknown engines"):
+        make_spoken_commands(tmp_path / "c", ["say"])
+
+
+def test_spoken_commands_config_runs_on_a_slice(tmp_path):
+    _engines_or_skip("espeak-ng")
+    from crossdistill.data.spoken_commands import make_spoken_commands
+
+    table = make_spoken_commands(tmp_path / "commands", ["espeak-ng"], voices=5, phrasings=1)
+    results = _run("configs/slu/spoken_commands.yaml", tmp_path / "out", [
+        f"data.options.path={table}", "data.folds=1", "data.options.repeats=1", "seeds=[0]", "train.epochs=2",
+        "teacher.train.epochs=40", "teacher.train.lr=0.01", "variants={}"])
+    assert results["models"]["teacher"]["metrics"]["accuracy"]["mean"] > 0.2  # 30 intents; the transcript decides
+    assert len(results["models"]["distilled"]["runs"]) == 1

@@ -17,6 +17,7 @@ checks, decoded store, splits (``repeats`` too) and serving recipes as a user's 
 from __future__ import annotations
 
 import csv
+import json
 from typing import Any
 
 from pydantic import Field
@@ -52,6 +53,11 @@ class SklearnTable(Manifest):
         return [dict(zip(names, map(float, values), strict=True)) | {label: target}
                 for values, target in zip(bunch.data, targets, strict=True)]
 
+    def _source_identity(self) -> bytes:
+        import sklearn
+
+        return f"sklearn {sklearn.__version__}: {self.options.path}".encode()
+
 
 class EmojiSentimentOptions(ManifestOptions):
     path: str = Field("emoji_noto64/emoji.json", description="the Noto emoji table (image and name columns)")
@@ -84,6 +90,9 @@ class EmojiSentiment(Manifest):
         if not rows:
             raise ConfigError(f"{self.path}: no emoji matches the Emoji Sentiment Ranking by code point")
         return rows
+
+    def _source_identity(self) -> bytes:  # (the labels come from the ranking)
+        return super()._source_identity() + json.dumps(_sentiment_ranking()).encode()
 
 
 def _sentiment_ranking() -> list[dict[str, str]]:

@@ -114,6 +114,10 @@ class Manifest:
     def _read_table(self) -> list[dict[str, Any]]:
         return read_rows(self.path, self.options.format, self.options.column_names)
 
+    def _source_identity(self) -> bytes:
+        """What identifies the table's content cheaply (its labels included): part of every cache key."""
+        return source_identity(self.path)
+
     def _pair_unlabelled_with_labelled(self, root: Path) -> None:
         """Supervision transfer (Gupta et al., CVPR 2016): unlabelled pairs to train on, a labelled manifest to
         validate and test on."""
@@ -171,7 +175,7 @@ class Manifest:
     def _content_key(self, rows: list[dict[str, Any]], decoded: dict[str, ModalityColumns]) -> str:
         """The manifest's bytes, the options and the identity (size, modification time) of every file the decoded
         columns name: an edited file is decoded again, and no run re-reads every file to find out."""
-        digest = hashlib.sha256(source_identity(self.path))
+        digest = hashlib.sha256(self._source_identity())
         digest.update(self.options.model_dump_json().encode())
         for spec in decoded.values():
             for row in rows:
@@ -222,7 +226,7 @@ class Manifest:
             if spec.optional:  # (N,) bool, read by the models' masked fusion
                 inputs[f"{modality}.present"] = torch.from_numpy(self._present(spec, modality))
         targets, scale = self.task.fit_targets(self.labels, train)
-        splits, digest = {}, hashlib.sha256(source_identity(self.path) + self.options.model_dump_json().encode())
+        splits, digest = {}, hashlib.sha256(self._source_identity() + self.options.model_dump_json().encode())
         labelled = self.task.strata(self.labels) >= 0
         for split_id, split in enumerate(SPLITS):
             rows = np.flatnonzero(assignment == split_id)
