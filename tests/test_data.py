@@ -142,7 +142,8 @@ def test_list_datasets_describes_modalities_sizes_and_licence():
     desc = open_dataset("av-digits", None, {}, 0, CLASSIFICATION).describe()
     assert desc["modalities"] == {"audio": [1, 32, 63], "image": [1, 8, 8]}
     assert "CC BY-SA 4.0" in desc["licence"]
-    assert DATASETS.names() == ["av-digits", "av-mnist", "hf", "manifest", "mfeat", "synthetic-mfh"]
+    assert DATASETS.names() == ["av-digits", "av-mnist", "emoji-sentiment", "fsdd-transcripts", "hf", "manifest",
+                                "mfeat", "sklearn", "synthetic-lupi", "synthetic-mfh"]
 
 
 def test_content_digests_match_the_pinned_releases(data_root):

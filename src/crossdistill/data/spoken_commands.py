@@ -1,8 +1,8 @@
 """``crossdistill make-data spoken-commands``: a spoken-command set in the style of Fluent Speech Commands (Lugosch
 et al., Interspeech 2019: intents = action x object x location, several phrasings each), spoken by Debian's
 text-to-speech engines (eSpeak NG voices and variants, Flite's CMU voices, Festival's diphone and HTS voices) at
-seeded rates and pitches, with seeded white noise, so that a speech student can be taught by a text teacher
-reading the transcript with no recorded data at all.
+seeded rates and pitches (Festival: rates only), with seeded white noise, so that a speech student can be
+taught by a text teacher reading the transcript with no recorded data at all.
 
 Written to ``OUT``: ``wav/<voice>/<intent>-<phrasing>.wav`` (16 kHz mono 16-bit), ``commands.csv`` (audio,
 transcript, intent, action, object, location, voice, engine, snr_db; one row per clip), ``README.md`` (what, how,
@@ -141,7 +141,7 @@ def make_spoken_commands(out: Path, engines: list[str] | None = None, voices: in
     check_engines(engines)
     chosen = [v for v in VOICES if v.engine in engines][:voices]
     jobs = [(v, i, p) for v in chosen for i in range(len(INTENTS)) for p in range(min(phrasings, 4))]
-    rows: list[dict[str, object]] = [{}] * len(jobs)
+    rows: list[dict[str, object]] = [{} for _ in jobs]  # (filled in job order, whichever thread speaks)
 
     def one(k: int) -> None:
         voice, i, p = jobs[k]
