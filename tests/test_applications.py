@@ -115,6 +115,8 @@ def test_lopez_paz_relevant_features_reproduces_the_papers_finding(tmp_path):
     ("configs/medical/breast_cancer.yaml", ["data.folds=2", "data.options.repeats=2", "seeds=[0]"]),
     ("configs/medical/diabetes.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
     ("configs/emoji_sentiment/classes_name_student.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
+    ("configs/emoji_sentiment/classes_picture_student.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
+    ("configs/emoji_sentiment/score_name_student.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
     ("configs/emoji_sentiment/score_picture_student.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
     ("configs/slu/fsdd_text_teacher.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
 ], ids=lambda v: Path(v).stem if isinstance(v, str) else "")
