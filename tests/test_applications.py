@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from crossdistill import config, pipeline
 from crossdistill.config import ConfigError
@@ -58,7 +57,6 @@ def test_repeats_make_seeded_stratified_splits_each_a_fold():
 
 
 def test_emoji_sentiment_joins_the_ranking_to_the_pictures_by_code_point():
-    pytest.importorskip("emosent")
     options = {"label": "sentiment", "modalities": {"text": {"kind": "text", "column": "name"}}}
     data = open_dataset("emoji-sentiment", None, options, 0, REGRESSION)
     everything = open_dataset("emoji-sentiment", None, options | {"min_occurrences": 1}, 0, REGRESSION)
@@ -121,16 +119,14 @@ def test_lopez_paz_relevant_features_reproduces_the_papers_finding(tmp_path):
     ("configs/slu/fsdd_text_teacher.yaml", ["data.folds=1", "data.options.repeats=1", "seeds=[0]"]),
 ], ids=lambda v: Path(v).stem if isinstance(v, str) else "")
 def test_application_configs_run_end_to_end_on_a_slice(path, overrides, tmp_path):
-    if "emoji_sentiment" in path:
-        pytest.importorskip("emosent")
-    slim = ["train.epochs=2", "teacher.train.epochs=2", "variants={}"]
+    slim = ["train.epochs=2", "teacher.train.epochs=2", "variants=null"]
     results = _run(path, tmp_path, [*overrides, *slim])
     folds = int(overrides[0].split("=")[1])
     assert {"teacher", "baseline", "distilled"} <= set(results["models"])
     assert len(results["models"]["distilled"]["runs"]) == folds
     metric = "mae" if "score" in path or "diabetes" in path else "accuracy"
     assert np.isfinite(results["models"]["distilled"]["metrics"][metric]["mean"])
-    assert torch.cuda.is_available() or results["comparisons"][0]["paired_diff"]["n_runs"] == folds
+    assert results["comparisons"][0]["paired_diff"]["n_runs"] == folds  # (distilled vs alone, paired)
 
 
 def _engines_or_skip(*engines: str) -> None:
@@ -170,6 +166,6 @@ def test_spoken_commands_config_runs_on_a_slice(tmp_path):
     table = make_spoken_commands(tmp_path / "commands", ["espeak-ng"], voices=5, phrasings=1)
     results = _run("configs/slu/spoken_commands.yaml", tmp_path / "out", [
         f"data.options.path={table}", "data.folds=1", "data.options.repeats=1", "seeds=[0]", "train.epochs=2",
-        "teacher.train.epochs=40", "teacher.train.lr=0.01", "variants={}"])
+        "teacher.train.epochs=40", "teacher.train.lr=0.01", "variants=null"])
     assert results["models"]["teacher"]["metrics"]["accuracy"]["mean"] > 0.2  # 30 intents; the transcript decides
     assert len(results["models"]["distilled"]["runs"]) == 1
