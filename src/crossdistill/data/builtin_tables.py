@@ -80,7 +80,7 @@ class EmojiSentiment(Manifest):
                     by_code.setdefault(str(row[key]).lower(), row)
         rows = []
         for entry in _sentiment_ranking():
-            emoji = by_code.get(entry["Unicode codepoint"].lower().removeprefix("0x"))
+            emoji = by_code.get(f"{int(entry['Unicode codepoint'], 16):04x}")  # (0xa9 -> 00a9, as emoji.json)
             occurrences = int(entry["Occurrences"])
             if emoji is None or occurrences < self.options.min_occurrences:
                 continue
