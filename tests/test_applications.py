@@ -75,6 +75,12 @@ def test_fsdd_transcripts_pair_every_clip_with_its_digit_word():
     assert all(words[int(r["audio"].split("/")[1][0])] == r["transcript"] for r in data.rows)
     groups = data.split_groups()
     assert len(groups["test"]) == 1 and not set(groups["test"]) & set(groups["train"])  # speaker-disjoint
+    repeated = open_dataset("fsdd-transcripts", None, options | {"repeats": 3}, 0, CLASSIFICATION)
+    for fold in range(3):  # each seeded cut keeps every speaker in one split
+        cut = repeated.split_groups(fold)
+        assert not set(cut["test"]) & (set(cut["train"]) | set(cut["val"])) and cut["train"]
+    with pytest.raises(ConfigError, match="holds no recordings/ folder"):
+        open_dataset("fsdd-transcripts", None, options | {"path": "mfeat"}, 0, CLASSIFICATION)
 
 
 def test_lopez_paz_generators_follow_the_papers_definitions():

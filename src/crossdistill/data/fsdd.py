@@ -37,14 +37,14 @@ class SpokenDigits:
     files: list[str]
 
 
-def _listing(folder: Path) -> list[Path]:
+def clip_files(folder: Path) -> list[Path]:
     files = sorted(folder.glob("*.wav"))
     if not files:
         raise FileNotFoundError(f"no .wav files in {folder}")
     return files
 
 
-def _parse_name(path: Path) -> tuple[int, str]:
+def parse_clip_name(path: Path) -> tuple[int, str]:
     parts = path.stem.split("_")
     if len(parts) != 3 or not parts[0].isdigit():
         raise ValueError(f"{path}: expected an FSDD name '<digit>_<speaker>_<take>.wav'")
@@ -61,8 +61,8 @@ def _cache_key(files: list[Path], options: AudioOptions, seed: int) -> str:
 def load_spoken_digits(root: Path, options: AudioOptions, seed: int) -> SpokenDigits:
     """All FSDD clips as log-mel spectrograms; recomputed only when a file or an option changes."""
     folder = FSDD.locate(root) / "recordings"
-    files = _listing(folder)
-    labels = [_parse_name(p) for p in files]
+    files = clip_files(folder)
+    labels = [parse_clip_name(p) for p in files]
     digits = np.array([d for d, _ in labels], dtype=np.int64)
     speakers = np.array([s for _, s in labels])
     key = _cache_key(files, options, seed if options.snr_db is not None else 0)

@@ -1,7 +1,6 @@
 """Which split (0 train, 1 val, 2 test) each row of a manifest is in: from a split column, from named groups, or
 cut at random (seeded) by stratified ratios or by whole groups. ``repeats`` such random cuts, each with its own
-seed, are the manifest's folds: a small data set's test set is then not one draw (Lopez-Paz et al. and most
-tabular studies report repeated random splits for that reason)."""
+seed, are the manifest's folds: a small data set's verdict then does not rest on one draw of its test set."""
 
 from __future__ import annotations
 

@@ -32,6 +32,8 @@ from crossdistill.config import ConfigError
 SAMPLE_RATE = 16000
 INSTALL = "apt-get install espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts"
 PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+VERSION = {"espeak-ng": ["espeak-ng", "--version"], "flite": ["flite", "--version"],
+           "festival": ["festival", "--version"]}  # (text2wave has no --version)
 
 # (action, object, location): 30 intents, as FSC's mix of device, object and room
 _ROOMS = ("kitchen", "bedroom", "washroom", "none")
@@ -174,10 +176,16 @@ def make_spoken_commands(out: Path, engines: list[str] | None = None, voices: in
     return table
 
 
+def _version(engine: str) -> str:
+    """The engine's own version line (flite prints a copyright line first)."""
+    lines = subprocess.run(VERSION[engine], capture_output=True, text=True, check=False, timeout=30,
+                           stdin=subprocess.DEVNULL).stdout.strip().splitlines()
+    return next((line.strip() for line in lines if "version" in line.lower()), lines[0] if lines else "unknown")
+
+
 def _describe(out: Path, chosen: list[Voice], engines: list[str], clips: int, phrasings: int, seed: int,
               snr_db: tuple[float, float]) -> None:
-    versions = {e: subprocess.run([PROGRAMS[e], "--version"], capture_output=True, text=True, check=False)
-                .stdout.strip().splitlines()[:1] for e in engines}
+    versions = {e: _version(e) for e in engines}
     write_text_atomic(out / "README.md", (
         "# Spoken commands (synthetic)\n\n"
         f"{clips} clips: {len(INTENTS)} intents (action x object x location, in the style of Fluent Speech "
@@ -185,7 +193,7 @@ def _describe(out: Path, chosen: list[Voice], engines: list[str], clips: int, ph
         f"SNR of {snr_db[0]:g}-{snr_db[1]:g} dB, seeded rate and pitch per clip (seed {seed}). Made by "
         "`crossdistill make-data spoken-commands`. Split by `voice` so that no test voice is heard in "
         "training.\n\nVoices: " + ", ".join(v.id for v in chosen) + "\n\nEngines: "
-        + "; ".join(f"{e} {' '.join(v)}" for e, v in versions.items()) + "\n"))
+        + "; ".join(f"{e}: {v}" for e, v in versions.items()) + "\n"))
     write_text_atomic(out / "LICENCE.md", (
         "# Licence of the voices\n\nThe clips are the output of these text-to-speech engines and voices; the "
         "transcripts and this table are crossdistill's (same licence as crossdistill).\n\n"

@@ -20,20 +20,19 @@ train a fixed number of epochs and keep the last weights: ``train.select_on: las
 
 from __future__ import annotations
 
-import hashlib
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
+from crossdistill.data.batch import FoldData
+from crossdistill.data.generated import fold_streams, generated_fold
 
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
 
-SPLITS = ("train", "val", "test")
 RELEVANT = 3  # |J| in experiments 3 and 4
 Experiment = Literal["clean_labels", "clean_features", "relevant_features", "sample_relevant_features"]
 
@@ -87,23 +86,13 @@ class SyntheticLUPI:
     def fold(self, fold: int) -> FoldData:
         if not 0 <= fold < self.num_folds:
             raise ValueError(f"{self.name}: fold {fold} out of range 0..{self.num_folds - 1}")
-        streams = np.random.SeedSequence([self.seed, fold]).spawn(4)  # hyperplane and J, train, val, test
-        plan = np.random.default_rng(streams[0])
+        plan, streams = fold_streams(self.seed, fold)
         a = plan.standard_normal(self.options.dim)
         relevant = plan.permutation(self.options.dim)[:RELEVANT]
         sizes = {"train": self.options.n_train, "val": self.options.n_val, "test": self.options.n_test}
-        splits, start = {}, 0
-        for split, stream in zip(SPLITS, streams[1:], strict=True):
-            arrays = draw(self.options.experiment, a, relevant, sizes[split], np.random.default_rng(stream))
-            splits[split] = SplitData({m: torch.from_numpy(arrays[m]) for m in ("x", "x_star")},
-                                      torch.from_numpy(arrays["y"]), torch.arange(start, start + sizes[split]))
-            start += sizes[split]
-        raw = {"serving": {"kind": "features"}}  # the generated vectors, fed as they are
-        modalities = {"x": ModalitySpec((self.options.dim,), meta=raw),
-                      "x_star": ModalitySpec((privileged_dim(self.options),), meta=raw)}
-        info = DataInfo(sizes, 2, modalities, self.task, class_names=["0", "1"])
-        key = f"{self.name}:{self.options.model_dump_json()}:{self.seed}:{fold}"
-        return FoldData(fold, splits, info, self.description(), hashlib.sha256(key.encode()).hexdigest()[:20])
+        return generated_fold(fold, sizes, streams, partial(draw, self.options.experiment, a, relevant),
+                              {"x": self.options.dim, "x_star": privileged_dim(self.options)}, self.task,
+                              f"{self.name}:{self.options.model_dump_json()}:{self.seed}:{fold}", self.description())
 
     def description(self) -> str:
         return (f"Lopez-Paz et al. 2016, {self.options.experiment}: x {self.options.dim} features, x_star "

@@ -26,21 +26,20 @@ select.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
+from crossdistill.data.batch import FoldData
+from crossdistill.data.generated import fold_streams, generated_fold
 
 if TYPE_CHECKING:
     from crossdistill.tasks import Task
 
-SPLITS = ("train", "val", "test")
 HYPERPLANE_DIM = 500  # the authors draw a once in this many dimensions and use its first entries
 
 
@@ -138,23 +137,13 @@ class SyntheticMFH:
     def fold(self, fold: int) -> FoldData:
         if not 0 <= fold < self.num_folds:
             raise ValueError(f"synthetic-mfh: fold {fold} out of range 0..{self.num_folds - 1}")
-        streams = np.random.SeedSequence([self.seed, fold]).spawn(4)  # hyperplane, train, val, test
-        hyperplane = np.random.default_rng(streams[0]).standard_normal(HYPERPLANE_DIM)
+        plan_rng, streams = fold_streams(self.seed, fold)
+        hyperplane = plan_rng.standard_normal(HYPERPLANE_DIM)
         sizes = {"train": self.options.n_train, "val": self.options.n_val, "test": self.options.n_test}
-        splits, start = {}, 0
-        for split, stream in zip(SPLITS, streams[1:], strict=True):
-            arrays = draw(self.layout, hyperplane, sizes[split], np.random.default_rng(stream))
-            index = torch.arange(start, start + sizes[split])
-            start += sizes[split]
-            splits[split] = SplitData({m: torch.from_numpy(arrays[m]) for m in ("x1", "x2", "x1_general")},
-                                      torch.from_numpy(arrays["y"]), index)
         plan = self.layout
-        raw = {"serving": {"kind": "features"}}  # the generated vectors, fed as they are
-        modalities = {"x1": ModalitySpec((plan.x1_dim,), meta=raw), "x2": ModalitySpec((plan.x2_dim,), meta=raw),
-                      "x1_general": ModalitySpec((plan.x1_dim,), meta=raw)}
-        info = DataInfo(sizes, 2, modalities, self.task, class_names=["0", "1"])
-        key = f"synthetic-mfh:{self.options.model_dump_json()}:{self.seed}:{fold}"
-        return FoldData(fold, splits, info, self.description(), hashlib.sha256(key.encode()).hexdigest()[:20])
+        return generated_fold(fold, sizes, streams, partial(draw, plan, hyperplane),
+                              {"x1": plan.x1_dim, "x2": plan.x2_dim, "x1_general": plan.x1_dim}, self.task,
+                              f"synthetic-mfh:{self.options.model_dump_json()}:{self.seed}:{fold}", self.description())
 
     def description(self) -> str:
         plan = self.layout
