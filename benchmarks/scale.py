@@ -3,7 +3,9 @@
 Rows made by the benchmark itself (a 64x64 PNG, a 1 s 16 kHz wav and a short text per row, 10 classes; the image
 and the text carry the class, the audio a noisy tone of it), then for each N: the store's build time with 1 and 2
 decoding workers (timed around opening the data set in a process that has imported the package: fingerprinting
-every file, reading the table, decoding and writing the store are inside the time), and a whole ``crossdistill run``
+every file, reading the table, starting the workers, decoding and writing the store are inside the time; 1- and
+2-worker builds alternate over ``--build-rounds`` rounds, and the ratio is the median of the rounds' ratios, since
+two builds of the same code differ by up to a third on this machine), and a whole ``crossdistill run``
 (image+text teacher, audio student, one epoch each, one seed) with the decoded rows held in memory and read from
 the store, each in a child process whose peak anonymous memory (Pss_Anon of every process of the run, summed:
 forked workers' shared pages counted once) is sampled. With ``--cgroup-mb`` the store run is also made inside a
@@ -161,8 +163,8 @@ def memory_gb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = False, store_only: bool = False
-             ) -> dict:
+def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = False, store_only: bool = False,
+             build_rounds: int = 3) -> dict:
     path = make_rows(work / f"rows-{count}", count)
     decoded_mb = count * (3 * 64 * 64 + 16000) * 4 / 2**20
     result: dict = {"rows": count, "decoded_mb": round(decoded_mb, 1)}
@@ -176,16 +178,23 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
         return file
 
     cli = [sys.executable, "-m", "crossdistill"]
-    for workers in (1, 2):
-        cache = f"cache-{count}-w{workers}"
-        os.sync()  # (no build pays for the write-back of the one before it)
-        result[f"build_{workers}_workers"] = measured([sys.executable, "-c", BUILD, str(config(workers, "false"))],
-                                                      env_for(cache))
-        if workers == 1:  # (only the second store is read below: the disk need not hold both)
-            shutil.rmtree(work / cache, ignore_errors=True)
+    builds: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(build_rounds):  # (alternating: a drift of this machine's speed falls on both alike)
+        for workers in (1, 2):
+            cache = f"cache-{count}-w{workers}"
+            shutil.rmtree(work / cache, ignore_errors=True)  # (a cold cache: every build decodes every row)
+            os.sync()  # (no build pays for the write-back of the one before it)
+            builds[workers].append(measured([sys.executable, "-c", BUILD, str(config(workers, "false"))],
+                                            env_for(cache)))
+    shutil.rmtree(work / f"cache-{count}-w1", ignore_errors=True)  # (only the other store is read below)
+    result["store_mb"] = round(sum(f.stat().st_size for f in (work / f"cache-{count}-w2").rglob("*.npy")) / 2**20, 1)
+    paired = [one["build_seconds"] / two["build_seconds"] for one, two in zip(builds[1], builds[2], strict=True)]
+    for workers, runs in builds.items():  # (the median build, with every round's time)
+        median_run = sorted(runs, key=lambda run: run["build_seconds"])[len(runs) // 2]
+        result[f"build_{workers}_workers"] = {**median_run, "rounds": [run["build_seconds"] for run in runs]}
+    result["ratios"] = {"build_1_over_2_workers": round(float(np.median(paired)), 2),
+                        "build_1_over_2_workers_by_round": [round(r, 2) for r in paired]}
     if build_only:
-        result["ratios"] = {"build_1_over_2_workers": round(result["build_1_workers"]["build_seconds"]
-                                                            / result["build_2_workers"]["build_seconds"], 2)}
         shutil.rmtree(path.parent)
         return result
     shared = f"cache-{count}-w2"  # the store built above: the runs below decode nothing
@@ -208,8 +217,6 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
             result["run_store_in_cgroup"] = {"cgroup_mb": cgroup_mb, **measured(
                 [*cli, "run", str(config(2, "false")), "--out", str(work / f"out-{count}-capped")],
                 env_for(shared), group)}
-    build = result["build_1_workers"]["build_seconds"] / max(result["build_2_workers"]["build_seconds"], 1e-9)
-    result["ratios"] = {"build_1_over_2_workers": round(build, 2)}
     if "seconds" in result["run_in_memory_true"]:
         run = result["run_in_memory_false"]["seconds"] / max(result["run_in_memory_true"]["seconds"], 1e-9)
         result["ratios"]["run_store_over_memory"] = round(run, 2)
@@ -219,8 +226,8 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
 
 def render_table(results: dict) -> str:
     """The markdown table docs/performance.md shows (checked against the results file by a test)."""
-    lines = ["| rows | decoded | build, 1 worker | build, 2 workers | run, held in memory | run, from the store | "
-             "run from the store in a memory cgroup |", "|---|---|---|---|---|---|---|"]
+    lines = ["| rows | decoded (the store on disk) | build, 1 worker | build, 2 workers (each round) | run, held in "
+             "memory | run, from the store | run from the store in a memory cgroup |", "|---|---|---|---|---|---|---|"]
     for size in results["sizes"]:
         held, capped = size["run_in_memory_true"], size.get("run_store_in_cgroup", {})
         stored = size.get("run_in_memory_false", capped)  # (--store-only with a cgroup: the capped run is it)
@@ -228,9 +235,10 @@ def render_table(results: dict) -> str:
         verdict = ("not run" if not capped else f"{cap}: finished, {capped['seconds']:.0f} s"
                    if capped["returncode"] == 0 else f"{cap}: killed (exit {capped['returncode']})")
         builds = size["build_1_workers"]["build_seconds"], size["build_2_workers"]["build_seconds"]
-        ratio = size["ratios"].get("run_store_over_memory")
-        lines.append(f"| {size['rows']:,} | {size['decoded_mb'] / 1024:.2f} GB | {builds[0]:.1f} s"
-                     f" | {builds[1]:.1f} s ({size['ratios']['build_1_over_2_workers']:.2f}x)"
+        ratio, rounds = size["ratios"].get("run_store_over_memory"), size["ratios"]["build_1_over_2_workers_by_round"]
+        lines.append(f"| {size['rows']:,} | {size['decoded_mb'] / 1024:.2f} GB ({size['store_mb'] / 1024:.2f} GB) "
+                     f"| {builds[0]:.1f} s | {builds[1]:.1f} s: **{size['ratios']['build_1_over_2_workers']:.2f}x** "
+                     f"({', '.join(f'{r:.2f}' for r in rounds)})"
                      + (f" | {held['seconds']:.0f} s, {held['peak_pss_anon_mb']:,.0f} MB" if "seconds" in held
                         else f" | not run: {held['not_run']}")
                      + f" | {stored['seconds']:.0f} s, {stored['peak_pss_anon_mb']:,.0f} MB"
@@ -270,6 +278,8 @@ def main() -> None:
     parser.add_argument("--build-only", action="store_true", help="only the store builds (1 and 2 workers)")
     parser.add_argument("--store-only", action="store_true", help="no run holding the rows in memory (sizes this "
                         "machine cannot hold); with --cgroup-mb, only the capped run from the store")
+    parser.add_argument("--build-rounds", type=int, default=3, help="alternating 1- and 2-worker builds per size "
+                        "(the ratio reported: the median of the rounds' ratios)")
     parser.add_argument("--merge", action="store_true", help="add these sizes to the results file (each size "
                         "stamped), replacing any of the same N")
     args = parser.parse_args()
@@ -278,9 +288,10 @@ def main() -> None:
         plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = [one_size(count, Path(tmp), args.cgroup_mb, args.build_only, args.store_only) for count in args.rows]
+        sizes = [one_size(count, Path(tmp), args.cgroup_mb, args.build_only, args.store_only, args.build_rounds)
+                 for count in args.rows]
     if args.build_only:
-        print(json.dumps([{"rows": s["rows"], **s["ratios"], "seconds": [s[f"build_{w}_workers"]["build_seconds"]
+        print(json.dumps([{"rows": s["rows"], **s["ratios"], "seconds": [s[f"build_{w}_workers"]["rounds"]
                                                                           for w in (1, 2)]} for s in sizes]))
         return
     for size in sizes:

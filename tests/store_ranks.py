@@ -33,7 +33,8 @@ def main() -> None:
     with process_group():
         fold = open_dataset("manifest", None, options, 0, build_task("classification"), workers=0,
                             in_memory=True).fold(0)
-        digest = hashlib.sha256(b"".join(fold[s].inputs["image"].numpy().tobytes() for s in ("train", "val", "test")))
+        digest = hashlib.sha256(b"".join(fold[s].inputs[m].numpy().tobytes() for s in ("train", "val", "test")
+                                         for m in ("image", "audio")))
         (out / f"rank{rank()}.json").write_text(json.dumps({"decoded": decoded["rows"], "digest": digest.hexdigest(),
                                                             "fingerprint": fold.fingerprint}))
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from crossdistill.data import open_dataset
-from crossdistill.data.columns import COLUMN_KINDS, preprocess
+from crossdistill.data.column_serving import preprocess
+from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.manifest_options import ManifestOptions
 from crossdistill.tasks import build_task
 

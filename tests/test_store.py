@@ -4,6 +4,8 @@ shard is named and decoded again; a store of another format is rebuilt."""
 
 import json
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,9 @@ import crossdistill.data.store as store_module
 import crossdistill.data.store_writer as store_writer
 from crossdistill.data import open_dataset
 from crossdistill.data.loader import BatchLoader
-from crossdistill.data.rows import Rows, TransformedRows, moments
+from crossdistill.data.rows import TransformedRows
+from crossdistill.data.store_files import STORE_FORMAT
+from crossdistill.data.stored_rows import Rows, moments
 from crossdistill.tasks import build_task
 
 CLASSIFICATION = build_task("classification")
@@ -136,7 +140,7 @@ def test_a_truncated_or_altered_shard_is_named_and_decoded_again(emoji_rows, tmp
     options = emoji_options(write_csv(tmp_path / "e.csv", emoji_rows[:100]), ratios=[0.6, 0.2, 0.2])
     first = open_dataset("manifest", None, options, 0, CLASSIFICATION, in_memory=True).fold(0)
     store, image = store_files(tmp_path, "image.npy")
-    row_bytes = 3 * 16 * 16 * 4
+    row_bytes = 3 * 16 * 16  # (pixels held as uint8 codes)
     size = image.stat().st_size
     with image.open("r+b") as handle:  # cut into the last shard (rows 97-100)
         handle.truncate(size - 2 * row_bytes)
@@ -148,7 +152,7 @@ def test_a_truncated_or_altered_shard_is_named_and_decoded_again(emoji_rows, tmp
     assert torch.equal(first["train"].inputs["image"], again["train"].inputs["image"])
 
     data = np.load(image, mmap_mode="r+")
-    data[40, 0, 0, 0] += 1.0  # one value of row 41 (shard 2) altered
+    data[40, 0, 0, 0] ^= 1  # one value of row 41 (shard 2) altered
     data.flush()
     del data
     caplog.clear()
@@ -170,7 +174,7 @@ def test_a_store_of_another_format_is_rebuilt(emoji_rows, tmp_path, small_shards
     counted["rows"] = 0
     with caplog.at_level(logging.INFO, logger="crossdistill"):
         open_dataset("manifest", None, options, 0, CLASSIFICATION)
-    assert "decoded store from another version (format 0; this one reads 1): rebuilt" in caplog.text
+    assert f"decoded store from another version (format 0; this one reads {STORE_FORMAT}): rebuilt" in caplog.text
     assert counted["rows"] == 40
 
 
@@ -183,7 +187,7 @@ def test_moments_over_chunks_equal_numpy_over_all_rows(tmp_path):
     rows = np.sort(rng.choice(500, size=300, replace=False))
     on_disk = Rows.of(np.load(tmp_path / "v.npy", mmap_mode="r"), np.arange(500))
     whole_mean, whole_std = moments(values, rows, (0, 2, 3))
-    import crossdistill.data.rows as rows_module
+    import crossdistill.data.stored_rows as rows_module
 
     chunks = rows_module.chunks_of
     try:
@@ -193,3 +197,111 @@ def test_moments_over_chunks_equal_numpy_over_all_rows(tmp_path):
         rows_module.chunks_of = chunks
     np.testing.assert_allclose(mean, whole_mean, rtol=1e-12)
     np.testing.assert_allclose(std, whole_std, rtol=1e-12)
+
+
+def mixed_rate_rows(data_root, folder, count, native):
+    """``count`` FSDD recordings as table rows (``wav``, ``digit``): the first ``native`` as they are (8 kHz, 16-bit),
+    the others copied at 16 kHz, which a modality read at 8 kHz resamples (values no 16-bit code holds exactly)."""
+    from scipy.io import wavfile
+    from scipy.signal import resample_poly
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, file in enumerate(sorted((data_root / "fsdd" / "recordings").glob("*_[0-2].wav"))[:count]):
+        if i >= native:
+            rate, wave = wavfile.read(file)
+            file = folder / f"{file.stem}-16k.wav"
+            wavfile.write(file, 2 * rate, resample_poly(wave.astype(np.float64), 2, 1).astype(np.int16))
+        rows.append({"wav": str(file), "digit": file.stem.split("_")[0]})
+    return rows
+
+
+def stored(options):
+    """The decoded store a manifest with ``options`` was just read through: its meta, and every row's values."""
+    (folder,) = (Path(os.environ["CROSSDISTILL_CACHE"]) / "store").glob("manifest-*[0-9a-f]")
+    meta = json.loads((folder / "store.json").read_text())
+    return meta, {m: Rows.of(np.load(folder / f"{m}.npy", mmap_mode="r"), np.arange(meta["rows"]),
+                             meta["modalities"][m]["scale"]).read() for m in meta["modalities"]}
+
+
+def test_pictures_and_16_bit_audio_are_held_as_their_exact_codes(emoji_rows, data_root, tmp_path, small_shards):
+    """uint8 pixels and int16 samples on disk (2.5x fewer bytes than float32 here), read back bit for bit as the
+    values the decoder gives each file."""
+    from crossdistill.serve.decode import decode_audio, decode_image
+
+    speech = mixed_rate_rows(data_root, tmp_path, 60, native=60)
+    rows = [picture | clip for picture, clip in zip(emoji_rows[::3], speech, strict=True)]
+    options = emoji_options(write_csv(tmp_path / "both.csv", rows), ratios=[0.6, 0.2, 0.2])
+    options["modalities"]["audio"] = {"kind": "audio", "column": "wav", "sample_rate": 8000, "seconds": 0.5}
+    open_dataset("manifest", None, options, 0, CLASSIFICATION)
+    meta, values = stored(options)
+    assert {m: (layout["dtype"], layout["scale"]) for m, layout in meta["modalities"].items()} == {
+        "image": ("|u1", 255.0), "audio": ("<i2", 32767.0)}
+    images = np.stack([decode_image(row["image"], tmp_path, 16, False) for row in rows])
+    clips = np.stack([decode_audio(row["wav"], tmp_path, 8000, 4000) for row in rows])
+    assert values["image"].dtype == np.float32 and values["image"].tobytes() == images.tobytes()
+    assert values["audio"].dtype == np.float32 and values["audio"].tobytes() == clips.tobytes()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_row_its_codes_cannot_hold_makes_the_modality_float32(workers, data_root, tmp_path, small_shards, caplog):
+    """Rows 1-40 are 16-bit at the rate read (int16 codes), rows 41-60 resampled: found when written (here or in a
+    worker process), said in the log, and the modality decoded again as float32: the values the decoder gives."""
+    from crossdistill.serve.decode import decode_audio
+
+    rows = mixed_rate_rows(data_root, tmp_path / "wav", 60, native=40)
+    options = {"path": str(write_csv(tmp_path / "speech.csv", rows)), "label": "digit", "ratios": [0.6, 0.2, 0.2],
+               "modalities": {"audio": {"kind": "audio", "column": "wav", "sample_rate": 8000, "seconds": 0.5}}}
+    with caplog.at_level(logging.INFO, logger="crossdistill"):
+        open_dataset("manifest", None, options, 0, CLASSIFICATION, workers=workers)
+    assert "data row 41 of modality 'audio' is not exact in int16 codes" in caplog.text
+    meta, values = stored(options)
+    assert meta["modalities"]["audio"]["dtype"] == "<f4" and meta["modalities"]["audio"]["scale"] is None
+    assert meta["plain"] == ["audio"]
+    clips = np.stack([decode_audio(row["wav"], tmp_path, 8000, 4000) for row in rows])
+    assert values["audio"].tobytes() == clips.tobytes()
+
+
+def test_codes_are_used_only_where_exact():
+    from crossdistill.data.store_codes import IMAGE_CODES, PCM16_CODES, decode_codes
+
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    values = pixels.astype(np.float32) / 255.0
+    assert np.array_equal(IMAGE_CODES.encode(values), pixels)
+    assert decode_codes(IMAGE_CODES.encode(values), 255.0).tobytes() == values.tobytes()
+    samples = np.array([-32768, -1, 0, 1, 32767], dtype=np.int16)
+    assert np.array_equal(PCM16_CODES.encode(samples.astype(np.float32) / 32767.0), samples)
+    assert IMAGE_CODES.encode(values + np.float32(1e-4)) is None  # (between two codes)
+    assert IMAGE_CODES.encode(np.float32([1.5])) is None  # (out of uint8's range)
+    assert IMAGE_CODES.encode(np.float32([np.nan])) is None
+    assert IMAGE_CODES.encode(np.float32([-0.0])) is None  # (reads back as +0.0: not the same bits)
+    assert IMAGE_CODES.encode(values.astype(np.float64)) is None
+
+
+def test_integer_pcm_is_scaled_before_its_channels_are_averaged(tmp_path):
+    """A stereo 16-bit wav decodes to the mean of its channels in [-1, 1] (it once came out in raw sample units);
+    8-bit PCM, unsigned, is centred on 128."""
+    from scipy.io import wavfile
+
+    from crossdistill.data.audio import read_wav
+    from crossdistill.serve.decode import decode_audio
+
+    left, right = np.array([32767, 0, -32767, 16384], np.int16), np.array([32767, 32767, 0, 0], np.int16)
+    wavfile.write(tmp_path / "stereo.wav", 8000, np.stack([left, right], axis=1))
+    expected = (left.astype(np.float32) / 32767 + right.astype(np.float32) / 32767) / 2
+    assert np.allclose(decode_audio("stereo.wav", tmp_path, 8000, 4), expected, atol=1e-7)
+    assert np.allclose(read_wav(tmp_path / "stereo.wav", 8000), expected, atol=1e-7)
+    wavfile.write(tmp_path / "eight.wav", 8000, np.array([0, 128, 255], np.uint8))
+    assert np.allclose(decode_audio("eight.wav", tmp_path, 8000, 3), [-1.0, 0.0, 127 / 128])
+
+
+def test_a_build_worker_decodes_without_importing_pytorch():
+    """What a store's build worker imports to write a shard (the writer, the row decoder, the column kinds):
+    numpy, Pillow and scipy, not PyTorch (seconds per worker start) nor scipy.signal (for resampling only)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, crossdistill.data.store_writer, crossdistill.data.row_decoding; "
+             "print(sorted(m for m in ('torch', 'scipy.signal') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

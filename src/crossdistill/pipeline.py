@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from crossdistill.checkpoint import load_weights, save_weights
 from crossdistill.config import ConfigError, Experiment, ModelSpec, dump
-from crossdistill.data import Dataset, FoldData, open_dataset
+from crossdistill.data import FoldData, open_dataset
 from crossdistill.data.batch import has_label
 from crossdistill.data.loader import BatchLoader, loader_workers
 from crossdistill.data.sources import cache_root
@@ -34,6 +35,9 @@ from crossdistill.rundir import RunDir, stamp
 from crossdistill.runtime import resolve_device, seed_everything
 from crossdistill.tracking import check_trackers, epoch_observers, finish_tracking, model_params
 from crossdistill.train import fit
+
+if TYPE_CHECKING:
+    from crossdistill.data import Dataset
 
 log = logging.getLogger("crossdistill")
 

@@ -9,6 +9,7 @@ import torch
 from scipy.io import wavfile
 
 from crossdistill.errors import CrossdistillError
+from crossdistill.serve.decode import mono_float
 from crossdistill.serve.frontend import mel_filterbank
 
 
@@ -26,13 +27,9 @@ def read_wav(path: Path, expected_rate: int) -> np.ndarray:
         raise AudioFileError(f"cannot read wav file {path}: {error}") from None
     if rate != expected_rate:
         raise AudioFileError(f"{path}: sample rate {rate} Hz, expected {expected_rate} Hz")
-    if wave.ndim == 2:
-        wave = wave.mean(axis=1)
-    if np.issubdtype(wave.dtype, np.integer):
-        wave = wave.astype(np.float32) / float(np.iinfo(wave.dtype).max)
     if wave.size == 0:
         raise AudioFileError(f"{path}: empty audio")
-    return wave.astype(np.float32)
+    return mono_float(wave)
 
 
 def log_mel(waves: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int, top_db: float = 60.0,

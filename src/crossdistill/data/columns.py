@@ -8,28 +8,37 @@ A kind has four steps:
   levels); it is JSON-able and saved as the modality's ``meta`` in ``data_info.json``.
 - ``transform``: values + state -> the tensor a model reads, row by row (a row's tensor never depends on the
   other rows of its batch).
-``preprocess`` chains them for new cells with a saved state: the serving path.
+``column_serving.preprocess`` chains them for new cells with a saved state: the serving path.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from crossdistill.config import ConfigError
-from crossdistill.data.audio import log_mel
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.pretrained import sentence_encoder
-from crossdistill.data.rows import Rows, moments
+from crossdistill.data.store_codes import IMAGE_CODES, PCM16_CODES, Codes
+from crossdistill.data.stored_rows import Rows, moments
 from crossdistill.data.text import PretrainedTokenizer, Tokenizer
 from crossdistill.registry import Registry
 from crossdistill.serve.decode import BadCell, decode_audio, decode_features, decode_image, decode_number
 from crossdistill.serve.frontend import standardise, tabular
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+def as_tensor(array: np.ndarray) -> Tensor:
+    """``torch.from_numpy``, PyTorch imported on the first transform: decoding (what the decoded store's build
+    workers run) needs numpy, Pillow and scipy only, and a worker starts seconds sooner without PyTorch."""
+    import torch
+
+    return torch.from_numpy(array)
 
 
 def empty(value: Any) -> bool:
@@ -45,6 +54,7 @@ class ColumnKind:
     names_files: ClassVar[bool] = False  # its cells name files (hashed into the cache key)
     reads_text: ClassVar[bool] = False  # its cells are free text (a text query can be served to it)
     dtype: ClassVar[str] = "float32"
+    codes: ClassVar[Codes | None] = None  # the integer codes its decoded values are held as in the store, if exact
 
     def check(self, spec: ModalityColumns, row: dict[str, Any]) -> None:
         """Cheap checks of a row's cells that are not decoded; raises ``BadCell``."""
@@ -71,7 +81,7 @@ class ColumnKind:
         return dict(extra)
 
     def transform(self, spec: ModalityColumns, values: Any, state: dict[str, Any]) -> Tensor:
-        return torch.from_numpy(np.asarray(values, dtype=np.float32))
+        return as_tensor(np.asarray(values, dtype=np.float32))
 
 
 COLUMN_KINDS: Registry[ColumnKind] = Registry("column kind")
@@ -95,7 +105,7 @@ class Normalised(ColumnKind):
         return {**extra, "normalise": {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}}
 
     def transform(self, spec: ModalityColumns, values: np.ndarray, state: dict[str, Any]) -> Tensor:
-        return torch.from_numpy(standardise(values, state["normalise"], per_channel=self.axes != (0,)))
+        return as_tensor(standardise(values, state["normalise"], per_channel=self.axes != (0,)))
 
 
 @register_kind
@@ -106,6 +116,7 @@ class ImageColumn(Normalised):
     file_suffixes = frozenset({".png", ".jpg", ".jpeg"})
     names_files = True
     axes = (0, 2, 3)
+    codes = IMAGE_CODES
 
     def decode(self, spec: ModalityColumns, cell: Any, base: Path, options: ManifestOptions) -> np.ndarray:
         return decode_image(cell, base, spec.size, spec.grayscale)
@@ -126,11 +137,14 @@ class AudioColumn(ColumnKind):
     name = "audio"
     file_suffixes = frozenset({".wav"})
     names_files = True
+    codes = PCM16_CODES
 
     def decode(self, spec: ModalityColumns, cell: Any, base: Path, options: ManifestOptions) -> np.ndarray:
         return decode_audio(cell, base, spec.sample_rate, int(spec.sample_rate * spec.seconds))
 
     def transform(self, spec: ModalityColumns, values: np.ndarray, state: dict[str, Any]) -> Tensor:
+        from crossdistill.data.audio import log_mel  # (with PyTorch: see as_tensor)
+
         return log_mel(values, spec.sample_rate, spec.n_fft, spec.hop, spec.n_mels)  # (N, 1, mels, frames)
 
 
@@ -205,7 +219,7 @@ class TextColumn(ColumnKind):
         return {"vocab_size": tokenizer.vocab_size, "tokenizer": tokenizer.state()}
 
     def transform(self, spec: ModalityColumns, values: list[str], state: dict[str, Any]) -> Tensor:
-        return torch.from_numpy(Tokenizer.from_state(state["tokenizer"]).encode([str(v) for v in values]))
+        return as_tensor(Tokenizer.from_state(state["tokenizer"]).encode([str(v) for v in values]))
 
 
 def reused_tokenizer(path: Path, modality: str) -> Tokenizer | PretrainedTokenizer:
@@ -254,40 +268,4 @@ class TabularColumn(ColumnKind):
 
     def transform(self, spec: ModalityColumns, values: list[list[Any]], state: dict[str, Any]) -> Tensor:
         categories = [row[state["numeric"]:] for row in values]
-        return torch.from_numpy(tabular(self._numbers(spec, values), categories, state))  # (N, numeric + categ.)
-
-
-def served_state(spec: ModalityColumns, state: dict[str, Any]) -> dict[str, Any]:
-    """A modality's meta: the fitted state and, under ``serving``, the options a deployed model's preprocessing
-    follows (``serve.recipes``)."""
-    return {**state, "serving": serving_recipe(spec)}
-
-
-def serving_recipe(spec: ModalityColumns) -> dict[str, Any]:
-    """The column's options a deployed model's preprocessing follows."""
-    options = {"kind": spec.kind, "column": spec.column, "folder": spec.folder}
-    if spec.kind == "image":
-        options |= {"size": spec.size, "grayscale": spec.grayscale}
-    elif spec.kind == "audio":
-        options |= {"sample_rate": spec.sample_rate, "samples": int(spec.sample_rate * spec.seconds),
-                    "n_fft": spec.n_fft, "hop": spec.hop, "n_mels": spec.n_mels, "top_db": 60.0, "band_norm": True}
-    elif spec.kind == "tabular":
-        options |= {"columns": spec.columns(), "numeric_columns": list(spec.numeric)}
-    elif spec.kind == "text_embedding":
-        options |= {"model": spec.model}
-    return options
-
-
-def preprocess(spec: ModalityColumns, cells: list[Any], base: Path, state: dict[str, Any],
-               options: ManifestOptions) -> Tensor:
-    """New cells of one modality (file paths relative to ``base``, texts, numbers; tabular: one list of the
-    modality's columns per row) -> the tensor its model reads, with a state ``fit`` saved: what serving runs."""
-    kind = COLUMN_KINDS.get(spec.kind)
-    if not kind.decoded:
-        several = len(spec.columns()) > 1  # (a tabular row's cell is the list of its columns' values)
-        rows = [dict(zip(spec.columns(), cell if several else [cell], strict=True)) for cell in cells]
-        for row in rows:
-            kind.check(spec, row)
-        return kind.transform(spec, kind.values(spec, rows), state)
-    decoded, _ = kind.decode_all(spec, [kind.decode(spec, cell, base / spec.folder, options) for cell in cells])
-    return kind.transform(spec, np.stack(decoded), state)
+        return as_tensor(tabular(self._numbers(spec, values), categories, state))  # (N, numeric + categ.)

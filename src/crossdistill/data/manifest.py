@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,15 +27,17 @@ import torch
 
 from crossdistill.config import ConfigError
 from crossdistill.data.batch import DataInfo, FoldData, ModalitySpec, SplitData
-from crossdistill.data.columns import COLUMN_KINDS, served_state
+from crossdistill.data.column_serving import served_state
+from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.hf import source_identity
 from crossdistill.data.manifest_options import ManifestOptions, ModalityColumns
 from crossdistill.data.manifest_splits import SPLITS, assign_splits
 from crossdistill.data.row_decoding import decode_chunk
-from crossdistill.data.rows import Inputs, Rows, TransformedRows, digest_bytes, fits_in_memory, select_rows
-from crossdistill.data.sources import cache_root, file_stamp
+from crossdistill.data.rows import Inputs, TransformedRows, digest_bytes, select_rows
+from crossdistill.data.sources import cache_root, stamp_of
 from crossdistill.data.splits import groups_by_split
 from crossdistill.data.store import open_store
+from crossdistill.data.stored_rows import Rows, fits_in_memory
 from crossdistill.data.table import ManifestError, check_columns, joined, read_rows
 
 if TYPE_CHECKING:
@@ -57,15 +61,16 @@ class DecodedColumn:
                              self.extra, f"{self.identity}+{other.identity}")
 
 
-def _file_named(base: Path, value: Any) -> Path | None:
-    """The file a cell names, if it names one (a list or a long string names none)."""
+def _stamp_of_file_named(base: str, value: Any) -> str | None:
+    """``file_stamp`` of the file a cell names, if it names one (a list or a long string names none): one ``stat``
+    a cell, with no Path objects, since a million-row table pays it at every run."""
     if not isinstance(value, str) or not value.strip() or len(value) > 1024:
         return None
     try:
-        path = base / value
-        return path if path.is_file() else None
-    except OSError:  # e.g. a name too long for the file system
+        found = os.stat(os.path.join(base, value))
+    except (OSError, ValueError):  # (no such file, a name too long for the file system, a NUL in it)
         return None
+    return stamp_of(found) if stat.S_ISREG(found.st_mode) else None
 
 
 class Manifest:
@@ -155,8 +160,8 @@ class Manifest:
         store = open_store(folder, rows, decoded_kinds, decode, str(self.path), self.workers, self.full_check)
         self._report(store.problems, len(rows))
         kept = np.flatnonzero(store.ok)
-        columns = {m: DecodedColumn(Rows.of(store.values(m), kept), store.present(m)[kept], store.extra(m),
-                                    folder.name) for m in decoded_kinds}
+        columns = {m: DecodedColumn(Rows.of(store.values(m), kept, store.scale(m)), store.present(m)[kept],
+                                    store.extra(m), folder.name) for m in decoded_kinds}
         return [rows[i] for i in kept], columns
 
     def _report(self, problems: list[str], total: int) -> None:
@@ -178,12 +183,12 @@ class Manifest:
         digest = hashlib.sha256(self._source_identity())
         digest.update(self.options.model_dump_json().encode())
         for spec in decoded.values():
+            base, names_files = str(self.base / spec.folder), COLUMN_KINDS.get(spec.kind).names_files
             for row in rows:
                 value = row[spec.column]
-                target = (_file_named(self.base / spec.folder, value) if COLUMN_KINDS.get(spec.kind).names_files
-                          else None)
-                if target is not None:
-                    digest.update(file_stamp(target).encode())
+                stamp = _stamp_of_file_named(base, value) if names_files else None
+                if stamp is not None:
+                    digest.update(stamp.encode())
                 elif isinstance(value, str | int | float):  # (other cells, such as stored bytes, are in the source)
                     digest.update(repr(value).encode())
         return digest.hexdigest()[:24]

@@ -50,7 +50,10 @@ def sha256_file(path: Path) -> str:
 def file_stamp(path: Path) -> str:
     """A cheap identity of a file's content for cache keys: its size and modification time (an edit changes
     them; reading them costs no pass over the data, unlike a digest)."""
-    stat = path.stat()
+    return stamp_of(path.stat())
+
+
+def stamp_of(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 

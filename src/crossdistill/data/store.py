@@ -4,6 +4,8 @@ larger than memory is decoded once and then read a batch at a time.
 Why ``.npy`` memory maps: fixed-shape rows read at any index with no decoding step (docs/performance.md has the
 measurement against Arrow). The store is keyed by the manifest's fingerprint (its bytes, its options, every file's
 size and time) and is:
+- compact: images and 16-bit audio are held as their exact integer codes (``store_codes``: uint8, int16), which
+  read back bit for bit as the decoder's float32 values;
 - written in shards of ``SHARD_ROWS`` rows, never a whole split in memory; each shard is decoded and written by
   one process (``workers`` of them in parallel, so that the building process is no funnel) with plain file writes
   (a full disk is an error, not a crash) and recorded, with a SHA-256 per modality, in ``shards/<i>.json`` once
@@ -52,7 +54,7 @@ from crossdistill.data.store_files import (
     row_bytes,
     unpack_bits,
 )
-from crossdistill.data.store_writer import DecodeRows, locked, shard_record, write_shard
+from crossdistill.data.store_writer import DecodeRows, InexactCodes, locked, shard_record, write_shard
 from crossdistill.data.table import ManifestError
 from crossdistill.distributed import barrier, gather_strings, rank, world_size
 
@@ -101,12 +103,21 @@ def _build_together(folder: Path, building: Path, builder: _Builder) -> None:
     if rank() == 0 and folder.exists():
         shutil.rmtree(folder)  # (a folder without store.json: not a store)
     barrier()
-    problem = ""
-    try:
-        builder.build(share=(rank(), world_size()))
-    except ManifestError as error:
-        problem = str(error)
-    _raise_any(gather_strings(problem))
+    while True:
+        problem, lost = "", ""
+        try:
+            builder.build(share=(rank(), world_size()))
+        except ManifestError as error:
+            problem = str(error)
+        except InexactCodes as inexact:
+            lost = json.dumps([inexact.modality, inexact.row])
+        _raise_any(gather_strings(problem))
+        found = [json.loads(one) for one in gather_strings(lost) if one]
+        if not found:
+            break
+        if rank() == 0:  # (every rank's shares start again, the modality as float32)
+            builder.store_plain(*found[0])
+        barrier()
     if rank() == 0:
         try:
             builder.finish()
@@ -138,8 +149,11 @@ class _Builder:
         """The folder, its plan, and (a store under repair) every file back to its size."""
         (self.folder / "shards").mkdir(parents=True, exist_ok=True)
         with locked(self.folder):
-            if not (self.folder / "build.json").is_file():
-                write_text_atomic(self.folder / "build.json", json.dumps(self.layout))
+            plan = self.folder / "build.json"
+            if plan.is_file():
+                self.layout = json.loads(plan.read_text())  # (as another rank or an earlier attempt left it)
+            else:
+                write_text_atomic(plan, json.dumps(self.layout))
         for modality, layout in self.layout["modalities"].items():
             path = self.folder / f"{modality}.npy"
             if not path.is_file():
@@ -165,6 +179,12 @@ class _Builder:
                                     total=sum(len(rows) for _, _, rows in jobs))
                 for done in self._run(write, jobs):
                     bar.advance(task, done)
+        except InexactCodes as inexact:
+            if share[1] > 1:
+                raise  # (the ranks start again together)
+            self.store_plain(inexact.modality, inexact.row)
+            self.build(share)
+            return
         except OSError as error:
             if not is_disk_full(error):
                 raise
@@ -182,12 +202,31 @@ class _Builder:
             return
         with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn")) as pool:
             pending: deque[Future] = deque()
-            for job in jobs:
-                pending.append(pool.submit(write, *job))
-                if len(pending) >= 2 * self.workers:
+            try:
+                for job in jobs:
+                    pending.append(pool.submit(write, *job))
+                    if len(pending) >= 2 * self.workers:
+                        yield pending.popleft().result()
+                while pending:
                     yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # (the shards not started are not written)
+                raise
+
+    def store_plain(self, modality: str, row: int) -> None:
+        """Hold ``modality`` as float32 from now on (data row ``row`` is not exact in its integer codes): its file
+        and every shard record go, so every shard is decoded again."""
+        with locked(self.folder):
+            plan = self.folder / "build.json"
+            self.layout = json.loads(plan.read_text())
+            self.layout["plain"] = sorted({*self.layout.get("plain", []), modality})
+            held = self.layout["modalities"].pop(modality)["dtype"]
+            write_text_atomic(plan, json.dumps(self.layout))
+        log.info("%s: data row %d of modality %r is not exact in %s codes (a resampled clip, say): the modality is "
+                 "stored as float32; decoding again", self.what, row, modality, np.dtype(held).name)
+        (self.folder / f"{modality}.npy").unlink(missing_ok=True)
+        for record in (self.folder / "shards").glob("*.json"):
+            record.unlink()
 
     def _count(self) -> int:
         return -(-len(self.rows) // self.per_shard)

@@ -13,7 +13,7 @@ import numpy as np
 
 from crossdistill.data.table import ManifestError
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: images and 16-bit audio held as their integer codes
 
 
 class StoreError(ManifestError):
@@ -62,7 +62,12 @@ class DecodedStore:
         return list(self.meta["problems"])
 
     def values(self, modality: str) -> np.ndarray:
+        """(N, ...) memory map of what is stored: the values, or their integer codes (see ``scale``)."""
         return np.load(self.folder / f"{modality}.npy", mmap_mode="r")
+
+    def scale(self, modality: str) -> float | None:
+        """The scale of the modality's integer codes (``crossdistill.data.store_codes``), or None: stored as is."""
+        return self.meta["modalities"][modality].get("scale")
 
     def present(self, modality: str) -> np.ndarray:
         return unpack_bits(self.meta["present"][modality], self.rows)

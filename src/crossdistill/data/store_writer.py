@@ -1,6 +1,7 @@
 """Writing one shard of a decoded store, wherever it runs (the building process or a worker process): its rows
-decoded, each modality's block written at its place in the modality's file with plain file writes, and its
-record (which rows decoded, which have each modality, the problems, a SHA-256 per block) written last."""
+decoded, each modality's block (its values, or their exact integer codes: ``store_codes``) filled in place and
+written at its place in the modality's file with plain file writes, and its record (which rows decoded, which
+have each modality, the problems, a SHA-256 per block) written last."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import numpy as np
 from crossdistill.atomic import is_disk_full, space_problem, write_text_atomic
 from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.manifest_options import ModalityColumns
-from crossdistill.data.store_files import StoreError, data_offset, pack_bits
+from crossdistill.data.store_codes import Codes
+from crossdistill.data.store_files import StoreError, data_offset, pack_bits, row_bytes
 from crossdistill.data.table import ManifestError
 
 Decoded = tuple[dict[str, Any] | None, str | None]  # a row's decoded cells, or the problem with it
@@ -35,6 +37,15 @@ def locked(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class InexactCodes(Exception):
+    """A row whose values the modality's integer codes cannot hold exactly (a resampled clip after 16-bit ones):
+    the builder stores the modality as float32 and decodes again."""
+
+    def __init__(self, modality: str, row: int) -> None:
+        super().__init__(modality, row)
+        self.modality, self.row = modality, row
 
 
 def shard_record(folder: Path, shard: int) -> Path:
@@ -70,7 +81,9 @@ class _ShardWriter:
                 for i, value in zip(given, values, strict=True):
                     self._file(modality, value, rows[i]["_row"])
             if modality in self.layout["modalities"]:  # (rows without it are zeros, written all the same)
-                record["digests"][modality] = self._write_block(modality, start, len(decoded), given, values)
+                numbers = [rows[i]["_row"] for i in given]
+                record["digests"][modality] = self._write_block(modality, start, len(decoded), given, values,
+                                                                numbers)
         write_text_atomic(shard_record(self.folder, shard), json.dumps(record))
 
     def _file(self, modality: str, sample: np.ndarray, row: int) -> Path:
@@ -80,7 +93,8 @@ class _ShardWriter:
         if known is None:
             with locked(self.folder):  # (under torchrun another rank may have made it)
                 return self._new_file(modality, sample, row)
-        if list(sample.shape) != known["shape"] or sample.dtype.str != known["dtype"]:
+        dtype = np.dtype(np.float32).str if known.get("scale") else known["dtype"]
+        if list(sample.shape) != known["shape"] or sample.dtype.str != dtype:
             raise ManifestError(f"{self.what}: data row {row}, modality {modality!r}: shape {sample.shape}, but "
                                 f"data row {known['first_row']} has {tuple(known['shape'])}; every row must give the "
                                 "same shape")
@@ -93,33 +107,52 @@ class _ShardWriter:
             self.layout["modalities"] |= json.loads(plan.read_text())["modalities"]
         if modality in self.layout["modalities"]:
             return self._file(modality, sample, row)
-        path = self.folder / f"{modality}.npy"
-        problem = space_problem(self.folder, self.total * sample.nbytes,
+        path, codes = self.folder / f"{modality}.npy", self._codes(modality)
+        codes = codes if codes is not None and codes.encode(sample) is not None else None
+        dtype = np.dtype(codes.dtype) if codes is not None else sample.dtype
+        problem = space_problem(self.folder, self.total * sample.size * dtype.itemsize,
                                 f"{self.what}: the decoded store of modality {modality!r}")
         if problem:
             raise StoreError(f"{problem}: free space or point $CROSSDISTILL_CACHE at a larger disk")
-        np.lib.format.open_memmap(path, mode="w+", dtype=sample.dtype, shape=(self.total, *sample.shape))
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(self.total, *sample.shape))
         try:
             with path.open("r+b") as handle:
                 os.posix_fallocate(handle.fileno(), 0, path.stat().st_size)  # (a full disk fails here)
         except OSError as error:
             if is_disk_full(error):
                 raise
-        self.layout["modalities"][modality] = {"shape": list(sample.shape), "dtype": sample.dtype.str,
-                                               "first_row": row}
+        self.layout["modalities"][modality] = {"shape": list(sample.shape), "dtype": dtype.str, "first_row": row,
+                                               "scale": codes.scale if codes is not None else None}
         write_text_atomic(plan, json.dumps(self.layout))
         return path
 
-    def _write_block(self, modality: str, start: int, size: int, given: list[int], values: list[np.ndarray]
-                     ) -> str:
-        """Write rows ``start`` .. ``start + size`` of the modality's file; returns their SHA-256."""
-        layout = self.layout["modalities"][modality]
-        block = np.zeros((size, *layout["shape"]), dtype=np.dtype(layout["dtype"]))
-        if given:
-            block[given] = np.stack(values)
-        path, payload = self.folder / f"{modality}.npy", block.tobytes()
-        with path.open("r+b") as handle:  # (no fsync per shard: the files are synced once, when the store is done)
-            handle.seek(data_offset(path) + start * (len(payload) // size))
-            handle.write(payload)
-        return hashlib.sha256(payload).hexdigest()
+    def _codes(self, modality: str) -> Codes | None:
+        """The integer codes the modality's kind may be held as (none once a row was found they cannot hold)."""
+        if modality in self.layout.get("plain", []):
+            return None
+        return COLUMN_KINDS.get(self.modalities[modality].kind).codes
 
+    def _write_block(self, modality: str, start: int, size: int, given: list[int], values: list[np.ndarray],
+                     numbers: list[int]) -> str:
+        """Write rows ``start`` .. ``start + size`` of the modality's file (rows ``given`` hold ``values``, data
+        rows ``numbers``; the others zeros); returns their SHA-256."""
+        layout = self.layout["modalities"][modality]
+        codes = self._codes(modality) if layout.get("scale") else None
+        block = np.zeros((size, *layout["shape"]), dtype=np.dtype(layout["dtype"]))  # (size, ...) as stored
+        for i, value, number in zip(given, values, numbers, strict=True):
+            stored = value if codes is None else codes.encode(value)
+            if stored is None:
+                raise InexactCodes(modality, number)
+            block[i] = stored
+        path = self.folder / f"{modality}.npy"
+        offset = data_offset(path) + start * row_bytes(layout)
+        with path.open("r+b") as handle:
+            handle.seek(offset)
+            handle.write(block)  # (the array's own buffer: no copy)
+            handle.flush()
+            # No fsync per shard (the files are synced once, when the store is complete), but the block's write-back
+            # starts now, while later shards decode (Linux writes dirty pages back without waiting on this advice),
+            # so that final sync does not wait for the whole store's bytes. (macOS has no posix_fadvise.)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(handle.fileno(), offset, block.nbytes, os.POSIX_FADV_DONTNEED)
+        return hashlib.sha256(block).hexdigest()

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from scipy.io import wavfile
-from scipy.signal import resample_poly
 
 
 def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
@@ -73,6 +72,16 @@ def decode_image(value: Any, base: Path, size: int, grayscale: bool) -> np.ndarr
     return array[None] if grayscale else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
+def mono_float(wave: np.ndarray) -> np.ndarray:
+    """A wav file's samples, (L,) or (L, channels) -> (L,) float32 mono: integer PCM scaled to [-1, 1] before its
+    channels are averaged (8-bit PCM is unsigned, centred on 128)."""
+    if wave.dtype == np.uint8:
+        wave = (wave.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(wave.dtype, np.integer):
+        wave = wave.astype(np.float32) / float(np.iinfo(wave.dtype).max)
+    return wave.mean(axis=1, dtype=np.float32) if wave.ndim == 2 else wave.astype(np.float32, copy=False)
+
+
 def decode_audio(value: Any, base: Path, sample_rate: int, samples: int) -> np.ndarray:
     """wav path -> (samples,) float32 mono at ``sample_rate`` (resampled, centre-padded or cropped)."""
     path = _file(value, base)
@@ -82,11 +91,10 @@ def decode_audio(value: Any, base: Path, sample_rate: int, samples: int) -> np.n
         raise BadCell(f"cannot decode wav {path}: {error}") from None
     if wave.size == 0:
         raise BadCell(f"empty audio: {path}")
-    if wave.ndim == 2:
-        wave = wave.mean(axis=1)
-    if np.issubdtype(wave.dtype, np.integer):
-        wave = wave.astype(np.float32) / float(np.iinfo(wave.dtype).max)
+    wave = mono_float(wave)
     if rate != sample_rate:
+        from scipy.signal import resample_poly  # (scipy.signal takes ~0.6 s to import: only where needed)
+
         ratio = Fraction(sample_rate, rate).limit_denominator(1000)
         wave = resample_poly(wave, ratio.numerator, ratio.denominator)
     return fit_length(wave.astype(np.float32), samples)
