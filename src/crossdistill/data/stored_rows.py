@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossdistill.data.store_codes import decode_codes
-
 
 @dataclass(frozen=True)
 class Rows:
@@ -54,9 +52,13 @@ class Rows:
         for p in np.unique(part):
             where = np.flatnonzero(part == p)
             order = np.argsort(local[where], kind="stable")
-            stored = self.parts[p][local[where[order]]]
+            out[where[order]] = self.parts[p][local[where[order]]]  # (integer codes become float32 exactly here)
             scale = self.scales[p]
-            out[where[order]] = stored if scale is None else decode_codes(stored, scale)
+            if scale is not None:  # (in place, as decode_codes computes it: no second float copy of the rows)
+                if where.size == len(out):
+                    out /= np.float32(scale)
+                else:
+                    out[where] /= np.float32(scale)
         return out
 
 
@@ -66,12 +68,15 @@ def chunks_of(rows: np.ndarray, row_bytes: int, budget: int = 256 << 20) -> list
     return [rows[i : i + size] for i in range(0, len(rows), size)] or [rows]
 
 
+MOMENTS_CHUNK_BYTES = 64 << 20  # of rows read at a time: their float64 temporaries take twice that again
+
+
 def moments(values: np.ndarray | Rows, rows: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """float64 mean and std of ``values[rows]`` over ``axes`` (kept), read in chunks of bounded size: one chunk
     is numpy's own mean and std; several are combined exactly in float64 (Chan, Golub and LeVeque, 1979)."""
     read = values.read if isinstance(values, Rows) else values.__getitem__
     row_bytes = int(np.prod(values.shape[1:], dtype=np.int64)) * values.dtype.itemsize
-    chunks = chunks_of(rows, row_bytes)
+    chunks = chunks_of(rows, row_bytes, MOMENTS_CHUNK_BYTES)
     if len(chunks) == 1:
         fitted = read(rows)
         return (fitted.mean(axis=axes, keepdims=True, dtype=np.float64),
