@@ -13,8 +13,9 @@ size and time) and is:
 - atomic: it is built in ``<name>.building`` and renamed to ``<name>`` when complete, so a half-built store is
   never read;
 - resumable: a build that stops (killed, disk full) continues from its recorded shards (a power cut may lose
-  recent shards' bytes before they reach the disk: the files are synced once, when the store is complete, since
-  a sync per shard halved the build's speed; ``full_check`` finds such shards);
+  recent shards' bytes before they reach the disk: a worker does not sync the shard it wrote, since that halved
+  the build's speed; the building process syncs the files as shards complete and when the store is; ``full_check``
+  finds such shards);
 - checked: opening compares each file's size with what the rows need (no pass over the data); ``full_check``
   re-hashes every shard. A truncated or altered shard is named in the log and decoded again, nothing else is.
 Another format version's store is rebuilt (said in the log). Processes opening one store wait for its builder;
@@ -195,7 +196,9 @@ class _Builder:
 
     def _run(self, write: partial, jobs: list[tuple[int, int, list[dict[str, Any]]]]) -> Iterator[int]:
         """Each job's row count as it is written: here, or in worker processes (started fresh, nothing of this
-        process's threads inherited) with a few shards in flight, each writing its own shard."""
+        process's threads inherited) with a few shards in flight, each writing its own shard. This process, idle
+        meanwhile, syncs the files as shards complete: their write-back runs beside the decoding, no worker waits
+        for it, and the sync that completes the store finds little left to write."""
         if self.workers == 0:
             for job in jobs:
                 yield write(*job)
@@ -207,11 +210,19 @@ class _Builder:
                     pending.append(pool.submit(write, *job))
                     if len(pending) >= 2 * self.workers:
                         yield pending.popleft().result()
+                        self._sync_files()
                 while pending:
                     yield pending.popleft().result()
+                    self._sync_files()
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # (the shards not started are not written)
                 raise
+
+    def _sync_files(self) -> None:
+        """Every modality file's bytes to the disk."""
+        for path in self.folder.glob("*.npy"):
+            with path.open("rb+") as handle:
+                os.fsync(handle.fileno())
 
     def store_plain(self, modality: str, row: int) -> None:
         """Hold ``modality`` as float32 from now on (data row ``row`` is not exact in its integer codes): its file
@@ -264,7 +275,5 @@ class _Builder:
                     record["digests"][modality] = hashlib.sha256(zeros).hexdigest()
         meta["ok"] = pack_bits(np.concatenate(ok) if ok else np.zeros(0, bool))
         meta["present"] = {m: pack_bits(np.concatenate(p) if p else np.zeros(0, bool)) for m, p in present.items()}
-        for modality in self.layout["modalities"]:  # on disk before the store is declared complete
-            with (self.folder / f"{modality}.npy").open("rb+") as handle:
-                os.fsync(handle.fileno())
+        self._sync_files()  # (every byte on disk before the store is declared complete)
         write_text_atomic(self.folder / "store.json", json.dumps(meta))

@@ -145,14 +145,7 @@ class _ShardWriter:
                 raise InexactCodes(modality, number)
             block[i] = stored
         path = self.folder / f"{modality}.npy"
-        offset = data_offset(path) + start * row_bytes(layout)
-        with path.open("r+b") as handle:
-            handle.seek(offset)
+        with path.open("r+b") as handle:  # (not synced here: see _Builder._run)
+            handle.seek(data_offset(path) + start * row_bytes(layout))
             handle.write(block)  # (the array's own buffer: no copy)
-            handle.flush()
-            # No fsync per shard (the files are synced once, when the store is complete), but the block's write-back
-            # starts now, while later shards decode (Linux writes dirty pages back without waiting on this advice),
-            # so that final sync does not wait for the whole store's bytes. (macOS has no posix_fadvise.)
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(handle.fileno(), offset, block.nbytes, os.POSIX_FADV_DONTNEED)
         return hashlib.sha256(block).hexdigest()
