@@ -305,3 +305,15 @@ def test_a_build_worker_decodes_without_importing_pytorch():
              "print(sorted(m for m in ('torch', 'scipy.signal') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_rows_of_coded_and_plain_parts_read_as_their_values(tmp_path):
+    """Rows over two stores (supervision transfer's pairs and labelled table), one held as codes, one as float32,
+    read in any order: each row is the value it stands for."""
+    pixels = np.random.default_rng(0).integers(0, 256, size=(6, 2, 3), dtype=np.uint8)
+    plain = np.random.default_rng(1).random((4, 2, 3), dtype=np.float32)
+    rows = Rows.of(pixels, np.arange(6), 255.0).concat(Rows.of(plain, np.arange(4)))
+    expected = np.concatenate([pixels.astype(np.float32) / np.float32(255.0), plain])
+    order = np.array([7, 0, 9, 3, 5, 1])
+    assert rows.read(order).tobytes() == expected[order].tobytes()
+    assert rows.take(np.arange(6)).read().tobytes() == expected[:6].tobytes()  # (one part: scaled in place)

@@ -54,6 +54,7 @@ def file_stamp(path: Path) -> str:
 
 
 def stamp_of(stat: os.stat_result) -> str:
+    """``file_stamp`` from a stat result already taken (one stat a file where many are stamped)."""
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 

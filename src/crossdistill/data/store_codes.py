@@ -39,8 +39,16 @@ class Codes:
 
 
 def decode_codes(codes: np.ndarray, scale: float) -> np.ndarray:
-    """Stored codes -> the float32 values they stand for (the decoder's own arithmetic: float32 ``k / scale``)."""
-    return codes.astype(np.float32) / np.float32(scale)
+    """Stored codes -> the float32 values they stand for."""
+    values = codes.astype(np.float32)
+    scale_codes(values, scale)
+    return values
+
+
+def scale_codes(values: np.ndarray, scale: float) -> None:
+    """Codes already cast to float32 -> the values they stand for, in place (no second copy of a batch): the
+    decoder's own arithmetic, float32 ``k / scale``."""
+    np.divide(values, np.float32(scale), out=values)
 
 
 IMAGE_CODES = Codes("|u1", 255.0)  # decode_image: 8-bit pixels / 255

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crossdistill.data.store_codes import scale_codes
+
 
 @dataclass(frozen=True)
 class Rows:
@@ -54,11 +56,12 @@ class Rows:
             order = np.argsort(local[where], kind="stable")
             out[where[order]] = self.parts[p][local[where[order]]]  # (integer codes become float32 exactly here)
             scale = self.scales[p]
-            if scale is not None:  # (in place, as decode_codes computes it: no second float copy of the rows)
-                if where.size == len(out):
-                    out /= np.float32(scale)
-                else:
-                    out[where] /= np.float32(scale)
+            if scale is not None and where.size == len(out):
+                scale_codes(out, scale)
+            elif scale is not None:  # (rows of several parts: this part's rows only)
+                values = out[where]
+                scale_codes(values, scale)
+                out[where] = values
         return out
 
 
