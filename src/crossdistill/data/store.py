@@ -7,9 +7,10 @@ size and time) and is:
 - compact: images and 16-bit audio are held as their exact integer codes (``store_codes``: uint8, int16), which
   read back bit for bit as the decoder's float32 values;
 - written in shards of ``SHARD_ROWS`` rows, never a whole split in memory; each shard is decoded and written by
-  one process (``workers`` of them in parallel, so that the building process is no funnel) with plain file writes
-  (a full disk is an error, not a crash) and recorded, with a SHA-256 per modality, in ``shards/<i>.json`` once
-  on disk;
+  one process (``workers`` of them in parallel, so that the building process is no funnel) with file writes,
+  straight to the disk where a shard fills whole pages (``store_io``: no page-cache copy, no two workers taking
+  turns at a file's lock; a full disk is an error, not a crash) and recorded, with a SHA-256 per modality, in
+  ``shards/<i>.json`` once on disk;
 - atomic: it is built in ``<name>.building`` and renamed to ``<name>`` when complete, so a half-built store is
   never read;
 - resumable: a build that stops (killed, disk full) continues from its recorded shards (a power cut may lose
@@ -30,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,6 +57,7 @@ from crossdistill.data.store_files import (
     row_bytes,
     unpack_bits,
 )
+from crossdistill.data.store_io import new_rows_file
 from crossdistill.data.store_writer import DecodeRows, InexactCodes, locked, shard_record, write_shard
 from crossdistill.data.table import ManifestError
 from crossdistill.distributed import barrier, gather_strings, rank, world_size
@@ -93,9 +96,19 @@ def open_store(folder: Path, rows: list[dict[str, Any]], modalities: dict[str, M
                     shard_record(building, shard).unlink(missing_ok=True)
         elif folder.exists():
             shutil.rmtree(folder)  # (not a store: nothing this version wrote)
-        _Builder(building, rows, modalities, what, decode, workers).build()
+        started = time.perf_counter()
+        builder = _Builder(building, rows, modalities, what, decode, workers)
+        builder.build()
         building.rename(folder)
+        _log_built(what, len(rows), builder.workers, time.perf_counter() - started)
         return DecodedStore(folder, json.loads((folder / "store.json").read_text()))
+
+
+def _log_built(what: str, rows: int, workers: int, seconds: float) -> None:
+    """The build's own time (starting the workers, decoding, writing, syncing; not the fingerprint or the table
+    read before it), so that a user sees what the store cost and what ``data.workers`` bought."""
+    log.info("%s: decoded store of %d rows built in %.2f s (%s worker processes)", what, rows, seconds,
+             workers or "no")
 
 
 def _build_together(folder: Path, building: Path, builder: _Builder) -> None:
@@ -104,6 +117,7 @@ def _build_together(folder: Path, building: Path, builder: _Builder) -> None:
     if rank() == 0 and folder.exists():
         shutil.rmtree(folder)  # (a folder without store.json: not a store)
     barrier()
+    started = time.perf_counter()
     while True:
         problem, lost = "", ""
         try:
@@ -123,6 +137,8 @@ def _build_together(folder: Path, building: Path, builder: _Builder) -> None:
         try:
             builder.finish()
             building.rename(folder)
+            _log_built(f"{builder.what} ({world_size()} ranks)", len(builder.rows), builder.workers,
+                       time.perf_counter() - started)
         except ManifestError as error:
             problem = str(error)
     _raise_any(gather_strings(problem))
@@ -158,8 +174,7 @@ class _Builder:
         for modality, layout in self.layout["modalities"].items():
             path = self.folder / f"{modality}.npy"
             if not path.is_file():
-                np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(layout["dtype"]),
-                                          shape=(len(self.rows), *layout["shape"]))
+                new_rows_file(path, np.dtype(layout["dtype"]), (len(self.rows), *layout["shape"]))
             else:
                 os.truncate(path, data_offset(path) + len(self.rows) * row_bytes(layout))
 
@@ -203,20 +218,21 @@ class _Builder:
             for job in jobs:
                 yield write(*job)
             return
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn")) as pool:
-            pending: deque[Future] = deque()
-            try:
-                for job in jobs:
-                    pending.append(pool.submit(write, *job))
-                    if len(pending) >= 2 * self.workers:
-                        yield pending.popleft().result()
-                        self._sync_files()
-                while pending:
+        pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+        pending: deque[Future] = deque()
+        try:
+            for job in jobs:
+                pending.append(pool.submit(write, *job))
+                if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()
                     self._sync_files()
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # (the shards not started are not written)
-                raise
+            while pending:
+                yield pending.popleft().result()
+                self._sync_files()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # (the shards not started are not written)
+            raise
+        pool.shutdown(wait=False)  # (every shard is written: the workers' exit is not waited for)
 
     def _sync_files(self) -> None:
         """Every modality file's bytes to the disk."""

@@ -1,7 +1,7 @@
 """Writing one shard of a decoded store, wherever it runs (the building process or a worker process): its rows
 decoded, each modality's block (its values, or their exact integer codes: ``store_codes``) filled in place and
-written at its place in the modality's file with plain file writes, and its record (which rows decoded, which
-have each modality, the problems, a SHA-256 per block) written last."""
+written at its place in the modality's file (straight to the disk where aligned: ``store_io``), and its record
+(which rows decoded, which have each modality, the problems, a SHA-256 per block) written last."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from crossdistill.data.columns import COLUMN_KINDS
 from crossdistill.data.manifest_options import ModalityColumns
 from crossdistill.data.store_codes import Codes
 from crossdistill.data.store_files import StoreError, data_offset, pack_bits, row_bytes
+from crossdistill.data.store_io import aligned_zeros, new_rows_file, write_rows
 from crossdistill.data.table import ManifestError
 
 Decoded = tuple[dict[str, Any] | None, str | None]  # a row's decoded cells, or the problem with it
@@ -114,7 +115,7 @@ class _ShardWriter:
                                 f"{self.what}: the decoded store of modality {modality!r}")
         if problem:
             raise StoreError(f"{problem}: free space or point $CROSSDISTILL_CACHE at a larger disk")
-        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(self.total, *sample.shape))
+        new_rows_file(path, dtype, (self.total, *sample.shape))
         try:
             with path.open("r+b") as handle:
                 os.posix_fallocate(handle.fileno(), 0, path.stat().st_size)  # (a full disk fails here)
@@ -138,14 +139,12 @@ class _ShardWriter:
         rows ``numbers``; the others zeros); returns their SHA-256."""
         layout = self.layout["modalities"][modality]
         codes = self._codes(modality) if layout.get("scale") else None
-        block = np.zeros((size, *layout["shape"]), dtype=np.dtype(layout["dtype"]))  # (size, ...) as stored
+        block = aligned_zeros((size, *layout["shape"]), np.dtype(layout["dtype"]))  # (size, ...) as stored
         for i, value, number in zip(given, values, numbers, strict=True):
             stored = value if codes is None else codes.encode(value)
             if stored is None:
                 raise InexactCodes(modality, number)
             block[i] = stored
         path = self.folder / f"{modality}.npy"
-        with path.open("r+b") as handle:  # (not synced here: see _Builder._run)
-            handle.seek(data_offset(path) + start * row_bytes(layout))
-            handle.write(block)  # (the array's own buffer: no copy)
+        write_rows(path, data_offset(path) + start * row_bytes(layout), block)  # (not synced here: _Builder._run)
         return hashlib.sha256(block).hexdigest()
