@@ -2,10 +2,12 @@
 
 Rows made by the benchmark itself (a 64x64 PNG, a 1 s 16 kHz wav and a short text per row, 10 classes; the image
 and the text carry the class, the audio a noisy tone of it), then for each N: the store's build time with 1 and 2
-decoding workers (timed around opening the data set in a process that has imported the package: fingerprinting
-every file, reading the table, starting the workers, decoding and writing the store are inside the time; 1- and
-2-worker builds alternate over ``--build-rounds`` rounds, and the ratio is the median of the rounds' ratios, since
-two builds of the same code differ by up to a third on this machine), and a whole ``crossdistill run``
+decoding workers, two ways: the store's own time as its log gives it (starting the workers, decoding, writing,
+syncing, finishing), and around opening the data set in a process that has imported the package (fingerprinting
+every file and reading the table as well). 1- and 2-worker builds alternate over ``--build-rounds`` rounds, and
+each ratio is the median of the rounds' ratios, since two builds of the same code differ by up to a third on this
+machine; a build's memory is sampled once a second (a sample's CPU would otherwise slow the 2-worker build, whose
+workers keep both cores busy, and not the 1-worker one). And a whole ``crossdistill run``
 (image+text teacher, audio student, one epoch each, one seed) with the decoded rows held in memory and read from
 the store, each in a child process whose peak anonymous memory (Pss_Anon of every process of the run, summed:
 forked workers' shared pages counted once) is sampled. With ``--cgroup-mb`` the store run is also made inside a
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,7 +73,8 @@ evaluate: {{latency_repeats: 1, modality_ablation: false}}
 # The store's build, timed inside a process that has imported the package (the import is no part of a build):
 # opening the data set as a run does (fingerprint of every file, reading the table, decoding, writing, checks).
 BUILD = """
-import json, sys, time
+import json, logging, sys, time
+logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # (the store's "built in" line)
 from crossdistill import config
 from crossdistill.data import open_dataset
 from crossdistill.plans import experiment_task
@@ -121,8 +125,9 @@ def _pss_anon(pid: int) -> int:
     return total
 
 
-def measured(command: list[str], env: dict[str, str], cgroup: Path | None = None) -> dict:
-    """Wall time, exit status and peak summed Pss_Anon of ``command`` and its children."""
+def measured(command: list[str], env: dict[str, str], cgroup: Path | None = None, every: float = 0.1) -> dict:
+    """Wall time, exit status and peak summed Pss_Anon of ``command`` and its children, sampled every ``every`` s
+    (a sample costs ~3 ms of CPU a process: the builds, which keep both cores busy, are sampled every second)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if cgroup is not None:
@@ -132,7 +137,7 @@ def measured(command: list[str], env: dict[str, str], cgroup: Path | None = None
     def sample() -> None:
         while process.poll() is None:
             peak[0] = max(peak[0], _pss_anon(process.pid))
-            time.sleep(0.1)
+            time.sleep(every)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -143,6 +148,9 @@ def measured(command: list[str], env: dict[str, str], cgroup: Path | None = None
     timed = [line.split()[1] for line in output.splitlines() if line.startswith("BUILD_SECONDS ")]
     if timed:
         result["build_seconds"] = round(float(timed[0]), 2)
+    built = re.search(r"decoded store of \d+ rows built in ([0-9.]+) s", output)
+    if built:  # (the store's own time, as its log says: no fingerprint, no table read)
+        result["store_seconds"] = float(built.group(1))
     if process.returncode:
         result["output_tail"] = output[-1500:]
     return result
@@ -185,15 +193,19 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
             shutil.rmtree(work / cache, ignore_errors=True)  # (a cold cache: every build decodes every row)
             os.sync()  # (no build pays for the write-back of the one before it)
             builds[workers].append(measured([sys.executable, "-c", BUILD, str(config(workers, "false"))],
-                                            env_for(cache)))
+                                            env_for(cache), every=1.0))
     shutil.rmtree(work / f"cache-{count}-w1", ignore_errors=True)  # (only the other store is read below)
     result["store_mb"] = round(sum(f.stat().st_size for f in (work / f"cache-{count}-w2").rglob("*.npy")) / 2**20, 1)
-    paired = [one["build_seconds"] / two["build_seconds"] for one, two in zip(builds[1], builds[2], strict=True)]
-    for workers, runs in builds.items():  # (the median build, with every round's time)
+    result["ratios"] = {}
+    for timed, name in (("build_seconds", "build"), ("store_seconds", "store_build")):
+        paired = [one[timed] / two[timed] for one, two in zip(builds[1], builds[2], strict=True)]
+        result["ratios"][f"{name}_1_over_2_workers"] = round(float(np.median(paired)), 2)
+        result["ratios"][f"{name}_1_over_2_workers_by_round"] = [round(r, 2) for r in paired]
+    for workers, runs in builds.items():  # (the median build, with every round's times)
         median_run = sorted(runs, key=lambda run: run["build_seconds"])[len(runs) // 2]
-        result[f"build_{workers}_workers"] = {**median_run, "rounds": [run["build_seconds"] for run in runs]}
-    result["ratios"] = {"build_1_over_2_workers": round(float(np.median(paired)), 2),
-                        "build_1_over_2_workers_by_round": [round(r, 2) for r in paired]}
+        result[f"build_{workers}_workers"] = {**median_run, "rounds": [run["build_seconds"] for run in runs],
+                                              "store_rounds": [run["store_seconds"] for run in runs],
+                                              "store_seconds": float(np.median([r["store_seconds"] for r in runs]))}
     if build_only:
         shutil.rmtree(path.parent)
         return result
@@ -226,24 +238,32 @@ def one_size(count: int, work: Path, cgroup_mb: int | None, build_only: bool = F
 
 def render_table(results: dict) -> str:
     """The markdown table docs/performance.md shows (checked against the results file by a test)."""
-    lines = ["| rows | decoded (the store on disk) | build, 1 worker | build, 2 workers (each round) | run, held in "
-             "memory | run, from the store | run from the store in a memory cgroup |", "|---|---|---|---|---|---|---|"]
+    lines = ["| rows | decoded (the store on disk) | store build, 1 → 2 workers (each round's ratio) | the same with "
+             "the fingerprint and table read | run, held in memory | run, from the store | run from the store in a "
+             "memory cgroup |", "|---|---|---|---|---|---|---|"]
     for size in results["sizes"]:
         held, capped = size["run_in_memory_true"], size.get("run_store_in_cgroup", {})
         stored = size.get("run_in_memory_false", capped)  # (--store-only with a cgroup: the capped run is it)
         cap = f"{capped.get('cgroup_mb', 0):,} MB"
         verdict = ("not run" if not capped else f"{cap}: finished, {capped['seconds']:.0f} s"
                    if capped["returncode"] == 0 else f"{cap}: killed (exit {capped['returncode']})")
-        builds = size["build_1_workers"]["build_seconds"], size["build_2_workers"]["build_seconds"]
-        ratio, rounds = size["ratios"].get("run_store_over_memory"), size["ratios"]["build_1_over_2_workers_by_round"]
+        ratio = size["ratios"].get("run_store_over_memory")
+        builds = [_builds(size, timed, name) for timed, name in (("store_seconds", "store_build"),
+                                                                 ("build_seconds", "build"))]
         lines.append(f"| {size['rows']:,} | {size['decoded_mb'] / 1024:.2f} GB ({size['store_mb'] / 1024:.2f} GB) "
-                     f"| {builds[0]:.1f} s | {builds[1]:.1f} s: **{size['ratios']['build_1_over_2_workers']:.2f}x** "
-                     f"({', '.join(f'{r:.2f}' for r in rounds)})"
+                     f"| {builds[0]} | {builds[1]}"
                      + (f" | {held['seconds']:.0f} s, {held['peak_pss_anon_mb']:,.0f} MB" if "seconds" in held
                         else f" | not run: {held['not_run']}")
                      + f" | {stored['seconds']:.0f} s, {stored['peak_pss_anon_mb']:,.0f} MB"
                      + (f" ({ratio:.2f}x the time)" if ratio is not None else "") + f" | {verdict} |")
     return "\n".join(lines)
+
+
+def _builds(size: dict, timed: str, name: str) -> str:
+    """'1-worker s → 2-worker s: **median ratio** (each round's)' (medians over the rounds)."""
+    one, two = size["build_1_workers"][timed], size["build_2_workers"][timed]
+    rounds = ", ".join(f"{r:.2f}" for r in size["ratios"][f"{name}_1_over_2_workers_by_round"])
+    return f"{one:.1f} s → {two:.1f} s: **{size['ratios'][f'{name}_1_over_2_workers']:.2f}x** ({rounds})"
 
 
 def plot(results: dict, path: Path) -> None:
