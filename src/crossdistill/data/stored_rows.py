@@ -3,6 +3,8 @@ a time (numpy only: the store's build workers import this without PyTorch)."""
 
 from __future__ import annotations
 
+import mmap
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +56,7 @@ class Rows:
         for p in np.unique(part):
             where = np.flatnonzero(part == p)
             order = np.argsort(local[where], kind="stable")
-            out[where[order]] = self.parts[p][local[where[order]]]  # (integer codes become float32 exactly here)
+            out[where[order]] = read_rows(self.parts[p], local[where[order]])  # (codes become float32 exactly)
             scale = self.scales[p]
             if scale is not None and where.size == len(out):
                 scale_codes(out, scale)
@@ -63,6 +65,33 @@ class Rows:
                 scale_codes(values, scale)
                 out[where] = values
         return out
+
+
+def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` (``rows`` increasing). From a whole ``.npy`` memory map, the rows' bytes are read from its
+    file with one ``pread`` per run of consecutive rows and the kernel's readahead off, not by faulting the map
+    in: a fault reads up to 128 KB around a row, so random batches from a store larger than memory read several
+    times their bytes and push out the rows cached for the next (measured in docs/performance.md)."""
+    if not (isinstance(array.base, mmap.mmap) and isinstance(array, np.memmap) and array.flags.c_contiguous
+            and len(rows) and hasattr(os, "preadv")):
+        return array[rows]  # (in memory, a view of a map, or not Linux: numpy reads it)
+    out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
+    size, into = out[0].nbytes, memoryview(out).cast("B")
+    cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+    handle = os.open(array.filename, os.O_RDONLY)
+    try:
+        os.posix_fadvise(handle, 0, 0, os.POSIX_FADV_RANDOM)
+        for first, stop in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
+            start, end = int(first) * size, int(stop) * size
+            at = array.offset + int(rows[first]) * size
+            while start < end:  # (a read may return less than asked)
+                got = os.preadv(handle, [into[start:end]], at)
+                if got == 0:
+                    raise OSError(f"{array.filename}: the file ends before row {int(rows[stop - 1])}")
+                start, at = start + got, at + got
+    finally:
+        os.close(handle)
+    return out
 
 
 def chunks_of(rows: np.ndarray, row_bytes: int, budget: int = 256 << 20) -> list[np.ndarray]:
