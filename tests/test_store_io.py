@@ -87,3 +87,30 @@ def test_aligned_zeros_start_on_a_page():
         block = aligned_zeros(shape, np.dtype(np.float32))
         assert block.ctypes.data % ALIGN == 0 and block.shape == shape and not block.any()
         assert block.flags.c_contiguous and block.flags.writeable
+
+
+def test_rows_read_from_a_store_file_are_those_of_its_memory_map(tmp_path, monkeypatch):
+    """read_rows reads a whole map's rows from its file (runs of consecutive rows in one read each), gives what
+    numpy's indexing gives, and leaves in-memory arrays and views of a map to numpy."""
+    from crossdistill.data import stored_rows
+    from crossdistill.data.stored_rows import read_rows
+
+    values = np.random.default_rng(1).integers(-2**15, 2**15, size=(300, 7, 5), dtype=np.int16)
+    path = tmp_path / "rows.npy"
+    new_rows_file(path, np.dtype(np.int16), values.shape)
+    np.load(path, mmap_mode="r+")[:] = values
+    mapped = np.load(path, mmap_mode="r")
+    reads: list[int] = []
+    real = stored_rows.os.preadv
+    monkeypatch.setattr(stored_rows.os, "preadv", lambda *a: reads.append(1) or real(*a))
+    rows = np.array([0, 1, 2, 3, 10, 11, 150, 298, 299])
+    assert np.array_equal(read_rows(mapped, rows), values[rows]) and len(reads) == 4  # (4 runs)
+    every = np.arange(300)
+    assert np.array_equal(read_rows(mapped, every), values) and len(reads) == 5
+    reads.clear()
+    assert np.array_equal(read_rows(mapped[100:], np.array([0, 5])), values[[100, 105]]) and not reads  # (a view)
+    assert np.array_equal(read_rows(values, rows), values[rows]) and not reads
+    assert read_rows(mapped, np.array([], dtype=np.int64)).shape == (0, 7, 5)
+    os.truncate(path, data_offset(path) + 200 * 70)  # (rows 200-299 gone from the file, still in the map's shape)
+    with pytest.raises(OSError, match="rows.npy: the file ends before row 299"):
+        read_rows(mapped, np.array([5, 299]))
