@@ -100,3 +100,16 @@ def test_the_demo_side_by_side_ratio_is_rendered_from_its_results_file():
     result = json.loads(SIDE_JSON.read_text())
     assert result["stamp"]["commit"] and len(result["seconds"]["head"]) == result["rounds"]
     assert side_by_side_sentence(result) in DOC
+
+
+def test_the_store_io_numbers_are_those_of_their_results_file():
+    results = json.loads((REPO / "benchmarks" / "results" / "store_io.json").read_text())
+    assert results["stamp"]["commit"]
+    writes, reads, doc = results["writes"], results["cold_reads"], " ".join(DOC.split())
+    assert (f"take {writes['page_cache']['seconds']} s through the page cache "
+            f"({writes['page_cache']['kernel_cpu_seconds']} s of kernel CPU each) and {writes['direct']['seconds']} s "
+            f"directly ({writes['direct']['kernel_cpu_seconds']} s)") in doc
+    assert (f"the memory map read {reads['memmap']['disk_mb']:.0f} MB from disk in {reads['memmap']['seconds']} s, "
+            f"`pread` {reads['pread']['disk_mb']:.0f} MB in {reads['pread']['seconds']} s "
+            f"(the rows: {reads['rows_mb']} MB)") in doc
+    assert f"medians of {results['rounds']} rounds" in doc
