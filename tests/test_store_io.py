@@ -111,6 +111,10 @@ def test_rows_read_from_a_store_file_are_those_of_its_memory_map(tmp_path, monke
     assert np.array_equal(read_rows(mapped[100:], np.array([0, 5])), values[[100, 105]]) and not reads  # (a view)
     assert np.array_equal(read_rows(values, rows), values[rows]) and not reads
     assert read_rows(mapped, np.array([], dtype=np.int64)).shape == (0, 7, 5)
+    path.rename(tmp_path / "moved.npy")  # (another process repairing the store: the map keeps its file)
+    assert np.array_equal(read_rows(mapped, rows), values[rows]) and not reads
+    path = tmp_path / "moved.npy"
+    mapped = np.load(path, mmap_mode="r")
     os.truncate(path, data_offset(path) + 200 * 70)  # (rows 200-299 gone from the file, still in the map's shape)
-    with pytest.raises(OSError, match="rows.npy: the file ends before row 299"):
+    with pytest.raises(OSError, match="moved.npy: the file ends before row 299"):
         read_rows(mapped, np.array([5, 299]))

@@ -3,13 +3,13 @@ straight to the disk (``O_DIRECT``) wherever their place and length are aligned.
 
 Why straight to the disk: a buffered write copies each block into newly allocated page-cache pages and holds the
 file's lock while it does, so two workers writing one modality file take turns, and the pages are then written
-back and sit in memory. Measured on this project's build machine (2 processes, 10 blocks of 32 MB each, one
-file): buffered 1.3-1.7 s and ~1 s of kernel CPU per process, the two serialised; direct 0.4 s and 0.01 s, side
-by side (docs/performance.md). Where a block is not aligned (a last, shorter shard; rows of an odd byte size) or
-the file system refuses ``O_DIRECT``, the block is written through the page cache as before. A page is only ever
-written one way: a direct block covers whole pages that no other shard touches. Durability is unchanged: the
-building process syncs the files as shards complete (``crossdistill.data.store``), which also commits the
-metadata of the blocks written directly.
+back and sit in memory: ``benchmarks/store_io.py`` measures two processes writing 32 MB blocks to one file both
+ways (docs/performance.md has the numbers: several times faster directly, with almost no kernel CPU). Where a
+block is not aligned (a last, shorter shard; rows of an odd byte size) or the file system refuses ``O_DIRECT``,
+the block is written through the page cache as before. A page is only ever written one way: a direct block covers
+whole pages that no other shard touches. Durability is unchanged: the building process syncs the files as shards
+complete (``crossdistill.data.store``), which also commits the metadata of the blocks written directly. The
+build thus leaves the store on disk, not in the page cache: ``stored_rows.read_rows`` reads it back.
 """
 
 from __future__ import annotations

@@ -75,10 +75,13 @@ def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if not (isinstance(array.base, mmap.mmap) and isinstance(array, np.memmap) and array.flags.c_contiguous
             and len(rows) and hasattr(os, "preadv")):
         return array[rows]  # (in memory, a view of a map, or not Linux: numpy reads it)
+    try:
+        handle = os.open(array.filename, os.O_RDONLY)
+    except FileNotFoundError:  # (the store was moved or rebuilt by another process: the map still has its file)
+        return array[rows]
     out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
     size, into = out[0].nbytes, memoryview(out).cast("B")
     cuts = np.flatnonzero(np.diff(rows) != 1) + 1
-    handle = os.open(array.filename, os.O_RDONLY)
     try:
         os.posix_fadvise(handle, 0, 0, os.POSIX_FADV_RANDOM)
         for first, stop in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
