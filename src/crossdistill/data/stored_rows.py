@@ -83,7 +83,8 @@ def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     size, into = out[0].nbytes, memoryview(out).cast("B")
     cuts = np.flatnonzero(np.diff(rows) != 1) + 1
     try:
-        os.posix_fadvise(handle, 0, 0, os.POSIX_FADV_RANDOM)
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(handle, 0, 0, os.POSIX_FADV_RANDOM)
         for first, stop in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
             start, end = int(first) * size, int(stop) * size
             at = array.offset + int(rows[first]) * size
